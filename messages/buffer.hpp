@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+
+namespace stamen {
+
+/// Shared, immutable, 8-byte-aligned bytes. Copying a buffer copies a
+/// reference, never the bytes: an encoded message travels between actors as a
+/// buffer, and the arrays decoded from it are slices that keep it alive.
+class buffer {
+ public:
+  buffer() = default;
+
+  /// Allocates `size` zeroed bytes and returns them with a pointer for filling
+  /// them in before the buffer is shared. Large sizes come from fresh zero
+  /// pages, so the zeroing costs nothing.
+  static std::pair<buffer, std::byte*> allocate(size_t size);
+
+  /// A buffer holding a copy of `[data, data + size)`.
+  static buffer copy_of(const void* data, size_t size);
+
+  /// Adopts memory owned by `owner` (which must keep `[data, data + size)` alive).
+  buffer(std::shared_ptr<const void> owner, const std::byte* data, size_t size)
+      : owner_(std::move(owner)), data_(data), size_(size) {}
+
+  const std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  /// A view of `[offset, offset + size)` that shares ownership of this buffer.
+  buffer slice(size_t offset, size_t size) const { return buffer{owner_, data_ + offset, size}; }
+
+  /// How many owners share the underlying memory (for tests and diagnostics).
+  long use_count() const { return owner_.use_count(); }
+
+  /// Compares the bytes, not the identity.
+  friend bool operator==(const buffer& a, const buffer& b);
+  friend bool operator!=(const buffer& a, const buffer& b) { return !(a == b); }
+
+ private:
+  std::shared_ptr<const void> owner_;
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace stamen

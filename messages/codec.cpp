@@ -1,0 +1,542 @@
+#include "messages/codec.hpp"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <cstring>
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "message.capnp.h"  // generated; stays inside the codec
+
+namespace stamen {
+
+namespace schema = stamen_schema;
+
+namespace {
+
+// Cap'n Proto addresses at most 2^29 words in one segment.
+constexpr size_t max_segment_words = (size_t{1} << 29) - 1;
+// Cap'n Proto refuses more segments than this, we say so first and clearer.
+constexpr uint64_t max_segments = 512;
+
+size_t round8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+// --- size estimate ----------------------------------------------------------
+
+// An upper bound on the encoded size, so that the whole message fits the first
+// segment and arrays can be read back contiguous. Overshooting costs only
+// untouched virtual memory for large messages.
+struct estimator {
+  size_t chunk_size;
+  size_t n = 1024;
+
+  void text(const std::string& s) { n += round8(s.size() + 1) + 16; }
+
+  void config(const config_value& v) {
+    n += 64;
+    std::visit(
+        [&](auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            text(x);
+          } else if constexpr (std::is_same_v<T, bytes>) {
+            n += round8(x.size()) + 16;
+          } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            n += 8 * x.size() + 16;
+            for (auto& s : x) text(s);
+          } else if constexpr (std::is_same_v<T, std::vector<bytes>>) {
+            n += 8 * x.size() + 16;
+            for (auto& b : x) n += round8(b.size()) + 16;
+          } else if constexpr (std::is_same_v<T, std::vector<bool>>) {
+            n += round8((x.size() + 7) / 8) + 16;
+          } else if constexpr (!std::is_arithmetic_v<T>) {
+            n += 8 * x.size() + 16;
+          }
+        },
+        v);
+  }
+
+  void metric(const metric_value& v) {
+    n += 64;
+    if (auto* a = std::get_if<std::vector<int64_t>>(&v)) n += 8 * a->size() + 16;
+    if (auto* b = std::get_if<std::vector<double>>(&v)) n += 8 * b->size() + 16;
+  }
+
+  void arr(const array& a) {
+    size_t chunks = a.nbytes() == 0 ? 0 : (a.nbytes() + chunk_size - 1) / chunk_size;
+    n += 128 + 8 * a.shape().size() + 16 * chunks + round8(a.nbytes()) + 16;
+  }
+
+  void msg(const message& m) {
+    auto& md = m.meta();
+    text(md.message_id);
+    text(md.reply_to_message_id);
+    text(md.group_id);
+    text(md.message_type);
+    if (m.has_error()) {
+      text(m.error().reason);
+      return;
+    }
+    for (auto& [name, rec] : m.content()) {
+      n += 64;
+      text(name);
+      std::visit(
+          [&](auto& r) {
+            for (auto& [k, v] : r) {
+              n += 64;
+              text(k);
+              using R = std::decay_t<decltype(r)>;
+              if constexpr (std::is_same_v<R, array_record>)
+                arr(v);
+              else if constexpr (std::is_same_v<R, config_record>)
+                config(v);
+              else
+                metric(v);
+            }
+          },
+          rec);
+    }
+  }
+};
+
+// --- encoding ---------------------------------------------------------------
+
+// Builds into memory we own, so the encoded segment needs no copy afterwards.
+// (MallocMessageBuilder would zero caller-provided scratch when destroyed.)
+class scratch_builder final : public capnp::MessageBuilder {
+ public:
+  explicit scratch_builder(kj::ArrayPtr<capnp::word> first) : first_(first) {}
+
+  kj::ArrayPtr<capnp::word> allocateSegment(unsigned minimum_size) override {
+    if (!first_used_ && minimum_size <= first_.size()) {
+      first_used_ = true;
+      return first_;
+    }
+    first_used_ = true;
+    // Only reached when the estimate was short: the result is copied once.
+    size_t words = std::max<size_t>(minimum_size, 8192);
+    auto seg = kj::heapArray<capnp::word>(words);
+    std::memset(seg.begin(), 0, words * sizeof(capnp::word));
+    more_.push_back(std::move(seg));
+    return more_.back();
+  }
+
+ private:
+  kj::ArrayPtr<capnp::word> first_;
+  bool first_used_ = false;
+  std::vector<kj::Array<capnp::word>> more_;
+};
+
+capnp::Text::Reader text_of(const std::string& s) { return capnp::Text::Reader(s.data(), s.size()); }
+
+capnp::Data::Reader data_of(const bytes& b) { return capnp::Data::Reader(b.data(), b.size()); }
+
+void encode_array(const array& a, schema::Array::Builder out, size_t chunk_size) {
+  out.setDtype(static_cast<uint8_t>(a.type()));
+  auto shape = out.initShape(static_cast<unsigned>(a.shape().size()));
+  for (unsigned i = 0; i < a.shape().size(); ++i) shape.set(i, a.shape()[i]);
+  size_t total = a.nbytes();
+  out.setByteLength(total);
+  size_t count = total == 0 ? 0 : (total + chunk_size - 1) / chunk_size;
+  auto chunks = out.initChunks(static_cast<unsigned>(count));
+  for (size_t i = 0; i < count; ++i) {
+    size_t off = i * chunk_size;
+    size_t len = std::min(chunk_size, total - off);
+    auto blob = chunks.init(static_cast<unsigned>(i), static_cast<unsigned>(len));
+    std::memcpy(blob.begin(), a.data() + off, len);
+  }
+}
+
+void encode_config(const config_value& v, schema::ConfigRecord::Entry::Value::Builder out) {
+  std::visit(
+      [&](auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          out.setInt64(x);
+        } else if constexpr (std::is_same_v<T, double>) {
+          out.setFloat64(x);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out.setBool(x);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          out.setString(text_of(x));
+        } else if constexpr (std::is_same_v<T, bytes>) {
+          out.setBytes(data_of(x));
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          auto l = out.initInt64List(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, x[i]);
+        } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+          auto l = out.initFloat64List(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, x[i]);
+        } else if constexpr (std::is_same_v<T, std::vector<bool>>) {
+          auto l = out.initBoolList(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, x[i]);
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          auto l = out.initStringList(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, text_of(x[i]));
+        } else {
+          auto l = out.initBytesList(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, data_of(x[i]));
+        }
+      },
+      v);
+}
+
+void encode_metric(const metric_value& v, schema::MetricRecord::Entry::Value::Builder out) {
+  std::visit(
+      [&](auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          out.setInt64(x);
+        } else if constexpr (std::is_same_v<T, double>) {
+          out.setFloat64(x);
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          auto l = out.initInt64List(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, x[i]);
+        } else {
+          auto l = out.initFloat64List(static_cast<unsigned>(x.size()));
+          for (unsigned i = 0; i < x.size(); ++i) l.set(i, x[i]);
+        }
+      },
+      v);
+}
+
+void encode_message(const message& m, schema::Message::Builder out, size_t chunk_size) {
+  auto md = out.initMetadata();
+  auto& in = m.meta();
+  md.setRunId(in.run_id);
+  md.setMessageId(text_of(in.message_id));
+  md.setSrcNodeId(in.src_node_id);
+  md.setDstNodeId(in.dst_node_id);
+  md.setReplyToMessageId(text_of(in.reply_to_message_id));
+  md.setGroupId(text_of(in.group_id));
+  md.setCreatedAt(in.created_at);
+  md.setTtl(in.ttl);
+  md.setMessageType(text_of(in.message_type));
+  if (m.has_error()) {
+    auto e = out.initError();
+    e.setCode(m.error().code);
+    e.setReason(text_of(m.error().reason));
+    return;
+  }
+  auto& content = m.content();
+  auto entries = out.initContent().initEntries(static_cast<unsigned>(content.size()));
+  unsigned i = 0;
+  for (auto& [name, rec] : content) {
+    auto e = entries[i++];
+    e.setName(text_of(name));
+    if (auto* ar = std::get_if<array_record>(&rec)) {
+      auto xs = e.initArrays().initEntries(static_cast<unsigned>(ar->size()));
+      unsigned j = 0;
+      for (auto& [k, a] : *ar) {
+        xs[j].setName(text_of(k));
+        encode_array(a, xs[j++].initArray(), chunk_size);
+      }
+    } else if (auto* cr = std::get_if<config_record>(&rec)) {
+      auto xs = e.initConfigs().initEntries(static_cast<unsigned>(cr->size()));
+      unsigned j = 0;
+      for (auto& [k, v] : *cr) {
+        xs[j].setName(text_of(k));
+        encode_config(v, xs[j++].initValue());
+      }
+    } else {
+      auto& mr = std::get<metric_record>(rec);
+      auto xs = e.initMetrics().initEntries(static_cast<unsigned>(mr.size()));
+      unsigned j = 0;
+      for (auto& [k, v] : mr) {
+        xs[j].setName(text_of(k));
+        encode_metric(v, xs[j++].initValue());
+      }
+    }
+  }
+}
+
+// --- decoding ---------------------------------------------------------------
+
+// Cap'n Proto's list iterators are not standard iterators, so copy by hand.
+template <class T, class List>
+std::vector<T> to_vector(List in) {
+  std::vector<T> out;
+  out.reserve(in.size());
+  for (auto x : in) out.push_back(x);
+  return out;
+}
+
+// Decoding reports the first problem with the path to it, e.g.
+// "content['arrays']['fc1.weight']: float32 array of shape [120, 256] needs ...".
+struct decoder {
+  const buffer& buf;
+
+  std::string str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+  expected<array> arr(schema::Array::Reader in, const std::string& where) {
+    auto code = in.getDtype();
+    if (code >= dtype_count)
+      return fail(errc::shape_mismatch, where + ": unknown dtype code " + std::to_string(code));
+    auto type = static_cast<dtype>(code);
+    auto shape = to_vector<int64_t>(in.getShape());
+    auto chunks = in.getChunks();
+    uint64_t total = 0;
+    bool contiguous = true;
+    const capnp::byte* next = nullptr;
+    for (auto c : chunks) {
+      if (next != nullptr && c.begin() != next) contiguous = false;
+      next = c.end();
+      total += c.size();
+    }
+    if (total != in.getByteLength())
+      return fail(errc::shape_mismatch, where + ": chunks hold " + std::to_string(total) +
+                                            " bytes but byteLength says " +
+                                            std::to_string(in.getByteLength()));
+    buffer bytes;
+    if (chunks.size() == 0) {
+      bytes = buffer{};
+    } else if (contiguous) {
+      auto* first = reinterpret_cast<const std::byte*>(chunks[0].begin());
+      bytes = buf.slice(static_cast<size_t>(first - buf.data()), total);
+    } else {
+      // Only a message built in several segments gets here (never one of ours).
+      auto [copy, out] = buffer::allocate(total);
+      for (auto c : chunks) {
+        std::memcpy(out, c.begin(), c.size());
+        out += c.size();
+      }
+      bytes = std::move(copy);
+    }
+    auto result = array::make(type, std::move(shape), std::move(bytes));
+    if (!result) return fail(result.error().code, where + ": " + result.error().what);
+    return result;
+  }
+
+  expected<config_value> config(schema::ConfigRecord::Entry::Value::Reader v,
+                                const std::string& where) {
+    using V = schema::ConfigRecord::Entry::Value;
+    switch (v.which()) {
+      case V::INT64: return config_value{v.getInt64()};
+      case V::FLOAT64: return config_value{v.getFloat64()};
+      case V::BOOL: return config_value{v.getBool()};
+      case V::STRING: return config_value{str(v.getString())};
+      case V::BYTES: {
+        auto d = v.getBytes();
+        return config_value{bytes(d.begin(), d.end())};
+      }
+      case V::INT64_LIST: return config_value{to_vector<int64_t>(v.getInt64List())};
+      case V::FLOAT64_LIST: return config_value{to_vector<double>(v.getFloat64List())};
+      case V::BOOL_LIST: return config_value{to_vector<bool>(v.getBoolList())};
+      case V::STRING_LIST: {
+        std::vector<std::string> out;
+        for (auto t : v.getStringList()) out.push_back(str(t));
+        return config_value{std::move(out)};
+      }
+      case V::BYTES_LIST: {
+        std::vector<bytes> out;
+        for (auto d : v.getBytesList()) out.emplace_back(d.begin(), d.end());
+        return config_value{std::move(out)};
+      }
+    }
+    return fail(errc::decode_failed, where + ": unknown config value kind " +
+                                         std::to_string(static_cast<int>(v.which())));
+  }
+
+  expected<metric_value> metric(schema::MetricRecord::Entry::Value::Reader v,
+                                const std::string& where) {
+    using V = schema::MetricRecord::Entry::Value;
+    switch (v.which()) {
+      case V::INT64: return metric_value{v.getInt64()};
+      case V::FLOAT64: return metric_value{v.getFloat64()};
+      case V::INT64_LIST: return metric_value{to_vector<int64_t>(v.getInt64List())};
+      case V::FLOAT64_LIST: return metric_value{to_vector<double>(v.getFloat64List())};
+    }
+    return fail(errc::decode_failed, where + ": unknown metric value kind " +
+                                         std::to_string(static_cast<int>(v.which())));
+  }
+
+  // Decodes the entries of one record; `convert` turns an entry into a value.
+  template <class Map, class Entries, class Convert>
+  expected<Map> entries(Entries in, const std::string& where, Convert convert) {
+    Map out;
+    out.reserve(in.size());
+    for (auto e : in) {
+      auto name = str(e.getName());
+      auto path = where + "['" + name + "']";
+      if (out.contains(name))
+        return fail(errc::invalid_message, path + ": duplicate key");
+      auto v = convert(e, path);
+      if (!v) return v.error();
+      out.insert_or_assign(std::move(name), std::move(*v));
+    }
+    return out;
+  }
+
+  expected<record_dict> content(schema::RecordDict::Reader in) {
+    using E = schema::RecordDict::Entry;
+    return entries<record_dict>(
+        in.getEntries(), "content", [&](E::Reader e, const std::string& path) -> expected<record> {
+          switch (e.which()) {
+            case E::ARRAYS: {
+              auto r = entries<array_record>(
+                  e.getArrays().getEntries(), path,
+                  [&](schema::ArrayRecord::Entry::Reader x, const std::string& p) {
+                    return arr(x.getArray(), p);
+                  });
+              if (!r) return r.error();
+              return record{std::move(*r)};
+            }
+            case E::CONFIGS: {
+              auto r = entries<config_record>(
+                  e.getConfigs().getEntries(), path,
+                  [&](schema::ConfigRecord::Entry::Reader x, const std::string& p) {
+                    return config(x.getValue(), p);
+                  });
+              if (!r) return r.error();
+              return record{std::move(*r)};
+            }
+            case E::METRICS: {
+              auto r = entries<metric_record>(
+                  e.getMetrics().getEntries(), path,
+                  [&](schema::MetricRecord::Entry::Reader x, const std::string& p) {
+                    return metric(x.getValue(), p);
+                  });
+              if (!r) return r.error();
+              return record{std::move(*r)};
+            }
+          }
+          return fail(errc::decode_failed, path + ": unknown record kind");
+        });
+  }
+
+  expected<message> msg(schema::Message::Reader in) {
+    auto md_in = in.getMetadata();
+    metadata md;
+    md.run_id = md_in.getRunId();
+    md.message_id = str(md_in.getMessageId());
+    md.src_node_id = md_in.getSrcNodeId();
+    md.dst_node_id = md_in.getDstNodeId();
+    md.reply_to_message_id = str(md_in.getReplyToMessageId());
+    md.group_id = str(md_in.getGroupId());
+    md.created_at = md_in.getCreatedAt();
+    md.ttl = md_in.getTtl();
+    md.message_type = str(md_in.getMessageType());
+    if (auto ok = validate_message_type(md.message_type); !ok)
+      return fail(ok.error().code, "metadata: " + ok.error().what);
+    bool has_content = in.hasContent();
+    bool has_error = in.hasError();
+    if (has_content && has_error)
+      return fail(errc::invalid_message, "message has both content and an error");
+    if (!has_content && !has_error)
+      return fail(errc::invalid_message, "message has neither content nor an error");
+    if (has_error) {
+      auto e = in.getError();
+      return message{std::move(md), message_error{e.getCode(), str(e.getReason())}};
+    }
+    auto c = content(in.getContent());
+    if (!c) return c.error();
+    return message{std::move(md), std::move(*c)};
+  }
+};
+
+uint32_t read_le32(const std::byte* p) {
+  uint32_t x;
+  std::memcpy(&x, p, 4);
+  return x;  // Cap'n Proto's framing is little-endian, as is every target we build for.
+}
+
+}  // namespace
+
+expected<buffer> encode(const message& msg, const codec_options& opts) {
+  if (opts.chunk_size == 0 || opts.chunk_size % 8 != 0 || opts.chunk_size > (size_t{1} << 29) - 8)
+    return fail(errc::invalid_argument, "codec chunk_size must be a positive multiple of 8 below "
+                                        "512 MiB, got " + std::to_string(opts.chunk_size));
+  estimator est{opts.chunk_size};
+  est.msg(msg);
+  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096) {
+    // The estimate overshoots by a little, never by a sixteenth.
+    return fail(errc::message_too_large,
+                "message of about " + std::to_string(est.n) +
+                    " bytes exceeds the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  }
+  size_t words = std::min(est.n / 8 + 1, max_segment_words);
+  // Layout: one word of segment table (count - 1 = 0, size), then the segment.
+  auto [out, raw] = buffer::allocate(8 + words * 8);
+  auto* seg = reinterpret_cast<capnp::word*>(raw + 8);
+  try {
+    scratch_builder builder(kj::arrayPtr(seg, words));
+    encode_message(msg, builder.initRoot<schema::Message>(), opts.chunk_size);
+    auto segments = builder.getSegmentsForOutput();
+    size_t total = 0;
+    if (segments.size() == 1 && segments[0].begin() == seg) {
+      uint32_t header[2] = {0, static_cast<uint32_t>(segments[0].size())};
+      std::memcpy(raw, header, 8);
+      total = 8 + segments[0].size() * 8;
+      // Small messages are copied to a snug buffer rather than pinning the slack.
+      if (total < (size_t{1} << 20) && total * 2 < out.size()) out = buffer::copy_of(raw, total);
+      else out = out.slice(0, total);
+    } else {
+      auto flat = capnp::messageToFlatArray(segments);
+      total = flat.size() * sizeof(capnp::word);
+      out = buffer::copy_of(flat.begin(), total);
+    }
+    if (total > opts.max_message_size)
+      return fail(errc::message_too_large,
+                  "encoded message of " + std::to_string(total) +
+                      " bytes exceeds the maximum message size of " +
+                      std::to_string(opts.max_message_size) + " bytes (codec_options)");
+    return out;
+  } catch (const kj::Exception& e) {
+    return fail(errc::invalid_message, std::string{"cannot encode message: "} +
+                                           e.getDescription().cStr());
+  }
+}
+
+expected<message> decode(const buffer& buf, const codec_options& opts) {
+  auto size = buf.size();
+  if (size > opts.max_message_size)
+    return fail(errc::message_too_large,
+                "message of " + std::to_string(size) + " bytes exceeds the maximum of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  if (size < 16 || size % 8 != 0)
+    return fail(errc::decode_failed, "message of " + std::to_string(size) +
+                                         " bytes is truncated or not made of 8-byte words");
+  if (reinterpret_cast<uintptr_t>(buf.data()) % alignof(capnp::word) != 0)
+    return decode(buffer::copy_of(buf.data(), size), opts);  // realign once
+  // Check the segment table ourselves: clearer errors, and no trust in a
+  // forged count before anything is allocated for it.
+  uint64_t segment_count = uint64_t{read_le32(buf.data())} + 1;
+  if (segment_count > max_segments)
+    return fail(errc::decode_failed, "segment table declares " + std::to_string(segment_count) +
+                                         " segments, more than the " +
+                                         std::to_string(max_segments) + " allowed");
+  uint64_t table_bytes = round8(4 * (segment_count + 1));
+  if (table_bytes > size)
+    return fail(errc::decode_failed, "truncated segment table");
+  uint64_t declared = table_bytes;
+  for (uint64_t i = 0; i < segment_count; ++i)
+    declared += uint64_t{read_le32(buf.data() + 4 * (i + 1))} * 8;
+  if (declared > opts.max_message_size)
+    return fail(errc::message_too_large,
+                "segment table declares " + std::to_string(declared) +
+                    " bytes, over the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  if (declared != size)
+    return fail(errc::decode_failed, "segment table declares " + std::to_string(declared) +
+                                         " bytes but the message has " + std::to_string(size) +
+                                         (declared > size ? " (truncated)" : " (trailing bytes)"));
+  try {
+    capnp::ReaderOptions ro;
+    // The limit counts words as they are read, and a few (list headers,
+    // pointers) are counted more than once; twice the message size still
+    // bounds the work a forged message can cause.
+    ro.traversalLimitInWords = opts.max_message_size / 8 * 2 + 1024;
+    ro.nestingLimit = opts.nesting_limit;
+    capnp::FlatArrayMessageReader reader(
+        kj::arrayPtr(reinterpret_cast<const capnp::word*>(buf.data()), size / 8), ro);
+    return decoder{buf}.msg(reader.getRoot<schema::Message>());
+  } catch (const kj::Exception& e) {
+    return fail(errc::decode_failed, e.getDescription().cStr());
+  }
+}
+
+}  // namespace stamen

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstddef>
+
+#include "messages/buffer.hpp"
+#include "messages/expected.hpp"
+#include "messages/message.hpp"
+
+namespace stamen {
+
+/// Limits of the codec. Both sides of a connection should agree on them.
+struct codec_options {
+  /// Largest encoded message accepted by encode and decode. Also sets Cap'n
+  /// Proto's traversal limit, which otherwise (64 MiB) rejects real models.
+  /// The default fits a 2 GiB model plus its metadata.
+  size_t max_message_size = (size_t{2} << 30) + (size_t{64} << 20);
+
+  /// Cap'n Proto's pointer nesting limit; the schema itself needs fewer than 8.
+  int nesting_limit = 64;
+
+  /// Arrays are split into Data blobs of this many bytes (a multiple of 8, at
+  /// most 2^29 - 8) because one Cap'n Proto blob holds less than 512 MiB.
+  size_t chunk_size = size_t{256} << 20;
+};
+
+/// Encodes `msg` into one flat, 8-byte-aligned buffer: a Cap'n Proto segment
+/// table followed by a single segment. Array bytes are copied exactly once.
+/// Fails when the result would exceed `opts.max_message_size` or `opts` is invalid.
+expected<buffer> encode(const message& msg, const codec_options& opts = {});
+
+/// Decodes a buffer made by `encode` (or a peer). Arrays are slices of `buf`
+/// and keep it alive; their bytes are not copied. Any malformed input yields a
+/// failure (decode_failed, message_too_large, shape_mismatch, invalid_message)
+/// saying what is wrong and where; it never throws or crashes.
+expected<message> decode(const buffer& buf, const codec_options& opts = {});
+
+}  // namespace stamen

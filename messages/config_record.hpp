@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "messages/ordered_map.hpp"
+
+namespace stamen {
+
+/// Raw bytes inside a ConfigRecord (distinct from text).
+using bytes = std::vector<uint8_t>;
+
+/// A ConfigRecord value: a scalar or a single-typed list of scalars.
+using config_value =
+    std::variant<int64_t, double, bool, std::string, bytes, std::vector<int64_t>,
+                 std::vector<double>, std::vector<bool>, std::vector<std::string>,
+                 std::vector<bytes>>;
+
+/// Flower's ConfigRecord: named configuration values in insertion order.
+using config_record = ordered_map<config_value>;
+
+/// Renders a value the way Flower prints it (strings quoted, lists in brackets).
+std::string to_string(const config_value& x);
+
+/// Renders a record as "{'lr': 0.01, 'epochs': 1}".
+std::string to_string(const config_record& x);
+
+}  // namespace stamen

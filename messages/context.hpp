@@ -1,0 +1,20 @@
+#pragma once
+
+#include <cstdint>
+
+#include "messages/config_record.hpp"
+#include "messages/record_dict.hpp"
+
+namespace stamen {
+
+/// Flower's Context: what a ClientApp (or ServerApp) knows about where it runs.
+/// `state` persists on the node across rounds and never leaves it.
+struct context {
+  uint64_t run_id = 0;
+  uint64_t node_id = 0;
+  config_record node_config;  ///< simulation sets partition-id and num-partitions
+  config_record run_config;   ///< the app's [app.config] after overrides
+  record_dict state;
+};
+
+}  // namespace stamen

@@ -1,0 +1,107 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "messages/expected.hpp"
+#include "messages/record_dict.hpp"
+
+namespace stamen {
+
+/// Flower's Error codes, carried by a reply that has no content.
+namespace error_code {
+constexpr int64_t unknown = 0;
+constexpr int64_t load_client_app = 1;
+constexpr int64_t client_app_raised = 2;
+constexpr int64_t message_unavailable = 3;
+constexpr int64_t reply_unavailable = 4;
+constexpr int64_t node_unavailable = 5;
+constexpr int64_t mod_failed_precondition = 6;
+constexpr int64_t client_app_crashed = 8;
+}  // namespace error_code
+
+/// Flower's Error: what a reply carries instead of content when the node failed.
+struct message_error {
+  int64_t code = error_code::unknown;
+  std::string reason;
+
+  friend bool operator==(const message_error& a, const message_error& b) {
+    return a.code == b.code && a.reason == b.reason;
+  }
+};
+
+/// Default time-to-live of an instruction, as in Flower (12 hours).
+constexpr double default_ttl_seconds = 43200.0;
+
+/// The node id that stands for the server side (Flower's SUPERLINK_NODE_ID).
+constexpr uint64_t server_node_id = 1;
+
+/// Flower's Metadata.
+struct metadata {
+  uint64_t run_id = 0;
+  std::string message_id;
+  uint64_t src_node_id = 0;
+  uint64_t dst_node_id = 0;
+  std::string reply_to_message_id;
+  std::string group_id;
+  double created_at = 0;  ///< seconds since the Unix epoch
+  double ttl = default_ttl_seconds;  ///< seconds
+  std::string message_type;
+
+  friend bool operator==(const metadata& a, const metadata& b);
+};
+
+/// Checks `train` | `evaluate` | `query`, optionally followed by `.action`
+/// where the action is a non-empty run of letters, digits, '_' or '-'.
+expected<void> validate_message_type(std::string_view type);
+
+/// The part of a message type before the dot ("train" for "train.custom").
+std::string_view message_category(std::string_view type);
+
+/// Seconds since the Unix epoch, as Flower's `created_at`.
+double now_seconds();
+
+/// Flower's Message: metadata and either content or an error, never both.
+class message {
+ public:
+  message() = default;
+  message(metadata meta, record_dict content) : meta_(std::move(meta)), body_(std::move(content)) {}
+  message(metadata meta, message_error err) : meta_(std::move(meta)), body_(std::move(err)) {}
+
+  const metadata& meta() const { return meta_; }
+  metadata& meta() { return meta_; }
+
+  bool has_content() const { return body_.index() == 0; }
+  bool has_error() const { return body_.index() == 1; }
+
+  /// Precondition: has_content().
+  const record_dict& content() const { return std::get<0>(body_); }
+  record_dict& content() { return std::get<0>(body_); }
+
+  /// Precondition: has_error().
+  const message_error& error() const { return std::get<1>(body_); }
+
+  friend bool operator==(const message& a, const message& b) {
+    return a.meta_ == b.meta_ && a.body_ == b.body_;
+  }
+
+ private:
+  metadata meta_;
+  std::variant<record_dict, message_error> body_;
+};
+
+/// Builds an instruction from the server to `dst_node_id`; fails on a bad message type.
+expected<message> make_instruction(record_dict content, std::string message_type,
+                                   uint64_t dst_node_id, std::string group_id = {},
+                                   double ttl = default_ttl_seconds, uint64_t run_id = 0);
+
+/// Builds the reply to `instruction`: source and destination swapped, same run,
+/// group and type, `reply_to_message_id` set, and what is left of the TTL.
+message make_reply(const message& instruction, record_dict content);
+
+/// Same as make_reply, carrying an error instead of content.
+message make_error_reply(const message& instruction, message_error err);
+
+}  // namespace stamen

@@ -1,0 +1,182 @@
+#include "messages/codec.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <numeric>
+#include <random>
+
+using namespace stamen;
+
+namespace {
+
+message sample_message() {
+  record_dict content;
+  array_record arrays;
+  arrays.insert_or_assign("w", array::from_values(dtype::float32, {2, 2},
+                                                  std::vector<float>{1.5f, -2.f, 0.f, 1e-30f}));
+  arrays.insert_or_assign("d", array::from_values(dtype::float64, {1}, std::vector<double>{3.25}));
+  arrays.insert_or_assign("i64", array::from_values(dtype::int64, {2},
+                                                    std::vector<int64_t>{-1, INT64_MAX}));
+  arrays.insert_or_assign("i32", array::from_values(dtype::int32, {1}, std::vector<int32_t>{-7}));
+  arrays.insert_or_assign("u8", array::from_values(dtype::uint8, {3}, std::vector<uint8_t>{0, 128, 255}));
+  arrays.insert_or_assign("b", array::from_values(dtype::bool_, {2}, std::vector<uint8_t>{1, 0}));
+  arrays.insert_or_assign("scalar", array::from_values(dtype::float32, {}, std::vector<float>{7}));
+  arrays.insert_or_assign("empty", array::from_values(dtype::float32, {0}, std::vector<float>{}));
+  content.insert_or_assign("arrays", arrays);
+  config_record cfg{{"int", int64_t{-3}},
+                    {"float", 0.125},
+                    {"bool", false},
+                    {"str", std::string{"héllo"}},
+                    {"bytes", bytes{0, 1, 2, 255}},
+                    {"ints", std::vector<int64_t>{1, 2, 3}},
+                    {"floats", std::vector<double>{0.5, -1}},
+                    {"bools", std::vector<bool>{true, false, true}},
+                    {"strs", std::vector<std::string>{"a", "", "c"}},
+                    {"bytess", std::vector<bytes>{{1}, {}}},
+                    {"empty-list", std::vector<int64_t>{}}};
+  content.insert_or_assign("config", cfg);
+  metric_record met{{"loss", 0.75}, {"n", int64_t{12}},
+                    {"hist", std::vector<int64_t>{1, 2}}, {"curve", std::vector<double>{0.1}}};
+  content.insert_or_assign("metrics", met);
+  content.insert_or_assign("empty-arrays", array_record{});
+  content.insert_or_assign("empty-config", config_record{});
+  content.insert_or_assign("empty-metrics", metric_record{});
+  auto msg = make_instruction(std::move(content), "train", 5, "g1", 100.0, 77);
+  msg->meta().message_id = "id-1";
+  return *msg;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(codec_suite)
+
+BOOST_AUTO_TEST_CASE(round_trip_every_value_type) {
+  auto in = sample_message();
+  auto bytes = encode(in);
+  BOOST_REQUIRE(bytes);
+  BOOST_TEST(bytes->size() % 8 == 0u);
+  auto out = decode(*bytes);
+  BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string{} : out.error().to_string()));
+  BOOST_TEST((*out == in));
+  // Order is preserved, not sorted.
+  std::vector<std::string> names;
+  for (auto& [k, v] : *out->content().arrays("arrays")) names.push_back(k);
+  BOOST_TEST(names == (std::vector<std::string>{"w", "d", "i64", "i32", "u8", "b", "scalar", "empty"}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(round_trip_error_and_empty_content) {
+  auto in = sample_message();
+  auto err = make_error_reply(in, {error_code::node_unavailable, "node 5 is gone"});
+  auto out = decode(*encode(err));
+  BOOST_REQUIRE(out);
+  BOOST_TEST((*out == err));
+  BOOST_TEST(out->error().reason == "node 5 is gone");
+
+  auto empty = make_reply(in, {});
+  auto out2 = decode(*encode(empty));
+  BOOST_REQUIRE(out2);
+  BOOST_TEST(out2->has_content());
+  BOOST_TEST(out2->content().empty());
+}
+
+BOOST_AUTO_TEST_CASE(decode_does_not_copy_array_bytes) {
+  auto in = sample_message();
+  auto buf = *encode(in);
+  auto out = decode(buf);
+  BOOST_REQUIRE(out);
+  auto& w = out->content().arrays("arrays")->get("w")->bytes();
+  BOOST_TEST((w.data() >= buf.data() && w.data() + w.size() <= buf.data() + buf.size()));
+  BOOST_TEST(reinterpret_cast<uintptr_t>(w.data()) % 8 == 0u);
+  // The array keeps the message bytes alive after the buffer handle is gone.
+  auto keep = w;
+  buf = buffer{};
+  out = decode(encode(in).value());
+  BOOST_TEST(keep.size() == 16u);
+}
+
+BOOST_AUTO_TEST_CASE(chunked_arrays_round_trip_byte_exact) {
+  codec_options opts;
+  opts.chunk_size = 64;  // exercise chunking on a small array
+  std::vector<float> values(1001);
+  std::iota(values.begin(), values.end(), -500.f);
+  record_dict content;
+  content.insert_or_assign(
+      "arrays", array_record{{"x", array::from_values(dtype::float32, {7, 11, 13}, values)}});
+  auto in = make_reply(sample_message(), content);
+  auto buf = encode(in, opts);
+  BOOST_REQUIRE(buf);
+  auto out = decode(*buf, opts);
+  BOOST_REQUIRE(out);
+  BOOST_TEST((*out == in));
+  // Chunks of one message are laid out back to back, so still no copy.
+  auto& x = out->content().arrays("arrays")->get("x")->bytes();
+  BOOST_TEST((x.data() >= buf->data() && x.data() < buf->data() + buf->size()));
+  opts.chunk_size = 12;
+  BOOST_TEST(!encode(in, opts));
+}
+
+BOOST_AUTO_TEST_CASE(size_limit_is_enforced_both_ways) {
+  codec_options small;
+  small.max_message_size = 4096;
+  record_dict content;
+  content.insert_or_assign(
+      "arrays", array_record{{"x", array::from_values(dtype::uint8, {8192}, std::vector<uint8_t>(8192))}});
+  auto in = make_reply(sample_message(), content);
+  auto enc = encode(in, small);
+  BOOST_REQUIRE(!enc);
+  BOOST_TEST(enc.error().code == errc::message_too_large);
+  auto big = encode(in);
+  BOOST_REQUIRE(big);
+  auto dec = decode(*big, small);
+  BOOST_REQUIRE(!dec);
+  BOOST_TEST(dec.error().code == errc::message_too_large);
+}
+
+#ifndef STAMEN_UNDER_SANITIZER
+namespace {
+
+size_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
+void big_round_trip(size_t n) {
+  auto [buf, out] = buffer::allocate(n);
+  for (size_t i = 0; i < n; i += 4093) out[i] = static_cast<std::byte>(i * 31);
+  out[n - 1] = std::byte{0x5a};
+  record_dict content;
+  content.insert_or_assign(
+      "arrays", array_record{{"big", *array::make(dtype::uint8, {static_cast<int64_t>(n)}, buf)}});
+  auto in = make_reply(sample_message(), std::move(content));
+  auto enc = encode(in);
+  BOOST_REQUIRE(enc);
+  auto dec = decode(*enc);
+  BOOST_REQUIRE_MESSAGE(dec.has_value(), (dec ? std::string{} : dec.error().to_string()));
+  auto& got = dec->content().arrays("arrays")->get("big")->bytes();
+  BOOST_TEST(got.size() == n);
+  BOOST_TEST((got == buf));
+  BOOST_TEST((got.data() >= enc->data() && got.data() < enc->data() + enc->size()));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(round_trip_100_mb) { big_round_trip(size_t{100} << 20); }
+
+BOOST_AUTO_TEST_CASE(round_trip_over_512_mib_chunked) {
+  size_t n = (size_t{600} << 20) + 13;
+  if (available_memory() < 4 * n) {
+    BOOST_TEST_MESSAGE("skipped: needs about 2.4 GB of free memory");
+    return;
+  }
+  big_round_trip(n);
+}
+#endif
+
+BOOST_AUTO_TEST_SUITE_END()
