@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#include <caf/deserializer.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/serializer.hpp>
+
+#include "messages/buffer.hpp"
+
+namespace stamen {
+
+/// An encoded message with the few fields needed to route it, so that the
+/// grid never decodes what it forwards. The bytes are shared, never copied,
+/// between actors of one process.
+struct envelope {
+  std::string message_id;  ///< this message's id
+  std::string reply_to;    ///< for a reply: the instruction's id
+  uint64_t node_id = 0;    ///< destination of an instruction, source of a reply
+  double deadline = 0;     ///< for an instruction: created_at + ttl (Unix seconds)
+  buffer bytes;
+};
+
+/// CAF 0.17 inspection: the bytes are written raw, as one block.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, envelope& x) {
+  if constexpr (std::is_base_of_v<caf::serializer, Inspector>) {
+    uint64_t n = x.bytes.size();
+    if (auto err = f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id,
+                     x.deadline, n))
+      return err;
+    return n == 0 ? caf::error{} : f.apply_raw(n, const_cast<std::byte*>(x.bytes.data()));
+  } else if constexpr (std::is_base_of_v<caf::deserializer, Inspector>) {
+    uint64_t n = 0;
+    if (auto err = f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id,
+                     x.deadline, n))
+      return err;
+    auto [buf, out] = buffer::allocate(static_cast<size_t>(n));
+    x.bytes = buf;
+    return n == 0 ? caf::error{} : f.apply_raw(n, out);
+  } else {
+    uint64_t n = x.bytes.size();
+    return f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id, n);
+  }
+}
+
+}  // namespace stamen

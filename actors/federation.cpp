@@ -1,0 +1,72 @@
+#include "actors/federation.hpp"
+
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include <thread>
+
+#include "actors/grid_actor.hpp"
+#include "actors/in_process_grid.hpp"
+#include "actors/supernode.hpp"
+#include "runtime/strategy.hpp"
+
+namespace stamen {
+
+actor_runtime::actor_runtime(size_t threads) {
+  register_types(cfg);
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  cfg.set("scheduler.max-threads", threads);
+  sys = std::make_unique<caf::actor_system>(cfg);
+}
+
+federation::federation(caf::actor_system& sys, federation_options opts)
+    : sys_(sys), opts_(std::move(opts)) {
+  pool_ = std::make_unique<compute_pool>(opts_.compute_threads, opts_.on_compute_thread_start);
+  grid_ = sys_.spawn(grid_behavior, opts_.codec, opts_.log);
+}
+
+federation::~federation() {
+  for (auto& [id, n] : nodes_) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(grid_, caf::exit_reason::user_shutdown);
+  // Jobs still queued on the pool are dropped with it; running ones finish.
+  pool_.reset();
+}
+
+supernode_actor federation::add_node(uint64_t node_id, std::shared_ptr<const client_app> app,
+                                     context ctx) {
+  supernode_config cfg;
+  cfg.node_id = node_id;
+  cfg.app = std::move(app);
+  cfg.ctx = std::move(ctx);
+  cfg.pool = pool_.get();
+  cfg.codec = opts_.codec;
+  auto node = sys_.spawn(supernode_behavior, std::move(cfg), grid_);
+  nodes_[node_id] = node;
+  return node;
+}
+
+void federation::kill_node(uint64_t node_id) {
+  auto i = nodes_.find(node_id);
+  if (i == nodes_.end()) return;
+  caf::anon_send_exit(i->second, caf::exit_reason::kill);
+  nodes_.erase(i);
+}
+
+size_t federation::wait_for_nodes(size_t n, double timeout_s) {
+  caf::scoped_actor self{sys_};
+  in_process_grid g{self.ptr(), grid_, 0, opts_.codec, opts_.log};
+  return g.wait_for_nodes(n, timeout_s);
+}
+
+expected<std::optional<strategy_result>> federation::run(const server_app& app, context ctx) {
+  caf::scoped_actor self{sys_};
+  in_process_grid g{self.ptr(), grid_, ctx.run_id, opts_.codec, opts_.log};
+  try {
+    app.run(g, ctx);
+  } catch (const std::exception& e) {
+    return fail(errc::runtime_error, std::string{"ServerApp failed: "} + e.what());
+  }
+  return g.result();
+}
+
+}  // namespace stamen

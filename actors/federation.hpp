@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "actors/compute_pool.hpp"
+#include "actors/interfaces.hpp"
+#include "messages/codec.hpp"
+#include "runtime/client_app.hpp"
+#include "runtime/server_app.hpp"
+#include "runtime/strategy_result.hpp"
+
+namespace stamen {
+
+/// A CAF config with Stamen's types registered and the scheduler capped at
+/// `threads` (0: one per core), so node actors cannot oversubscribe the cores.
+struct actor_runtime {
+  explicit actor_runtime(size_t threads = 0);
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+};
+
+struct federation_options {
+  /// Threads that run ClientApps (trainings at once); 0 runs them inline in
+  /// the node actors (for apps that do no real compute).
+  size_t compute_threads = 0;
+  /// Runs once on each compute thread (e.g. to cap torch's intra-op threads).
+  std::function<void()> on_compute_thread_start;
+  codec_options codec;
+  logger log;
+};
+
+/// A grid actor and its SuperNode actors in one actor system: what the
+/// simulation runs, and what tests drive directly.
+class federation {
+ public:
+  federation(caf::actor_system& sys, federation_options opts = {});
+  ~federation();
+
+  federation(const federation&) = delete;
+  federation& operator=(const federation&) = delete;
+
+  /// Spawns a SuperNode actor that registers with the grid under `node_id`.
+  supernode_actor add_node(uint64_t node_id, std::shared_ptr<const client_app> app,
+                           context ctx = {});
+
+  /// Kills a node's actor, as a crash would.
+  void kill_node(uint64_t node_id);
+
+  /// Blocks until the grid has `n` nodes (or the timeout passed); returns the count.
+  size_t wait_for_nodes(size_t n, double timeout_s = 10);
+
+  grid_actor grid_handle() const { return grid_; }
+
+  /// Runs the ServerApp's main on the calling thread, which becomes a blocking
+  /// actor talking to the grid. Exceptions from main end here as a failure.
+  /// Returns what its strategy reported, if anything.
+  expected<std::optional<strategy_result>> run(const server_app& app, context ctx);
+
+ private:
+  caf::actor_system& sys_;
+  federation_options opts_;
+  std::unique_ptr<compute_pool> pool_;
+  grid_actor grid_;
+  std::unordered_map<uint64_t, supernode_actor> nodes_;
+};
+
+}  // namespace stamen

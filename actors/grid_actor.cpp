@@ -1,0 +1,188 @@
+#include "actors/grid_actor.hpp"
+
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+namespace stamen {
+
+namespace {
+
+using self_ptr = grid_actor::stateful_pointer<grid_state>;
+
+// Sends a reply to where its instruction's replies go.
+void deliver(self_ptr self, envelope reply) {
+  auto& st = self->state;
+  auto i = st.owed.find(reply.reply_to);
+  if (i == st.owed.end()) {
+    st.log.debug("grid: dropped reply '" + reply.message_id + "' to unknown or expired message '" +
+                  reply.reply_to + "'");
+    return;
+  }
+  auto p = std::move(i->second);
+  st.owed.erase(i);
+  if (auto n = st.nodes.find(p.node_id); n != st.nodes.end()) n->second.owed.erase(reply.reply_to);
+  if (p.streamed)
+    self->send(p.stream, reply_atom::value, std::move(reply));
+  else
+    st.inbox.insert_or_assign(reply.reply_to, std::move(reply));
+}
+
+// Builds the error reply that stands for a reply a node will never send.
+envelope synthesize(self_ptr self, const std::string& message_id, const grid_state::pending& p,
+                    int64_t code, const std::string& reason) {
+  auto& st = self->state;
+  auto instruction = decode(p.instruction, st.codec);
+  message reply;
+  if (instruction) {
+    reply = make_error_reply(*instruction, {code, reason});
+  } else {
+    metadata md;
+    md.src_node_id = p.node_id;
+    md.dst_node_id = server_node_id;
+    md.reply_to_message_id = message_id;
+    md.message_type = "query";
+    reply = message{std::move(md), message_error{code, reason}};
+  }
+  reply.meta().message_id = "grid-" + std::to_string(++st.synthesized);
+  auto bytes = encode(reply, st.codec);
+  return envelope{reply.meta().message_id, message_id, p.node_id, 0, std::move(*bytes)};
+}
+
+void answer_waiters(self_ptr self) {
+  auto& st = self->state;
+  auto n = st.nodes.size();
+  auto& ws = st.waiters;
+  for (auto& w : ws)
+    if (w.n <= n) w.promise.deliver(static_cast<uint64_t>(n));
+  ws.erase(std::remove_if(ws.begin(), ws.end(), [n](auto& w) { return w.n <= n; }), ws.end());
+}
+
+// Answers the waiters whose timeout passed with the node count they got.
+void expire_waiters(self_ptr self) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  auto n = static_cast<uint64_t>(st.nodes.size());
+  auto& ws = st.waiters;
+  for (auto& w : ws)
+    if (w.deadline <= now) w.promise.deliver(n);
+  ws.erase(std::remove_if(ws.begin(), ws.end(), [now](auto& w) { return w.deadline <= now; }),
+           ws.end());
+}
+
+void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_stream_actor stream,
+                         bool streamed) {
+  auto& st = self->state;
+  for (auto& env : msgs) {
+    grid_state::pending p{env.node_id, env.deadline, env.bytes, stream, streamed};
+    auto n = st.nodes.find(env.node_id);
+    if (n == st.nodes.end()) {
+      // Unknown or departed node: answer at once for it.
+      auto reply = synthesize(self, env.message_id, p, error_code::node_unavailable,
+                              "node " + std::to_string(env.node_id) + " is not connected");
+      st.owed.emplace(env.message_id, std::move(p));
+      deliver(self, std::move(reply));
+      continue;
+    }
+    n->second.owed.insert(env.message_id);
+    st.owed.emplace(env.message_id, std::move(p));
+    self->send(n->second.handle, instruct_atom::value, std::move(env));
+  }
+}
+
+}  // namespace
+
+grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self, codec_options codec,
+                               logger log) {
+  self->state.codec = codec;
+  self->state.log = std::move(log);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto a = st.node_by_addr.find(dm.source);
+    if (a == st.node_by_addr.end()) return;
+    auto node_id = a->second;
+    st.node_by_addr.erase(a);
+    auto n = st.nodes.find(node_id);
+    if (n == st.nodes.end()) return;
+    auto owed = std::move(n->second.owed);
+    st.nodes.erase(n);
+    st.log.warn("grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
+                "), answering for " + std::to_string(owed.size()) + " instruction(s)");
+    for (auto& id : owed) {
+      auto p = st.owed.find(id);
+      if (p == st.owed.end()) continue;
+      deliver(self, synthesize(self, id, p->second, error_code::node_unavailable,
+                               "node " + std::to_string(node_id) + " became unavailable"));
+    }
+  });
+  return {
+    [self](register_atom, uint64_t node_id, supernode_actor node) -> bool {
+      auto& st = self->state;
+      if (node_id == 0 || node_id == server_node_id || st.nodes.count(node_id) > 0) {
+        st.log.warn("grid: refused node id " + std::to_string(node_id) + " (reserved or taken)");
+        return false;
+      }
+      self->monitor(node);
+      st.node_by_addr.emplace(node.address(), node_id);
+      st.nodes.emplace(node_id, grid_state::node_entry{node, {}});
+      answer_waiters(self);
+      return true;
+    },
+    [self](nodes_atom) {
+      std::vector<uint64_t> ids;
+      ids.reserve(self->state.nodes.size());
+      for (auto& [id, n] : self->state.nodes) ids.push_back(id);
+      return ids;
+    },
+    [self](wait_atom, uint64_t n, caf::timespan timeout) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      // An anonymous (wait, 0, 0) is the wake-up call of an earlier waiter.
+      expire_waiters(self);
+      if (st.nodes.size() >= n) return static_cast<uint64_t>(st.nodes.size());
+      auto promise = self->make_response_promise<uint64_t>();
+      st.waiters.push_back({n, std::chrono::steady_clock::now() + timeout, promise});
+      caf::delayed_anon_send(grid_actor{self}, timeout, wait_atom::value, uint64_t{0},
+                             caf::timespan{0});
+      return promise;
+    },
+    [self](push_atom, std::vector<envelope>& msgs) {
+      std::vector<std::string> ids;
+      for (auto& m : msgs) ids.push_back(m.message_id);
+      accept_instructions(self, msgs, reply_stream_actor{}, false);
+      return ids;
+    },
+    [self](stream_atom, std::vector<envelope>& msgs, reply_stream_actor stream) {
+      accept_instructions(self, msgs, std::move(stream), true);
+    },
+    [self](reply_atom, envelope& reply) { deliver(self, std::move(reply)); },
+    [self](pull_atom, const std::vector<std::string>& ids) {
+      auto& st = self->state;
+      std::vector<envelope> out;
+      double now = now_seconds();
+      for (auto& id : ids) {
+        if (auto i = st.inbox.find(id); i != st.inbox.end()) {
+          out.push_back(std::move(i->second));
+          st.inbox.erase(i);
+          continue;
+        }
+        // Past its TTL, an instruction's reply is reported unavailable.
+        auto p = st.owed.find(id);
+        if (p != st.owed.end() && !p->second.streamed && p->second.deadline > 0 &&
+            p->second.deadline < now) {
+          auto reply = synthesize(self, id, p->second, error_code::reply_unavailable,
+                                  "no reply from node " + std::to_string(p->second.node_id) +
+                                      " within the message's TTL");
+          if (auto n = st.nodes.find(p->second.node_id); n != st.nodes.end())
+            n->second.owed.erase(id);
+          st.owed.erase(p);
+          out.push_back(std::move(reply));
+        }
+      }
+      return out;
+    },
+  };
+}
+
+}  // namespace stamen

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/interfaces.hpp"
+#include "messages/codec.hpp"
+#include "runtime/logger.hpp"
+
+namespace stamen {
+
+struct grid_state {
+  static inline const char* name = "stamen.grid";
+
+  /// An instruction that a node owes a reply to.
+  struct pending {
+    uint64_t node_id;
+    double deadline;
+    buffer instruction;        ///< kept to build an error reply if the node dies
+    reply_stream_actor stream;  ///< where the reply goes; invalid: keep it for pull
+    bool streamed = false;
+  };
+  struct node_entry {
+    supernode_actor handle;
+    std::unordered_set<std::string> owed;
+  };
+  struct waiter {
+    uint64_t n;
+    std::chrono::steady_clock::time_point deadline;
+    caf::typed_response_promise<uint64_t> promise;
+  };
+
+  std::unordered_map<uint64_t, node_entry> nodes;
+  std::unordered_map<caf::actor_addr, uint64_t> node_by_addr;
+  std::unordered_map<std::string, pending> owed;
+  std::unordered_map<std::string, envelope> inbox;  ///< replies waiting for pull
+  std::vector<waiter> waiters;
+  codec_options codec;
+  logger log;
+  uint64_t synthesized = 0;
+};
+
+/// The grid actor (Flower's SuperLink role): registers and monitors nodes,
+/// routes encoded instructions and replies without decoding them, and answers
+/// for a node that dies with a node-unavailable error reply for every
+/// instruction it still owed.
+grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self,
+                               codec_options codec, logger log);
+
+}  // namespace stamen

@@ -1,0 +1,116 @@
+#include "actors/in_process_grid.hpp"
+
+#include <caf/scoped_actor.hpp>
+
+#include <chrono>
+#include <unordered_map>
+
+#include "actors/reply_stream.hpp"
+#include "runtime/strategy.hpp"
+
+namespace stamen {
+
+namespace {
+
+caf::timespan to_timespan(double seconds) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(seconds));
+}
+
+[[noreturn]] void fail_call(const char* what, const caf::error& err, caf::actor_system& sys) {
+  throw run_error(std::string{"grid: "} + what + " failed: " + sys.render(err));
+}
+
+}  // namespace
+
+in_process_grid::in_process_grid(caf::blocking_actor* self, grid_actor g, uint64_t run_id,
+                                 codec_options codec, logger log)
+    : self_(self), grid_(std::move(g)), run_id_(run_id), codec_(codec), log_(std::move(log)) {}
+
+std::vector<uint64_t> in_process_grid::node_ids() {
+  std::vector<uint64_t> out;
+  self_->request(grid_, caf::infinite, nodes_atom::value)
+      .receive([&](std::vector<uint64_t>& ids) { out = std::move(ids); },
+               [&](caf::error& err) { fail_call("node_ids", err, self_->system()); });
+  return out;
+}
+
+size_t in_process_grid::wait_for_nodes(size_t n, double timeout_s) {
+  size_t out = 0;
+  self_->request(grid_, caf::infinite, wait_atom::value, static_cast<uint64_t>(n),
+                 to_timespan(timeout_s))
+      .receive([&](uint64_t count) { out = count; },
+               [&](caf::error& err) { fail_call("wait_for_nodes", err, self_->system()); });
+  return out;
+}
+
+std::vector<envelope> in_process_grid::seal(std::vector<message>& msgs) {
+  std::vector<envelope> out;
+  out.reserve(msgs.size());
+  for (auto& m : msgs) {
+    auto& md = m.meta();
+    md.run_id = run_id_;
+    md.message_id = std::to_string(run_id_) + ":" + std::to_string(++next_id_);
+    auto bytes = encode(m, codec_);
+    if (!bytes) {
+      log_.error("grid: cannot send message to node " + std::to_string(md.dst_node_id) + ": " +
+                 bytes.error().to_string());
+      md.message_id.clear();
+      continue;
+    }
+    out.push_back(envelope{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl,
+                           std::move(*bytes)});
+  }
+  return out;
+}
+
+std::vector<std::string> in_process_grid::push_messages(std::vector<message> msgs) {
+  auto envs = seal(msgs);
+  std::vector<std::string> ids;
+  for (auto& m : msgs) ids.push_back(m.meta().message_id);
+  self_->request(grid_, caf::infinite, push_atom::value, std::move(envs))
+      .receive([](std::vector<std::string>&) {},
+               [&](caf::error& err) { fail_call("push_messages", err, self_->system()); });
+  return ids;
+}
+
+std::vector<message> in_process_grid::pull_messages(const std::vector<std::string>& ids) {
+  std::vector<message> out;
+  self_->request(grid_, caf::infinite, pull_atom::value, ids)
+      .receive(
+          [&](std::vector<envelope>& envs) {
+            for (auto& e : envs) {
+              auto m = decode(e.bytes, codec_);
+              if (m)
+                out.push_back(std::move(*m));
+              else
+                log_.warn("grid: dropped malformed reply to '" + e.reply_to +
+                          "': " + m.error().to_string());
+            }
+          },
+          [&](caf::error& err) { fail_call("pull_messages", err, self_->system()); });
+  return out;
+}
+
+stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double timeout_s,
+                                               reply_sink& sink) {
+  auto envs = seal(msgs);
+  stream_report report;
+  report.sent = envs.size();
+  std::vector<std::string> ids;
+  std::unordered_map<std::string, uint64_t> node_of;
+  for (auto& e : envs) {
+    ids.push_back(e.message_id);
+    node_of.emplace(e.message_id, e.node_id);
+  }
+  auto stream = self_->system().spawn(reply_stream_behavior, &sink, ids, to_timespan(timeout_s), codec_);
+  self_->send(grid_, stream_atom::value, std::move(envs), stream);
+  std::vector<std::string> missing;
+  self_->request(stream, caf::infinite, await_atom::value)
+      .receive([&](std::vector<std::string>& xs) { missing = std::move(xs); },
+               [&](caf::error& err) { fail_call("send_and_stream", err, self_->system()); });
+  report.replied = report.sent - missing.size();
+  for (auto& id : missing) report.timed_out.emplace_back(id, node_of[id]);
+  return report;
+}
+
+}  // namespace stamen

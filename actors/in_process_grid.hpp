@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include <caf/actor_system.hpp>
+#include <caf/blocking_actor.hpp>
+
+#include "actors/interfaces.hpp"
+#include "messages/codec.hpp"
+#include "runtime/grid.hpp"
+#include "runtime/logger.hpp"
+
+namespace stamen {
+
+/// The Grid a ServerApp sees when its nodes are actors of a grid actor: calls
+/// block the ServerApp's thread (`self`) while the actors do the work.
+class in_process_grid : public grid {
+ public:
+  in_process_grid(caf::blocking_actor* self, grid_actor g, uint64_t run_id,
+                  codec_options codec = {}, logger log = {});
+
+  uint64_t run_id() const override { return run_id_; }
+  std::vector<uint64_t> node_ids() override;
+  size_t wait_for_nodes(size_t n, double timeout_s) override;
+  std::vector<std::string> push_messages(std::vector<message> msgs) override;
+  std::vector<message> pull_messages(const std::vector<std::string>& message_ids) override;
+  stream_report send_and_stream(std::vector<message> msgs, double timeout_s,
+                                reply_sink& sink) override;
+  void record_result(const strategy_result& r) override { result_ = r; }
+
+  /// What the strategy reported at the end of the run, if it did.
+  const std::optional<strategy_result>& result() const { return result_; }
+
+ private:
+  /// Gives each message an id and encodes it; a message that cannot be
+  /// encoded is logged and left out.
+  std::vector<envelope> seal(std::vector<message>& msgs);
+
+  caf::blocking_actor* self_;
+  grid_actor grid_;
+  uint64_t run_id_;
+  codec_options codec_;
+  logger log_;
+  uint64_t next_id_ = 0;
+  std::optional<strategy_result> result_;
+};
+
+}  // namespace stamen

@@ -1,0 +1,49 @@
+#pragma once
+
+// The system's protocol, top to bottom: who sends what to whom.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/type_ids.hpp"
+
+namespace stamen {
+
+/// A SuperNode: owns a ClientApp and its Context, answers instructions.
+using supernode_actor = caf::typed_actor<
+    /// An instruction from the grid; the reply goes back as (reply, envelope).
+    caf::reacts_to<instruct_atom, envelope>,
+    /// Internal: the ClientApp finished an instruction on the compute pool.
+    caf::reacts_to<done_atom, envelope>>;
+
+/// Receives the replies of one batch of instructions as they arrive (the
+/// strategy's aggregation runs here, one reply at a time).
+using reply_stream_actor = caf::typed_actor<
+    caf::reacts_to<reply_atom, envelope>,
+    /// Answers, once every instruction got a reply or the deadline passed,
+    /// with the ids of the instructions that got none.
+    caf::replies_to<await_atom>::with<std::vector<std::string>>,
+    caf::reacts_to<deadline_atom>>;
+
+/// The grid (Flower's SuperLink role): node registry and message routing.
+using grid_actor = caf::typed_actor<
+    /// A node joins under `node_id`; false if the id is taken by a live node.
+    caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    caf::replies_to<nodes_atom>::with<std::vector<uint64_t>>,
+    /// Answers with the node count once it reaches `n`, or when the timeout passes.
+    caf::replies_to<wait_atom, uint64_t, caf::timespan>::with<uint64_t>,
+    /// Instructions whose replies are kept for pull.
+    caf::replies_to<push_atom, std::vector<envelope>>::with<std::vector<std::string>>,
+    /// Instructions whose replies are forwarded to a stream actor.
+    caf::reacts_to<stream_atom, std::vector<envelope>, reply_stream_actor>,
+    /// A reply from a node.
+    caf::reacts_to<reply_atom, envelope>,
+    caf::replies_to<pull_atom, std::vector<std::string>>::with<std::vector<envelope>>>;
+
+}  // namespace stamen

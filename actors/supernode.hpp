@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+
+#include "actors/compute_pool.hpp"
+#include "actors/interfaces.hpp"
+#include "messages/codec.hpp"
+#include "messages/context.hpp"
+#include "runtime/client_app.hpp"
+
+namespace stamen {
+
+/// What a SuperNode actor is built from.
+struct supernode_config {
+  uint64_t node_id = 0;
+  std::shared_ptr<const client_app> app;
+  context ctx;  ///< node_id, node_config and run_config; state starts empty
+  compute_pool* pool = nullptr;  ///< where the ClientApp runs; must outlive the actor
+  codec_options codec;
+};
+
+struct supernode_state {
+  static inline const char* name = "stamen.supernode";
+  supernode_config cfg;
+  std::shared_ptr<context> ctx;  ///< touched only by the job in flight
+  grid_actor grid;
+  std::deque<envelope> queue;  ///< instructions waiting for the one in flight
+  bool busy = false;
+  uint64_t replies = 0;
+};
+
+/// A SuperNode actor: registers with `grid` under cfg.node_id, then answers
+/// instructions one at a time by running its ClientApp on the compute pool.
+supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
+                                         supernode_config cfg, grid_actor grid);
+
+/// Runs one encoded instruction through `app` and returns the encoded reply.
+/// Never throws: undecodable input or an unencodable reply yields an error reply.
+envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
+                            uint64_t node_id, uint64_t seq, const codec_options& codec);
+
+}  // namespace stamen

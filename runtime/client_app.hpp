@@ -1,0 +1,54 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "messages/context.hpp"
+#include "messages/message.hpp"
+#include "messages/ordered_map.hpp"
+
+namespace stamen {
+
+/// A ClientApp handler: answers one instruction.
+using handler = std::function<message(const message&, context&)>;
+
+/// Middleware around a handler: may inspect or change the instruction, the
+/// context and the reply, and decides whether to call `next`.
+using mod = std::function<message(const message&, context&, const handler& next)>;
+
+/// Flower's ClientApp: handlers registered per message type, with optional
+/// mods app-wide and per handler (outermost first: app mods, then handler mods).
+class client_app {
+ public:
+  explicit client_app(std::vector<mod> mods = {}) : mods_(std::move(mods)) {}
+
+  /// Registers the handler for `train`; the named form answers `train.<action>`.
+  client_app& train(handler fn, std::vector<mod> mods = {});
+  client_app& train(const std::string& action, handler fn, std::vector<mod> mods = {});
+  client_app& evaluate(handler fn, std::vector<mod> mods = {});
+  client_app& evaluate(const std::string& action, handler fn, std::vector<mod> mods = {});
+  client_app& query(handler fn, std::vector<mod> mods = {});
+  client_app& query(const std::string& action, handler fn, std::vector<mod> mods = {});
+
+  /// Runs `instruction` through the mods and its handler and returns the reply.
+  /// Never throws: an unregistered type, or a mod or handler that throws,
+  /// yields an error reply (code 2 with the reason), and then the changes made
+  /// to `ctx` during the call are discarded.
+  message handle(const message& instruction, context& ctx) const;
+
+  /// The message types this app answers, in registration order.
+  std::vector<std::string> message_types() const;
+
+ private:
+  struct entry {
+    handler fn;
+    std::vector<mod> mods;
+  };
+  client_app& add(std::string type, handler fn, std::vector<mod> mods);
+
+  std::vector<mod> mods_;
+  ordered_map<entry> handlers_;
+};
+
+}  // namespace stamen

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/strategy.hpp"
+
+namespace stamen {
+
+/// Combines the metric records of the accepted replies into one (Flower's
+/// `train_metrics_aggr_fn` / `evaluate_metrics_aggr_fn`).
+using metric_aggregation_fn =
+    std::function<metric_record(const std::vector<metric_record>&, const std::string& weight_key)>;
+
+/// Flower's default: the weighted average of every key but the weight, by the
+/// weight key; lists are averaged element-wise. Values become doubles.
+metric_record weighted_average(const std::vector<metric_record>& records,
+                               const std::string& weight_key);
+
+/// FedAvg's parameters, with Flower's names and defaults.
+struct fed_avg_options {
+  double fraction_train = 1.0;
+  double fraction_evaluate = 1.0;
+  size_t min_train_nodes = 2;
+  size_t min_evaluate_nodes = 2;
+  size_t min_available_nodes = 2;
+  std::string weighted_by_key = "num-examples";
+  std::string arrayrecord_key = "arrays";
+  std::string configrecord_key = "config";
+  metric_aggregation_fn train_metrics_aggr_fn = weighted_average;
+  metric_aggregation_fn evaluate_metrics_aggr_fn = weighted_average;
+  /// How long sampling waits for min_available_nodes (Flower waits forever).
+  double min_available_timeout_s = 60;
+  /// Seed of node sampling; unset draws one from std::random_device.
+  std::optional<uint64_t> seed;
+};
+
+/// Federated Averaging. Train replies are folded into a running weighted sum
+/// (in double) as they arrive, so memory stays O(model) whatever the number of
+/// clients. Replies with other keys, dtypes or shapes than the global arrays,
+/// a missing or non-positive weight, or a NaN/Inf value are rejected.
+class fed_avg : public strategy {
+ public:
+  explicit fed_avg(fed_avg_options opts = {}, logger log = {});
+
+  std::string name() const override { return "FedAvg"; }
+  void summary(int num_rounds, const array_record& arrays, const config_record& train_config,
+               const config_record& evaluate_config) const override;
+
+  std::vector<message> configure_train(int round, const array_record& arrays,
+                                       config_record config, grid& g) override;
+  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
+                                                          const array_record& current) override;
+  std::vector<message> configure_evaluate(int round, const array_record& arrays,
+                                          config_record config, grid& g) override;
+  std::unique_ptr<evaluate_aggregator> make_evaluate_aggregator(int round) override;
+
+  const fed_avg_options& options() const { return opts_; }
+
+ private:
+  std::vector<message> configure(const char* phase, const char* type, double fraction,
+                                 size_t min_nodes, int round, const array_record* arrays,
+                                 config_record config, grid& g);
+
+  fed_avg_options opts_;
+  std::mt19937_64 rng_;
+};
+
+/// The weight of a reply: `key` in any of its MetricRecords, as a positive,
+/// finite number, or a failure saying what is wrong.
+expected<double> reply_weight(const message& reply, const std::string& key);
+
+}  // namespace stamen

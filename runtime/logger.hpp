@@ -1,0 +1,36 @@
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace stamen {
+
+/// Writes log lines in Flower's format ("INFO :      text"). A logger is a
+/// small handle passed explicitly to whatever logs; copies share the stream.
+class logger {
+ public:
+  enum class level { debug, info, warning, error };
+
+  /// Logs to std::clog at info level.
+  logger();
+  logger(std::ostream& out, level min = level::info);
+
+  void debug(const std::string& text) const { write(level::debug, text); }
+  void info(const std::string& text) const { write(level::info, text); }
+  void warn(const std::string& text) const { write(level::warning, text); }
+  void error(const std::string& text) const { write(level::error, text); }
+
+  /// A logger that discards everything (for tests and benchmarks).
+  static logger silent();
+
+  void write(level lv, const std::string& text) const;
+
+ private:
+  std::ostream* out_;
+  level min_;
+  std::shared_ptr<std::mutex> mtx_;
+};
+
+}  // namespace stamen

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "messages/message.hpp"
+#include "runtime/grid.hpp"
+#include "runtime/logger.hpp"
+#include "runtime/strategy_result.hpp"
+
+namespace stamen {
+
+/// Raised by a strategy when a run cannot go on (no nodes, all nodes dead).
+/// It is caught at the ServerApp boundary and ends the run with an error.
+class run_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What aggregating a round of training produced.
+struct train_aggregate {
+  std::optional<array_record> arrays;
+  std::optional<metric_record> metrics;
+};
+
+/// Folds train replies one at a time. Streaming aggregators (FedAvg) keep a
+/// running sum; aggregators that need every update at once (median, Krum)
+/// keep the replies they accept and do their work in finish().
+class train_aggregator {
+ public:
+  virtual ~train_aggregator() = default;
+  /// Validates a reply (that has content) and folds it in, or says why not;
+  /// a rejected reply leaves the aggregate untouched.
+  virtual expected<void> accept(const message& reply) = 0;
+  /// The aggregate over the accepted replies (no arrays if none was accepted).
+  virtual train_aggregate finish() = 0;
+};
+
+/// Folds evaluate replies one at a time.
+class evaluate_aggregator {
+ public:
+  virtual ~evaluate_aggregator() = default;
+  virtual expected<void> accept(const message& reply) = 0;
+  virtual std::optional<metric_record> finish() = 0;
+};
+
+/// Server-side evaluation: round number and current arrays to metrics.
+using evaluate_fn = std::function<std::optional<metric_record>(int, const array_record&)>;
+
+/// Flower's Strategy (flwr.serverapp.strategy): the round loop in start(),
+/// with what to send and how to aggregate left to implementations.
+class strategy {
+ public:
+  explicit strategy(logger log = {}) : log_(std::move(log)) {}
+  virtual ~strategy() = default;
+
+  virtual std::string name() const = 0;
+
+  /// Logs the "Starting <name> strategy:" tree.
+  virtual void summary(int num_rounds, const array_record& arrays, const config_record& train_config,
+                       const config_record& evaluate_config) const = 0;
+
+  virtual std::vector<message> configure_train(int round, const array_record& arrays,
+                                               config_record config, grid& g) = 0;
+  virtual std::unique_ptr<train_aggregator> make_train_aggregator(int round,
+                                                                  const array_record& current) = 0;
+  virtual std::vector<message> configure_evaluate(int round, const array_record& arrays,
+                                                  config_record config, grid& g) = 0;
+  virtual std::unique_ptr<evaluate_aggregator> make_evaluate_aggregator(int round) = 0;
+
+  /// Flower's batch form: aggregates replies already received (errors skipped).
+  train_aggregate aggregate_train(int round, const std::vector<message>& replies,
+                                  const array_record& current);
+  std::optional<metric_record> aggregate_evaluate(int round, const std::vector<message>& replies);
+
+  /// Runs `num_rounds` rounds of train then evaluate on `g`. Replies are
+  /// folded as they arrive. Throws run_error when the run cannot go on.
+  strategy_result start(grid& g, array_record initial_arrays, int num_rounds = 3,
+                        double timeout_s = 3600, config_record train_config = {},
+                        config_record evaluate_config = {}, evaluate_fn server_evaluate = {});
+
+  const logger& log() const { return log_; }
+
+ protected:
+  logger log_;
+};
+
+}  // namespace stamen

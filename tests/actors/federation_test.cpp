@@ -1,0 +1,291 @@
+#include "actors/federation.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "runtime/fed_avg.hpp"
+
+using namespace stamen;
+
+namespace {
+
+// Node p replies to train with (global + p + 1) and num-examples = p + 1, and
+// counts its calls in Context.state; evaluate replies eval_loss = p.
+std::shared_ptr<client_app> arithmetic_app(int64_t p) {
+  auto app = std::make_shared<client_app>();
+  app->train([p](const message& m, context& ctx) {
+    if (!ctx.state.contains("calls")) ctx.state.insert_or_assign("calls", metric_record{});
+    auto& counter = std::get<metric_record>(*ctx.state.get("calls"));
+    int64_t calls = counter.contains("n") ? std::get<int64_t>(*counter.get("n")) : 0;
+    counter.insert_or_assign("n", calls + 1);
+    auto in = m.content().arrays("arrays")->get("w")->to_vector<float>();
+    for (auto& x : in) x += static_cast<float>(p + 1);
+    record_dict c;
+    c.insert_or_assign("arrays",
+                       array_record{{"w", array::from_values(dtype::float32, {3}, in)}});
+    c.insert_or_assign("metrics", metric_record{{"calls", calls + 1}, {"num-examples", p + 1}});
+    return make_reply(m, c);
+  });
+  app->evaluate([p](const message& m, context&) {
+    record_dict c;
+    c.insert_or_assign("metrics",
+                       metric_record{{"eval_loss", static_cast<double>(p)}, {"num-examples", p + 1}});
+    return make_reply(m, c);
+  });
+  return app;
+}
+
+array_record initial() {
+  return {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}};
+}
+
+struct fixture {
+  explicit fixture(size_t compute_threads = 0, size_t scheduler_threads = 2)
+      : rt(scheduler_threads) {
+    federation_options o;
+    o.compute_threads = compute_threads;
+    o.log = logger::silent();
+    fed = std::make_unique<federation>(*rt.sys, o);
+  }
+
+  void add(size_t n, std::function<std::shared_ptr<client_app>(int64_t)> make = arithmetic_app) {
+    for (size_t p = 0; p < n; ++p) {
+      context ctx;
+      ctx.node_config = {{"partition-id", static_cast<int64_t>(p)},
+                         {"num-partitions", static_cast<int64_t>(n)}};
+      fed->add_node(100 + p, make(static_cast<int64_t>(p)), ctx);
+    }
+    BOOST_REQUIRE(fed->wait_for_nodes(n) >= n);
+  }
+
+  expected<std::optional<strategy_result>> run(fed_avg_options o, int rounds, double timeout) {
+    server_app srv;
+    srv.main([&](grid& g, context&) {
+      fed_avg s(o, logger::silent());
+      s.start(g, initial(), rounds, timeout);
+    });
+    context ctx;
+    ctx.run_id = 1;
+    return fed->run(srv, ctx);
+  }
+
+  actor_runtime rt;
+  std::unique_ptr<federation> fed;
+};
+
+fed_avg_options all_nodes() {
+  fed_avg_options o;
+  o.seed = 7;
+  o.min_available_timeout_s = 5;
+  return o;
+}
+
+// Applies `rounds` rounds of FedAvg over nodes `ps` to the initial arrays.
+std::vector<double> expected_after(const std::vector<int64_t>& ps, int rounds) {
+  std::vector<double> w{0, 1, 2};
+  double total = 0, shift = 0;
+  for (auto p : ps) {
+    total += p + 1;
+    shift += static_cast<double>((p + 1) * (p + 1));
+  }
+  for (auto& x : w) x += rounds * shift / total;
+  return w;
+}
+
+void check_arrays(const strategy_result& r, const std::vector<double>& want) {
+  auto w = r.arrays.get("w")->to_vector<float>();
+  for (size_t i = 0; i < 3; ++i)
+    BOOST_TEST(std::abs(w[i] - want[i]) <= 1e-6 * std::max(1.0, std::abs(want[i])));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(federation_suite)
+
+BOOST_AUTO_TEST_CASE(fedavg_over_actors_matches_the_formula) {
+  for (size_t n : {2u, 5u, 13u}) {
+    fixture f;
+    f.add(n);
+    auto r = f.run(all_nodes(), 3, 10);
+    BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string{} : r.error().what));
+    BOOST_REQUIRE(r->has_value());
+    auto& res = **r;
+    std::vector<int64_t> ps;
+    for (size_t p = 0; p < n; ++p) ps.push_back(static_cast<int64_t>(p));
+    check_arrays(res, expected_after(ps, 3));
+    BOOST_TEST(res.train_rounds.size() == 3u);
+    for (auto& tr : res.train_rounds) {
+      BOOST_TEST(tr.results == n);
+      BOOST_TEST(tr.failures == 0u);
+    }
+    // Context.state persisted: in round r every node reports calls == r.
+    for (int round = 1; round <= 3; ++round)
+      BOOST_TEST(std::get<double>(*res.train_metrics_clientapp.at(round).get("calls")) == round,
+                 boost::test_tools::tolerance(1e-12));
+    // eval_loss = sum p (p+1) / sum (p+1)
+    double num = 0, den = 0;
+    for (auto p : ps) num += p * (p + 1.0), den += p + 1.0;
+    BOOST_TEST(std::get<double>(*res.evaluate_metrics_clientapp.at(1).get("eval_loss")) == num / den,
+               boost::test_tools::tolerance(1e-12));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fraction_samples_and_json_reports_rounds) {
+  fixture f;
+  f.add(10);
+  auto o = all_nodes();
+  o.fraction_train = 0.5;
+  auto r = f.run(o, 2, 10);
+  BOOST_REQUIRE(r.has_value());
+  auto& res = **r;
+  BOOST_TEST(res.train_rounds[0].sampled == 5u);
+  BOOST_TEST(res.evaluate_rounds[0].sampled == 10u);
+  auto json = res.to_json();
+  BOOST_TEST(json.find("\"sampled\": 5") != std::string::npos, json);
+  BOOST_TEST(json.find("\"eval_loss\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(failures_are_counted_and_excluded) {
+  // Node 0 throws, node 1 replies with NaN, node 2 answers too late, the rest are fine.
+  fixture f{/*compute_threads=*/4};
+  f.add(6, [](int64_t p) -> std::shared_ptr<client_app> {
+    if (p == 0) {
+      auto app = std::make_shared<client_app>();
+      app->train([](const message&, context&) -> message { throw std::runtime_error("boom"); });
+      return app;
+    }
+    if (p == 1) {
+      auto app = std::make_shared<client_app>();
+      app->train([](const message& m, context&) {
+        record_dict c;
+        c.insert_or_assign("arrays", array_record{{"w", array::from_values(dtype::float32, {3},
+            std::vector<float>{1, NAN, 3})}});
+        c.insert_or_assign("metrics", metric_record{{"num-examples", int64_t{5}}});
+        return make_reply(m, c);
+      });
+      return app;
+    }
+    if (p == 2) {
+      auto inner = arithmetic_app(p);
+      auto app = std::make_shared<client_app>(std::vector<mod>{
+          [](const message& m, context& c, const handler& next) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+            return next(m, c);
+          }});
+      app->train([inner](const message& m, context& c) { return inner->handle(m, c); });
+      return app;
+    }
+    return arithmetic_app(p);
+  });
+  auto o = all_nodes();
+  o.fraction_evaluate = 0;
+  auto r = f.run(o, 1, 0.5);
+  BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string{} : r.error().what));
+  auto& tr = (*r)->train_rounds.at(0);
+  BOOST_TEST(tr.results == 3u);
+  BOOST_TEST(tr.failures == 3u);
+  std::string all;
+  for (auto& x : tr.failure_reasons) all += x + "\n";
+  BOOST_TEST(all.find("node 100: error 2: boom") != std::string::npos, all);
+  BOOST_TEST(all.find("node 101: rejected: array 'w' holds NaN or Inf") != std::string::npos, all);
+  BOOST_TEST(all.find("node 102: no reply within the timeout") != std::string::npos, all);
+  check_arrays(**r, expected_after({3, 4, 5}, 1));
+}
+
+BOOST_AUTO_TEST_CASE(a_node_killed_mid_round_yields_node_unavailable) {
+  fixture f{/*compute_threads=*/2};
+  std::atomic<bool> started{false};
+  f.add(4, [&started](int64_t p) -> std::shared_ptr<client_app> {
+    if (p != 3) return arithmetic_app(p);
+    auto app = std::make_shared<client_app>();
+    app->train([&started](const message& m, context&) -> message {
+      started = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(800));
+      return make_reply(m, {});
+    });
+    return app;
+  });
+  std::thread killer([&] {
+    while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    f.fed->kill_node(103);
+  });
+  auto o = all_nodes();
+  o.fraction_evaluate = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = f.run(o, 1, 30);
+  killer.join();
+  auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_REQUIRE(r.has_value());
+  auto& tr = (*r)->train_rounds.at(0);
+  BOOST_TEST(tr.results == 3u);
+  BOOST_TEST(tr.failures == 1u);
+  BOOST_TEST(tr.failure_reasons.at(0).find("error 5: node 103 became unavailable") !=
+                 std::string::npos, tr.failure_reasons.at(0));
+  BOOST_TEST(took < 5.0);  // answered by the grid, not by the 30 s deadline
+  check_arrays(**r, expected_after({0, 1, 2}, 1));
+}
+
+BOOST_AUTO_TEST_CASE(too_few_nodes_fails_with_a_clear_message) {
+  fixture f;
+  f.add(2);
+  auto o = all_nodes();
+  o.min_available_nodes = 5;
+  o.min_available_timeout_s = 0.2;
+  auto r = f.run(o, 1, 10);
+  BOOST_REQUIRE(!r.has_value());
+  BOOST_TEST(r.error().what.find("only 2 of the 5 nodes required by min_available_nodes") !=
+                 std::string::npos, r.error().what);
+}
+
+BOOST_AUTO_TEST_CASE(push_pull_query_and_custom_action) {
+  fixture f;
+  f.add(3, [](int64_t p) {
+    auto app = std::make_shared<client_app>();
+    app->query("ping", [p](const message& m, context&) {
+      return make_reply(m, record_dict{{"m", metric_record{{"p", p}}}});
+    });
+    return app;
+  });
+  server_app srv;
+  std::vector<message> replies;
+  srv.main([&](grid& g, context&) {
+    std::vector<message> msgs;
+    for (auto id : g.node_ids()) msgs.push_back(*g.create_message({}, "query.ping", id));
+    msgs.push_back(*g.create_message({}, "query", 100));       // not registered
+    msgs.push_back(*g.create_message({}, "query.ping", 999));  // no such node
+    auto ids = g.push_messages(std::move(msgs));
+    for (int i = 0; i < 200 && replies.size() < ids.size(); ++i) {
+      auto got = g.pull_messages(ids);
+      replies.insert(replies.end(), got.begin(), got.end());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  BOOST_REQUIRE(f.fed->run(srv, {}).has_value());
+  BOOST_REQUIRE(replies.size() == 5u);
+  int ok = 0, unregistered = 0, unavailable = 0;
+  for (auto& r : replies) {
+    if (r.has_content()) ++ok;
+    else if (r.error().code == error_code::client_app_raised) ++unregistered;
+    else if (r.error().code == error_code::node_unavailable) ++unavailable;
+  }
+  BOOST_TEST(ok == 3);
+  BOOST_TEST(unregistered == 1);
+  BOOST_TEST(unavailable == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_nodes_several_rounds) {
+  fixture f;
+  f.add(1000);
+  auto r = f.run(all_nodes(), 3, 30);
+  BOOST_REQUIRE(r.has_value());
+  std::vector<int64_t> ps;
+  for (int64_t p = 0; p < 1000; ++p) ps.push_back(p);
+  check_arrays(**r, expected_after(ps, 3));
+  for (auto& tr : (*r)->train_rounds) BOOST_TEST(tr.results == 1000u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
