@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "messages/expected.hpp"
+
+namespace stamen::data {
+
+/// How to split a data set's indices among nodes, as Flower Datasets does.
+struct partition_options {
+  std::string kind = "iid";  ///< iid | dirichlet | pathological | shard
+  size_t num_partitions = 10;
+  uint64_t seed = 42;
+  double alpha = 0.5;               ///< dirichlet: concentration
+  size_t min_partition_size = 10;   ///< dirichlet: resample until every partition has this many
+  size_t classes_per_partition = 2; ///< pathological
+  size_t shards_per_partition = 2;  ///< shard
+};
+
+using index_list = std::vector<uint32_t>;
+
+/// Splits the indices of `labels` into disjoint partitions; the same options
+/// give the same partitions on every run.
+expected<std::vector<index_list>> make_partitions(const std::vector<uint8_t>& labels,
+                                                  size_t num_classes,
+                                                  const partition_options& opts);
+
+/// A partition's 80/20 (by default) split into train and test indices.
+struct train_test {
+  index_list train;
+  index_list test;
+};
+train_test split_train_test(index_list indices, double test_fraction, uint64_t seed);
+
+}  // namespace stamen::data

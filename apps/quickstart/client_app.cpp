@@ -1,0 +1,75 @@
+// The quickstart's ClientApp (Flower's client_app.py).
+#include "apps/quickstart/quickstart.hpp"
+
+namespace quickstart {
+
+using namespace stamen;
+
+namespace {
+
+// What a SuperNode keeps between messages: its model and, once loaded, its data.
+struct node {
+  explicit node(image_shape s) : net(s) {}
+  model net;
+  std::optional<node_data> data;
+};
+
+node_data& data_of(node& n, data_store& store, const context& ctx) {
+  if (!n.data) {
+    auto spec = data_spec::from(ctx.run_config);
+    auto id = static_cast<size_t>(config_int(ctx.node_config, "partition-id"));
+    auto count = static_cast<size_t>(config_int(ctx.node_config, "num-partitions"));
+    auto d = store.partition(spec, id, count);
+    if (!d) throw std::runtime_error(d.error().what);
+    n.data = std::move(*d);
+  }
+  return *n.data;
+}
+
+void load_global(node& n, const message& msg) {
+  auto* arrays = msg.content().arrays("arrays");
+  if (arrays == nullptr) throw std::invalid_argument("instruction has no ArrayRecord 'arrays'");
+  if (auto ok = n.net.load(*arrays); !ok) throw std::invalid_argument(ok.error().what);
+}
+
+}  // namespace
+
+std::shared_ptr<const client_app> make_client_app(const context& node_ctx,
+                                                  std::shared_ptr<data_store> store) {
+  auto self = std::make_shared<node>(shape_of(config_string(node_ctx.run_config, "dataset")));
+  auto app = std::make_shared<client_app>();
+
+  app->train([self, store](const message& msg, context& ctx) {
+    load_global(*self, msg);
+    auto& data = data_of(*self, *store, ctx);
+    auto* config = msg.content().configs("config");
+    double lr = config && config->contains("lr") ? config_double(*config, "lr")
+                                                 : config_double(ctx.run_config, "lr");
+    auto round = config && config->contains("server-round") ? config_int(*config, "server-round") : 0;
+    auto loss = self->net.train(data, config_int(ctx.run_config, "local-epochs"), lr,
+                                config_int(ctx.run_config, "batch-size"),
+                                static_cast<uint64_t>(config_int(ctx.run_config, "seed")) +
+                                    ctx.node_id + static_cast<uint64_t>(round));
+    record_dict reply;
+    reply.insert_or_assign("arrays", self->net.arrays());
+    reply.insert_or_assign("metrics",
+                           metric_record{{"train_loss", loss},
+                                         {"num-examples", static_cast<int64_t>(data.train.size())}});
+    return make_reply(msg, std::move(reply));
+  });
+
+  app->evaluate([self, store](const message& msg, context& ctx) {
+    load_global(*self, msg);
+    auto& data = data_of(*self, *store, ctx);
+    auto [loss, acc] = self->net.test(data, config_int(ctx.run_config, "batch-size"));
+    record_dict reply;
+    reply.insert_or_assign("metrics",
+                           metric_record{{"eval_loss", loss},
+                                         {"eval_acc", acc},
+                                         {"num-examples", static_cast<int64_t>(data.test.size())}});
+    return make_reply(msg, std::move(reply));
+  });
+  return app;
+}
+
+}  // namespace quickstart

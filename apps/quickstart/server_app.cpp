@@ -1,0 +1,49 @@
+// The quickstart's ServerApp (Flower's server_app.py) and the app's entry point.
+#include "apps/quickstart/quickstart.hpp"
+
+#include "runtime/app_components.hpp"
+#include "runtime/fed_avg.hpp"
+
+namespace quickstart {
+
+using namespace stamen;
+
+server_app make_server_app() {
+  server_app app;
+  app.main([](grid& g, context& ctx) {
+    auto& rc = ctx.run_config;
+    logger log;
+    fed_avg_options opts;
+    opts.fraction_train = config_double(rc, "fraction-train");
+    opts.fraction_evaluate = config_double(rc, "fraction-evaluate");
+    opts.seed = static_cast<uint64_t>(config_int(rc, "seed"));
+    if (rc.contains("round-timeout")) opts.min_available_timeout_s = config_double(rc, "round-timeout");
+    fed_avg strategy{opts, log};
+
+    model global{shape_of(config_string(rc, "dataset"))};
+    auto result = strategy.start(g, global.arrays(),
+                                 static_cast<int>(config_int(rc, "num-server-rounds")),
+                                 rc.contains("round-timeout") ? config_double(rc, "round-timeout") : 3600.0,
+                                 config_record{{"lr", config_double(rc, "lr")}});
+
+    log.info("Saving final model to disk...");
+    auto path = rc.contains("final-model") ? config_string(rc, "final-model") : "final_model.pt";
+    if (auto ok = save_state_dict(result.arrays, path); !ok) throw run_error(ok.error().what);
+  });
+  return app;
+}
+
+namespace {
+
+void components(app_components& out) {
+  auto store = std::make_shared<data_store>();
+  out.server = make_server_app();
+  out.make_client = [store](const context& ctx) { return make_client_app(ctx, store); };
+  out.on_compute_thread_start = use_one_thread;
+}
+
+}  // namespace
+
+}  // namespace quickstart
+
+STAMEN_APP(quickstart::components)

@@ -1,0 +1,334 @@
+#include "config/app_config.hpp"
+
+#include <toml.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace stamen {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+failure config_failure(std::string what) { return failure{errc::config_error, std::move(what)}; }
+
+std::string located(const std::string& what, const toml::value& v, const std::string& hint) {
+  return toml::format_error(what, v, hint, {}, false);
+}
+
+// Keys of a table, in the order they appear in the file.
+std::vector<std::string> keys_in_file_order(const toml::value& table) {
+  std::vector<std::pair<std::pair<uint32_t, uint32_t>, std::string>> keyed;
+  for (auto& [k, v] : table.as_table()) {
+    auto loc = v.location();
+    keyed.push_back({{static_cast<uint32_t>(loc.line()), static_cast<uint32_t>(loc.column())}, k});
+  }
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<std::string> out;
+  for (auto& [pos, k] : keyed) out.push_back(k);
+  return out;
+}
+
+expected<void> only_keys(const toml::value& table, const std::string& where,
+                         std::set<std::string> allowed) {
+  for (auto& [k, v] : table.as_table())
+    if (allowed.count(k) == 0) {
+      std::string list;
+      for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return config_failure(located("unknown key '" + k + "' in [" + where + "]", v,
+                                    "expected one of: " + list));
+    }
+  return {};
+}
+
+// A TOML value as a ConfigRecord value, or a failure naming `key`.
+expected<config_value> to_config_value(const toml::value& v, const std::string& key) {
+  switch (v.type()) {
+    case toml::value_t::integer: return config_value{static_cast<int64_t>(v.as_integer())};
+    case toml::value_t::floating: return config_value{static_cast<double>(v.as_floating())};
+    case toml::value_t::boolean: return config_value{static_cast<bool>(v.as_boolean())};
+    case toml::value_t::string: return config_value{v.as_string().str};
+    case toml::value_t::array: {
+      auto& xs = v.as_array();
+      if (xs.empty()) return config_value{std::vector<std::string>{}};
+      auto t = xs.front().type();
+      for (auto& x : xs)
+        if (x.type() != t)
+          return config_failure(located("'" + key + "' mixes types in one list", x,
+                                        "lists must hold a single type"));
+      switch (t) {
+        case toml::value_t::integer: {
+          std::vector<int64_t> out;
+          for (auto& x : xs) out.push_back(x.as_integer());
+          return config_value{out};
+        }
+        case toml::value_t::floating: {
+          std::vector<double> out;
+          for (auto& x : xs) out.push_back(x.as_floating());
+          return config_value{out};
+        }
+        case toml::value_t::boolean: {
+          std::vector<bool> out;
+          for (auto& x : xs) out.push_back(x.as_boolean());
+          return config_value{out};
+        }
+        case toml::value_t::string: {
+          std::vector<std::string> out;
+          for (auto& x : xs) out.push_back(x.as_string().str);
+          return config_value{out};
+        }
+        default: break;
+      }
+      break;
+    }
+    default: break;
+  }
+  return config_failure(located("unsupported value for '" + key + "'", v,
+                                "use an integer, float, boolean, string or a list of one of those"));
+}
+
+const char* type_name(const config_value& v) {
+  static const char* names[] = {"integer", "float",        "boolean",       "string",
+                                "bytes",   "integer list", "float list",    "boolean list",
+                                "string list", "bytes list"};
+  return names[v.index()];
+}
+
+// Checks `value` against the type declared for `key`; an integer is widened
+// to a float where a float is declared.
+expected<config_value> coerce(const std::string& key, const config_value& declared,
+                              config_value value) {
+  if (declared.index() == value.index()) return value;
+  if (std::holds_alternative<double>(declared))
+    if (auto* i = std::get_if<int64_t>(&value)) return config_value{static_cast<double>(*i)};
+  if (std::holds_alternative<std::vector<double>>(declared))
+    if (auto* is = std::get_if<std::vector<int64_t>>(&value))
+      return config_value{std::vector<double>(is->begin(), is->end())};
+  return config_failure("run config key '" + key + "' expects a " + type_name(declared) +
+                        ", got a " + type_name(value) + " (" + to_string(value) + ")");
+}
+
+expected<config_record> table_to_record(const toml::value& table, const std::string& prefix = "") {
+  config_record out;
+  for (auto& k : keys_in_file_order(table)) {
+    auto& v = toml::find(table, k);
+    auto key = prefix.empty() ? k : prefix + "." + k;
+    if (v.is_table()) {  // nested tables flatten to dotted keys, as Flower does
+      auto sub = table_to_record(v, key);
+      if (!sub) return sub.error();
+      for (auto& [sk, sv] : *sub) out.insert_or_assign(sk, sv);
+      continue;
+    }
+    auto cv = to_config_value(v, key);
+    if (!cv) return cv.error();
+    out.insert_or_assign(key, std::move(*cv));
+  }
+  return out;
+}
+
+// Splits "a=1 b='x y'" at spaces outside quotes and brackets.
+std::vector<std::string> split_pairs(const std::string& spec) {
+  std::vector<std::string> out;
+  std::string cur;
+  char quote = 0;
+  int depth = 0;
+  for (char c : spec) {
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[') {
+      ++depth;
+    } else if (c == ']') {
+      --depth;
+    } else if ((c == ' ' || c == '\t' || c == '\n') && depth == 0) {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+      continue;
+    }
+    cur += c;
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+expected<size_t> positive(const toml::value& v, const std::string& key, bool allow_zero) {
+  if (!v.is_integer() || v.as_integer() < (allow_zero ? 0 : 1))
+    return config_failure(located("'" + key + "' must be " +
+                                      (allow_zero ? "a non-negative" : "a positive") + " integer",
+                                  v, "here"));
+  return static_cast<size_t>(v.as_integer());
+}
+
+expected<federation_config> parse_federation(const std::string& name, const toml::value& t) {
+  federation_config f;
+  f.name = name;
+  auto where = "federations." + name;
+  if (!t.is_table())
+    return config_failure(located("[" + where + "] must be a table", t, "here"));
+  if (auto ok = only_keys(t, where, {"options", "address"}); !ok) return ok.error();
+  if (t.contains("address")) {
+    auto& a = toml::find(t, "address");
+    if (!a.is_string()) return config_failure(located("'address' must be \"host:port\"", a, "here"));
+    f.address = a.as_string().str;
+  }
+  if (t.contains("options")) {
+    auto& o = toml::find(t, "options");
+    if (auto ok = only_keys(o, where + ".options", {"num-supernodes", "compute-threads", "seed"});
+        !ok)
+      return ok.error();
+    if (o.contains("num-supernodes")) {
+      auto n = positive(toml::find(o, "num-supernodes"), "num-supernodes", false);
+      if (!n) return n.error();
+      f.num_supernodes = *n;
+    }
+    if (o.contains("compute-threads")) {
+      auto n = positive(toml::find(o, "compute-threads"), "compute-threads", true);
+      if (!n) return n.error();
+      f.compute_threads = *n;
+    }
+    if (o.contains("seed")) {
+      auto n = positive(toml::find(o, "seed"), "seed", true);
+      if (!n) return n.error();
+      f.seed = *n;
+    }
+  }
+  return f;
+}
+
+expected<app_config> parse_app_config(const toml::value& root, const fs::path& dir) {
+  app_config cfg;
+  cfg.dir = dir;
+  if (auto ok = only_keys(root, "top level", {"app", "federations", "faults"}); !ok)
+    return ok.error();
+  if (!root.contains("app")) return config_failure("missing [app] table");
+  auto& app = toml::find(root, "app");
+  if (auto ok = only_keys(app, "app", {"name", "library", "config"}); !ok) return ok.error();
+  try {
+    cfg.name = toml::find<std::string>(app, "name");
+    cfg.library = toml::find<std::string>(app, "library");
+  } catch (const std::exception& e) {
+    return config_failure(e.what());
+  }
+  if (app.contains("config")) {
+    auto rc = table_to_record(toml::find(app, "config"));
+    if (!rc) return rc.error();
+    cfg.run_config = std::move(*rc);
+  }
+  if (root.contains("federations")) {
+    auto& feds = toml::find(root, "federations");
+    for (auto& k : keys_in_file_order(feds)) {
+      auto& v = toml::find(feds, k);
+      if (k == "default") {
+        if (!v.is_string())
+          return config_failure(located("'default' must name a federation", v, "here"));
+        cfg.default_federation = v.as_string().str;
+        continue;
+      }
+      auto f = parse_federation(k, v);
+      if (!f) return f.error();
+      cfg.federations.insert_or_assign(k, std::move(*f));
+    }
+  }
+  if (cfg.federations.empty()) {
+    federation_config local;
+    local.name = "local-simulation";
+    cfg.federations.insert_or_assign(local.name, local);
+  }
+  if (cfg.default_federation.empty()) cfg.default_federation = cfg.federations.begin()->first;
+  if (!cfg.federations.contains(cfg.default_federation))
+    return config_failure("[federations] default = '" + cfg.default_federation +
+                          "' names no federation in " + (dir / app_config_file).string());
+  return cfg;
+}
+
+}  // namespace
+
+expected<federation_config> app_config::federation(const std::string& name) const {
+  auto& key = name.empty() ? default_federation : name;
+  if (auto* f = federations.get(key)) return *f;
+  std::string known;
+  for (auto& [k, v] : federations) known += (known.empty() ? "" : ", ") + k;
+  return config_failure("unknown federation '" + key + "' (known: " + known + ")");
+}
+
+expected<app_config> load_app_config(const fs::path& app_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(app_dir, ec))
+    return fail(errc::io_error, "app directory '" + app_dir.string() + "' does not exist");
+  auto file = app_dir / app_config_file;
+  if (!fs::is_regular_file(file, ec))
+    return fail(errc::io_error, "app directory '" + app_dir.string() + "' has no " +
+                                    app_config_file);
+  try {
+    auto root = toml::parse(file.string());
+    return parse_app_config(root, app_dir);
+  } catch (const std::exception& e) {
+    // toml11 puts the file, line and a caret under the offending text in what().
+    return config_failure(e.what());
+  }
+}
+
+expected<config_record> parse_key_values(const std::string& spec) {
+  config_record out;
+  for (auto& pair : split_pairs(spec)) {
+    auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return config_failure("expected key=value, got '" + pair + "'");
+    auto key = pair.substr(0, eq);
+    auto text = pair.substr(eq + 1);
+    config_value value = text;  // a bare word is a string
+    try {
+      std::istringstream in("v = " + text);
+      auto doc = toml::parse(in, "--run-config");
+      auto cv = to_config_value(toml::find(doc, "v"), key);
+      if (!cv) return cv.error();
+      value = std::move(*cv);
+    } catch (const std::exception&) {
+      // Not TOML (e.g. cifar10): keep it as the string it is.
+    }
+    out.insert_or_assign(key, std::move(value));
+  }
+  return out;
+}
+
+expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec) {
+  config_record overrides;
+  std::error_code ec;
+  if (spec.find('=') == std::string::npos && fs::is_regular_file(spec, ec)) {
+    try {
+      auto doc = toml::parse(spec);
+      auto rec = table_to_record(doc);
+      if (!rec) return rec.error();
+      overrides = std::move(*rec);
+    } catch (const std::exception& e) {
+      return config_failure(e.what());
+    }
+  } else if (spec.find('=') == std::string::npos) {
+    return config_failure("--run-config '" + spec + "' is neither key=value pairs nor a TOML file");
+  } else {
+    auto kv = parse_key_values(spec);
+    if (!kv) return kv.error();
+    overrides = std::move(*kv);
+  }
+  // Check everything before changing anything.
+  config_record checked;
+  for (auto& [k, v] : overrides) {
+    auto* declared = run_config.get(k);
+    if (declared == nullptr) {
+      std::string known;
+      for (auto& [dk, dv] : run_config) known += (known.empty() ? "" : ", ") + dk;
+      return config_failure("unknown run config key '" + k + "' (the app declares: " + known + ")");
+    }
+    auto c = coerce(k, *declared, v);
+    if (!c) return c.error();
+    checked.insert_or_assign(k, std::move(*c));
+  }
+  for (auto& [k, v] : checked) run_config.insert_or_assign(k, std::move(v));
+  return {};
+}
+
+}  // namespace stamen

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "messages/config_record.hpp"
+#include "messages/expected.hpp"
+#include "messages/ordered_map.hpp"
+
+namespace stamen {
+
+/// One entry of [federations]: where a run executes.
+struct federation_config {
+  std::string name;
+  /// Simulation: this many SuperNodes in one process.
+  size_t num_supernodes = 10;
+  /// Simulation: ClientApps run at once (0: one per core).
+  size_t compute_threads = 0;
+  /// Seed of the node ids drawn for a simulation.
+  uint64_t seed = 42;
+  /// A cluster federation names its superlink ("host:port") instead.
+  std::optional<std::string> address;
+};
+
+/// An app's `stamen.toml` (the equivalent of Flower's pyproject.toml), parsed
+/// once into typed values. Unknown keys are errors.
+struct app_config {
+  std::filesystem::path dir;
+  std::string name;
+  /// The shared library with the app's code: lib<library>.so.
+  std::string library;
+  /// [app.config], in file order: the run config a ServerApp and ClientApps see.
+  config_record run_config;
+  std::string default_federation;
+  ordered_map<federation_config> federations;
+
+  /// The federation called `name`, or the default when `name` is empty.
+  expected<federation_config> federation(const std::string& name) const;
+};
+
+/// The file name looked for in an app directory.
+inline constexpr const char* app_config_file = "stamen.toml";
+
+/// Loads `<app_dir>/stamen.toml`. Errors name the file, the line and the key.
+expected<app_config> load_app_config(const std::filesystem::path& app_dir);
+
+/// Applies `--run-config` overrides to `run_config`: either "k=v k=v" pairs
+/// (values in TOML syntax; bare words are strings) or the path of a TOML file
+/// of flat keys. Every key must already exist in `run_config` and its value
+/// must have the same type (an integer is accepted where a float is declared).
+expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec);
+
+/// Parses "k=v k=v" into a config record without a schema (e.g. --node-config).
+expected<config_record> parse_key_values(const std::string& spec);
+
+}  // namespace stamen

@@ -1,0 +1,56 @@
+#include "runtime/simulation.hpp"
+
+#include <random>
+#include <thread>
+#include <unordered_set>
+
+#include "actors/federation.hpp"
+
+namespace stamen {
+
+expected<std::optional<strategy_result>> run_simulation(const app_components& app,
+                                                        const config_record& run_config,
+                                                        const federation_config& fed,
+                                                        const logger& log) {
+  if (fed.address)
+    return fail(errc::config_error, "federation '" + fed.name + "' names a superlink (" +
+                                        *fed.address +
+                                        "); this build runs simulation federations only");
+  size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  actor_runtime rt{cores};
+  federation_options opts;
+  opts.compute_threads = fed.compute_threads == 0 ? cores : fed.compute_threads;
+  opts.on_compute_thread_start = app.on_compute_thread_start;
+  opts.log = log;
+  federation f{*rt.sys, opts};
+
+  // Node ids are random 63-bit numbers as in Flower, drawn from the seed so
+  // that runs repeat.
+  std::mt19937_64 rng{fed.seed};
+  std::unordered_set<uint64_t> taken{0, server_node_id};
+  for (size_t i = 0; i < fed.num_supernodes; ++i) {
+    uint64_t id;
+    do id = rng() >> 1;
+    while (!taken.insert(id).second);
+    context ctx;
+    ctx.node_id = id;
+    ctx.run_config = run_config;
+    ctx.node_config = {{"partition-id", static_cast<int64_t>(i)},
+                       {"num-partitions", static_cast<int64_t>(fed.num_supernodes)}};
+    std::shared_ptr<const client_app> client;
+    try {
+      client = app.make_client(ctx);
+    } catch (const std::exception& e) {
+      return fail(errc::runtime_error, "building the ClientApp of node " + std::to_string(i) +
+                                           " failed: " + e.what());
+    }
+    f.add_node(id, std::move(client), std::move(ctx));
+  }
+  context server_ctx;
+  server_ctx.run_id = std::random_device{}() | 1;
+  server_ctx.node_id = server_node_id;
+  server_ctx.run_config = run_config;
+  return f.run(app.server, std::move(server_ctx));
+}
+
+}  // namespace stamen

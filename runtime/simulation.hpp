@@ -1,0 +1,20 @@
+#pragma once
+
+#include <optional>
+
+#include "config/app_config.hpp"
+#include "runtime/app_components.hpp"
+#include "runtime/logger.hpp"
+#include "runtime/strategy_result.hpp"
+
+namespace stamen {
+
+/// Runs an app on `fed.num_supernodes` SuperNode actors in this process:
+/// node i gets node_config {partition-id: i, num-partitions: N}. Returns what
+/// the ServerApp's strategy reported, or the failure that ended the run.
+expected<std::optional<strategy_result>> run_simulation(const app_components& app,
+                                                        const config_record& run_config,
+                                                        const federation_config& fed,
+                                                        const logger& log);
+
+}  // namespace stamen
