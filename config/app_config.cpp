@@ -91,9 +91,9 @@ expected<config_value> to_config_value(const toml::value& v, const std::string& 
 }
 
 const char* type_name(const config_value& v) {
-  static const char* names[] = {"integer", "float",        "boolean",       "string",
-                                "bytes",   "integer list", "float list",    "boolean list",
-                                "string list", "bytes list"};
+  static const char* names[] = {"an integer", "a float",        "a boolean",     "a string",
+                                "bytes",      "an integer list", "a float list", "a boolean list",
+                                "a string list", "a bytes list"};
   return names[v.index()];
 }
 
@@ -107,8 +107,8 @@ expected<config_value> coerce(const std::string& key, const config_value& declar
   if (std::holds_alternative<std::vector<double>>(declared))
     if (auto* is = std::get_if<std::vector<int64_t>>(&value))
       return config_value{std::vector<double>(is->begin(), is->end())};
-  return config_failure("run config key '" + key + "' expects a " + type_name(declared) +
-                        ", got a " + type_name(value) + " (" + to_string(value) + ")");
+  return config_failure("run config key '" + key + "' expects " + type_name(declared) +
+                        ", got " + type_name(value) + " (" + to_string(value) + ")");
 }
 
 expected<config_record> table_to_record(const toml::value& table, const std::string& prefix = "") {

@@ -213,6 +213,19 @@ strategy_result strategy::start(grid& g, array_record initial_arrays, int num_ro
     }
   }
   result.seconds = seconds_since(t0);
+  size_t sampled = 0, results = 0;
+  for (auto& tr : result.train_rounds) sampled += tr.sampled, results += tr.results;
+  if (sampled > 0 && results == 0) {
+    // Nothing was ever trained: report the first cause rather than a model
+    // that is still the initial one.
+    std::string first;
+    for (auto& tr : result.train_rounds)
+      if (!tr.failure_reasons.empty()) {
+        first = tr.failure_reasons.front();
+        break;
+      }
+    throw run_error("every train reply of the run failed; the first: " + first);
+  }
   log_.info("");
   char buf[64];
   std::snprintf(buf, sizeof buf, "Strategy execution finished in %.2fs", result.seconds);

@@ -1,0 +1,138 @@
+#include "config/app_config.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace stamen;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct app_dir {
+  explicit app_dir(const std::string& toml) {
+    path = fs::temp_directory_path() / ("stamen-cfg-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(counter++));
+    fs::create_directories(path);
+    std::ofstream(path / "stamen.toml") << toml;
+  }
+  ~app_dir() { fs::remove_all(path); }
+  fs::path path;
+  static inline int counter = 0;
+};
+
+const char* good = R"([app]
+name = "demo"
+library = "demo_app"
+
+[app.config]
+zeta = 1
+alpha = 0.5
+name = "x"
+flags = [true, false]
+nested.inner = 3
+
+[federations]
+default = "sim"
+
+[federations.sim]
+options.num-supernodes = 4
+options.compute-threads = 1
+
+[federations.big]
+options.num-supernodes = 100
+)";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(app_config_suite)
+
+BOOST_AUTO_TEST_CASE(parses_in_file_order) {
+  app_dir d{good};
+  auto cfg = load_app_config(d.path);
+  BOOST_REQUIRE_MESSAGE(cfg.has_value(), (cfg ? std::string{} : cfg.error().what));
+  BOOST_TEST(cfg->name == "demo");
+  BOOST_TEST(cfg->library == "demo_app");
+  std::vector<std::string> keys;
+  for (auto& [k, v] : cfg->run_config) keys.push_back(k);
+  BOOST_TEST(keys == (std::vector<std::string>{"zeta", "alpha", "name", "flags", "nested.inner"}),
+             boost::test_tools::per_element());
+  auto sim = cfg->federation("");
+  BOOST_REQUIRE(sim.has_value());
+  BOOST_TEST(sim->name == "sim");
+  BOOST_TEST(sim->num_supernodes == 4u);
+  BOOST_TEST(sim->compute_threads == 1u);
+  BOOST_TEST(cfg->federation("big")->num_supernodes == 100u);
+  BOOST_TEST(cfg->federation("nope").error().what.find("known: sim, big") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bad_files_name_file_line_and_key) {
+  app_dir syntax{"[app]\nname = \"x\"\nlibrary = \n"};
+  auto a = load_app_config(syntax.path);
+  BOOST_REQUIRE(!a);
+  BOOST_TEST(a.error().what.find("stamen.toml") != std::string::npos, a.error().what);
+  BOOST_TEST(a.error().what.find("3") != std::string::npos);
+
+  app_dir unknown{std::string{good} + "\n[federations.sim.extra]\n"};
+  auto b = load_app_config(unknown.path);
+  BOOST_REQUIRE(!b);
+
+  app_dir typo{"[app]\nname = \"x\"\nlibrary = \"y\"\nlibary = \"z\"\n"};
+  auto c = load_app_config(typo.path);
+  BOOST_REQUIRE(!c);
+  BOOST_TEST(c.error().what.find("unknown key 'libary' in [app]") != std::string::npos,
+             c.error().what);
+
+  app_dir negative{"[app]\nname = \"x\"\nlibrary = \"y\"\n[federations.s]\noptions.num-supernodes = 0\n"};
+  auto e = load_app_config(negative.path);
+  BOOST_REQUIRE(!e);
+  BOOST_TEST(e.error().what.find("'num-supernodes' must be a positive integer") != std::string::npos,
+             e.error().what);
+
+  auto missing = load_app_config("/nonexistent/app");
+  BOOST_REQUIRE(!missing);
+  BOOST_TEST(missing.error().what.find("does not exist") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(overrides_are_typed_and_all_or_nothing) {
+  app_dir d{good};
+  auto cfg = *load_app_config(d.path);
+  auto rc = cfg.run_config;
+  BOOST_REQUIRE(apply_run_config_overrides(rc, "zeta=7 alpha=2 name='a b' flags=[false]").has_value());
+  BOOST_TEST(std::get<int64_t>(*rc.get("zeta")) == 7);
+  BOOST_TEST(std::get<double>(*rc.get("alpha")) == 2.0);  // an integer widens to a float
+  BOOST_TEST(std::get<std::string>(*rc.get("name")) == "a b");
+  BOOST_TEST(std::get<std::vector<bool>>(*rc.get("flags")) == std::vector<bool>{false});
+
+  auto before = rc;
+  auto bad = apply_run_config_overrides(rc, "zeta=8 alpha=fast");
+  BOOST_REQUIRE(!bad);
+  BOOST_TEST(bad.error().what.find("'alpha' expects a float, got a string") != std::string::npos,
+             bad.error().what);
+  BOOST_TEST((rc == before));  // zeta=8 was not applied either
+  auto unknown = apply_run_config_overrides(rc, "zetta=1");
+  BOOST_REQUIRE(!unknown);
+  BOOST_TEST(unknown.error().what.find("unknown run config key 'zetta'") != std::string::npos);
+  auto narrowing = apply_run_config_overrides(rc, "zeta=1.5");
+  BOOST_REQUIRE(!narrowing);
+  BOOST_TEST(narrowing.error().what.find("'zeta' expects an integer, got a float") !=
+                 std::string::npos, narrowing.error().what);
+
+  std::ofstream(d.path / "over.toml") << "zeta = 11\n[nested]\ninner = 4\n";
+  BOOST_REQUIRE(apply_run_config_overrides(rc, (d.path / "over.toml").string()).has_value());
+  BOOST_TEST(std::get<int64_t>(*rc.get("zeta")) == 11);
+  BOOST_TEST(std::get<int64_t>(*rc.get("nested.inner")) == 4);
+  BOOST_TEST(!apply_run_config_overrides(rc, "just-words"));
+}
+
+BOOST_AUTO_TEST_CASE(key_values_without_schema) {
+  auto kv = parse_key_values("partition-id=0 num-partitions=10 name=cifar10 r=0.5");
+  BOOST_REQUIRE(kv.has_value());
+  BOOST_TEST(std::get<int64_t>(*kv->get("num-partitions")) == 10);
+  BOOST_TEST(std::get<std::string>(*kv->get("name")) == "cifar10");
+  BOOST_TEST(std::get<double>(*kv->get("r")) == 0.5);
+  BOOST_TEST(!parse_key_values("novalue"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
