@@ -23,7 +23,6 @@ void deliver(self_ptr self, envelope reply) {
   }
   auto p = std::move(i->second);
   st.owed.erase(i);
-  if (auto n = st.nodes.find(p.node_id); n != st.nodes.end()) n->second.owed.erase(reply.reply_to);
   if (p.streamed)
     self->send(p.stream, reply_atom::value, std::move(reply));
   else
@@ -86,9 +85,8 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
       deliver(self, std::move(reply));
       continue;
     }
-    n->second.owed.insert(env.message_id);
     st.owed.emplace(env.message_id, std::move(p));
-    self->send(n->second.handle, instruct_atom::value, std::move(env));
+    self->send(n->second, instruct_atom::value, std::move(env));
   }
 }
 
@@ -106,8 +104,12 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
     st.node_by_addr.erase(a);
     auto n = st.nodes.find(node_id);
     if (n == st.nodes.end()) return;
-    auto owed = std::move(n->second.owed);
     st.nodes.erase(n);
+    // A scan of what is outstanding (not a per-node index): deaths are rare,
+    // and an index would cost every node memory and every message a hash.
+    std::vector<std::string> owed;
+    for (auto& [id, p] : st.owed)
+      if (p.node_id == node_id) owed.push_back(id);
     st.log.warn("grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
                 "), answering for " + std::to_string(owed.size()) + " instruction(s)");
     for (auto& id : owed) {
@@ -126,7 +128,7 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
       }
       self->monitor(node);
       st.node_by_addr.emplace(node.address(), node_id);
-      st.nodes.emplace(node_id, grid_state::node_entry{node, {}});
+      st.nodes.emplace(node_id, node);
       answer_waiters(self);
       return true;
     },
@@ -174,8 +176,6 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
           auto reply = synthesize(self, id, p->second, error_code::reply_unavailable,
                                   "no reply from node " + std::to_string(p->second.node_id) +
                                       " within the message's TTL");
-          if (auto n = st.nodes.find(p->second.node_id); n != st.nodes.end())
-            n->second.owed.erase(id);
           st.owed.erase(p);
           out.push_back(std::move(reply));
         }

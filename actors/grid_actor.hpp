@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include <caf/typed_response_promise.hpp>
@@ -26,17 +25,14 @@ struct grid_state {
     reply_stream_actor stream;  ///< where the reply goes; invalid: keep it for pull
     bool streamed = false;
   };
-  struct node_entry {
-    supernode_actor handle;
-    std::unordered_set<std::string> owed;
-  };
+
   struct waiter {
     uint64_t n;
     std::chrono::steady_clock::time_point deadline;
     caf::typed_response_promise<uint64_t> promise;
   };
 
-  std::unordered_map<uint64_t, node_entry> nodes;
+  std::unordered_map<uint64_t, supernode_actor> nodes;
   std::unordered_map<caf::actor_addr, uint64_t> node_by_addr;
   std::unordered_map<std::string, pending> owed;
   std::unordered_map<std::string, envelope> inbox;  ///< replies waiting for pull

@@ -49,11 +49,14 @@ envelope answer_instruction(const client_app& app, context& ctx, const envelope&
 supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
                                          supernode_config cfg, grid_actor grid) {
   auto& st = self->state;
-  st.ctx = std::make_shared<context>(cfg.ctx);
+  st.ctx = std::make_shared<context>(std::move(cfg.ctx));
   st.ctx->node_id = cfg.node_id;
-  st.cfg = std::move(cfg);
+  st.node_id = cfg.node_id;
+  st.app = std::move(cfg.app);
+  st.pool = cfg.pool;
+  st.codec = cfg.codec;
   st.grid = grid;
-  self->request(grid, caf::infinite, register_atom::value, st.cfg.node_id, supernode_actor{self})
+  self->request(grid, caf::infinite, register_atom::value, st.node_id, supernode_actor{self})
       .then([self](bool accepted) {
         if (!accepted) self->quit(caf::sec::invalid_argument);  // id taken: the grid said why
       });
@@ -65,9 +68,8 @@ supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_poin
     st.queue.pop_front();
     // The job holds what it needs by value or shared pointer: it may outlive
     // this actor (a node killed mid-training), and then its reply is dropped.
-    st.cfg.pool->post([me = supernode_actor{self}, app = st.cfg.app, ctx = st.ctx,
-                       in = std::move(in), id = st.cfg.node_id, seq = st.replies++,
-                       codec = st.cfg.codec] {
+    st.pool->post([me = supernode_actor{self}, app = st.app, ctx = st.ctx, in = std::move(in),
+                   id = st.node_id, seq = st.replies++, codec = st.codec] {
       caf::anon_send(me, done_atom::value, answer_instruction(*app, *ctx, in, id, seq, codec));
     });
   };

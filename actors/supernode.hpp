@@ -1,7 +1,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 
 #include "actors/compute_pool.hpp"
@@ -23,10 +23,16 @@ struct supernode_config {
 
 struct supernode_state {
   static inline const char* name = "stamen.supernode";
-  supernode_config cfg;
+  // Kept lean: a federation holds up to a million of these.
+  uint64_t node_id = 0;
+  std::shared_ptr<const client_app> app;
+  compute_pool* pool = nullptr;
+  codec_options codec;
   std::shared_ptr<context> ctx;  ///< touched only by the job in flight
   grid_actor grid;
-  std::deque<envelope> queue;  ///< instructions waiting for the one in flight
+  /// Instructions waiting for the one in flight. A list, not a deque: an
+  /// empty deque allocates ~600 bytes, which is most of an idle node.
+  std::list<envelope> queue;
   bool busy = false;
   uint64_t replies = 0;
 };

@@ -79,8 +79,27 @@ bool fold_any(dtype t, double* sum, const std::byte* raw, size_t n, double w) {
   }
 }
 
+// Zeroed doubles, allocated like message buffers (huge pages when large).
+class running_sum {
+ public:
+  explicit running_sum(size_t n) : n_(n) {
+    auto [buf, raw] = buffer::allocate(n * sizeof(double));
+    buf_ = std::move(buf);
+    data_ = reinterpret_cast<double*>(raw);
+  }
+  double* data() { return data_; }
+  const double* data() const { return data_; }
+  size_t size() const { return n_; }
+  double operator[](size_t i) const { return data_[i]; }
+
+ private:
+  buffer buf_;
+  double* data_;
+  size_t n_;
+};
+
 template <class T>
-array finish_as(dtype t, const std::vector<int64_t>& shape, const std::vector<double>& sum,
+array finish_as(dtype t, const std::vector<int64_t>& shape, const running_sum& sum,
                 double total) {
   auto [buf, out] = buffer::allocate(sum.size() * sizeof(T));
   auto* y = reinterpret_cast<T*>(out);
@@ -94,7 +113,7 @@ array finish_as(dtype t, const std::vector<int64_t>& shape, const std::vector<do
   return *array::make(t, shape, buf);
 }
 
-array finish_any(const array& like, const std::vector<double>& sum, double total) {
+array finish_any(const array& like, const running_sum& sum, double total) {
   switch (like.type()) {
     case dtype::float32: return finish_as<float>(like.type(), like.shape(), sum, total);
     case dtype::float64: return finish_as<double>(like.type(), like.shape(), sum, total);
@@ -128,7 +147,7 @@ class fed_avg_train_aggregator : public train_aggregator {
     if (layout_.empty() && sums_.empty()) layout_ = *arrays;  // no initial arrays given
     if (auto ok = check_layout(*arrays); !ok) return ok;
     if (sums_.empty())
-      for (auto& [k, a] : layout_) sums_.emplace_back(static_cast<size_t>(a.numel()), 0.0);
+      for (auto& [k, a] : layout_) sums_.push_back(running_sum(static_cast<size_t>(a.numel())));
     size_t i = 0;
     for (auto& [k, a] : *arrays) {
       if (!fold_any(a.type(), sums_[i].data(), a.data(), sums_[i].size(), *weight)) {
@@ -183,7 +202,7 @@ class fed_avg_train_aggregator : public train_aggregator {
 
   const fed_avg_options& opts_;
   array_record layout_;
-  std::vector<std::vector<double>> sums_;
+  std::vector<running_sum> sums_;
   double total_ = 0;
   std::vector<metric_record> metrics_;
 };
