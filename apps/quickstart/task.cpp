@@ -257,8 +257,8 @@ expected<array_record> load_state_dict(const std::string& path) {
   }
 }
 
-void use_one_thread() {
-  torch::set_num_threads(1);
-}
+void use_one_thread() { torch::set_num_threads(1); }
+
+void torch_threads(int n) { torch::set_num_threads(n); }
 
 }  // namespace quickstart

@@ -102,4 +102,7 @@ expected<array_record> load_state_dict(const std::string& path);
 /// parallel on separate compute threads instead.
 void use_one_thread();
 
+/// Sets torch's intra-op threads (for baselines that train one at a time).
+void torch_threads(int n);
+
 }  // namespace quickstart
