@@ -22,7 +22,7 @@ actor_runtime::actor_runtime(size_t threads) {
 federation::federation(caf::actor_system& sys, federation_options opts)
     : sys_(sys), opts_(std::move(opts)) {
   pool_ = std::make_unique<compute_pool>(opts_.compute_threads, opts_.on_compute_thread_start);
-  grid_ = sys_.spawn(grid_behavior, opts_.codec, opts_.log);
+  grid_ = sys_.spawn(grid_behavior, opts_.codec, opts_.log, opts_.faults);
 }
 
 federation::~federation() {

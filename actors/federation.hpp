@@ -13,6 +13,7 @@
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
 #include "runtime/client_app.hpp"
+#include "runtime/fault_plan.hpp"
 #include "runtime/server_app.hpp"
 #include "runtime/strategy_result.hpp"
 
@@ -34,6 +35,8 @@ struct federation_options {
   std::function<void()> on_compute_thread_start;
   codec_options codec;
   logger log;
+  /// Faults to inject between the grid and the nodes (null: none).
+  std::shared_ptr<fault_injector> faults;
 };
 
 /// A grid actor and its SuperNode actors in one actor system: what the

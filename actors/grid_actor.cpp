@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <optional>
 
 namespace stamen {
 
@@ -21,12 +23,38 @@ void deliver(self_ptr self, envelope reply) {
                   reply.reply_to + "'");
     return;
   }
+  if (i->second.hold_reply_ms > 0) {
+    // A slow node: the reply comes back later, as if compute took longer.
+    auto ms = i->second.hold_reply_ms;
+    i->second.hold_reply_ms = 0;
+    self->delayed_send(grid_actor{self}, std::chrono::microseconds(static_cast<int64_t>(ms * 1000)),
+                       reply_atom::value, std::move(reply));
+    return;
+  }
   auto p = std::move(i->second);
   st.owed.erase(i);
-  if (p.streamed)
+  if (p.drop_reply) return;
+  if (p.corrupt) {
+    // The segment table is always hit, so decoding must fail; a few more
+    // bytes are flipped where the seed says.
+    auto [copy, raw] = buffer::allocate(reply.bytes.size());
+    std::memcpy(raw, reply.bytes.data(), reply.bytes.size());
+    for (size_t k = 0; k < 4 && k < reply.bytes.size(); ++k) raw[k] ^= std::byte{0xff};
+    auto noise = st.faults->noise(p.round, p.node_id);
+    for (int k = 0; k < 4 && reply.bytes.size() > 8; ++k, noise >>= 16)
+      raw[8 + noise % (reply.bytes.size() - 8)] ^= std::byte{0x5a};
+    reply.bytes = copy;
+  }
+  if (p.crash_after) {
+    if (auto n = st.nodes.find(p.node_id); n != st.nodes.end())
+      caf::anon_send_exit(n->second, caf::exit_reason::kill);
+  }
+  if (p.streamed) {
+    if (p.duplicate) self->send(p.stream, reply_atom::value, reply);
     self->send(p.stream, reply_atom::value, std::move(reply));
-  else
+  } else {
     st.inbox.insert_or_assign(reply.reply_to, std::move(reply));
+  }
 }
 
 // Builds the error reply that stands for a reply a node will never send.
@@ -71,6 +99,64 @@ void expire_waiters(self_ptr self) {
            ws.end());
 }
 
+// Applies the fault plan to an instruction on its way to `node`.
+void inject(self_ptr self, envelope& env, grid_state::pending& p, const supernode_actor& node) {
+  auto& st = self->state;
+  auto msg = decode(env.bytes, st.codec);
+  int64_t round = 0;
+  auto phase = fault_phase::any;
+  if (msg) {
+    phase = phase_of(msg->meta().message_type);
+    try {
+      round = std::stoll(msg->meta().group_id);
+    } catch (const std::exception&) {
+      round = 0;  // not a strategy round: only rules for every round apply
+    }
+  }
+  p.round = round;
+  bool deliver_it = true, kill_now = false;
+  double delay_ms = 0;
+  std::optional<double> kill_after_ms;
+  for (auto* rule : st.faults->match(round, phase, env.node_id)) {
+    st.faults->record({round, env.node_id, -1, rule->action, phase});
+    switch (rule->action) {
+      case fault_action::partition: deliver_it = false, p.drop_reply = true; break;
+      case fault_action::drop:
+        if (rule->target == drop_target::instruction) deliver_it = false;
+        else p.drop_reply = true;
+        break;
+      case fault_action::delay: delay_ms += rule->delay_ms; break;
+      case fault_action::slow: p.hold_reply_ms += rule->delay_ms; break;
+      case fault_action::duplicate: p.duplicate = true; break;
+      case fault_action::corrupt: p.corrupt = true; break;
+      case fault_action::crash:
+        if (rule->when == crash_point::before) kill_now = true, deliver_it = false;
+        else if (rule->when == crash_point::during) kill_after_ms = rule->delay_ms;
+        else p.crash_after = true;
+        break;
+    }
+  }
+  auto node_id = env.node_id;
+  st.owed.emplace(env.message_id, std::move(p));
+  if (kill_now) {
+    // The node dies before it sees the instruction; its down message then
+    // answers for everything it owed, this one included.
+    caf::anon_send_exit(node, caf::exit_reason::kill);
+    return;
+  }
+  if (deliver_it) {
+    if (delay_ms > 0)
+      self->delayed_send(node, std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000)),
+                         instruct_atom::value, std::move(env));
+    else
+      self->send(node, instruct_atom::value, std::move(env));
+  }
+  if (kill_after_ms) {
+    auto d = std::chrono::microseconds(static_cast<int64_t>(*kill_after_ms * 1000 + delay_ms * 1000));
+    self->delayed_send(grid_actor{self}, d, crash_atom::value, node_id);
+  }
+}
+
 void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_stream_actor stream,
                          bool streamed) {
   auto& st = self->state;
@@ -85,6 +171,10 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
       deliver(self, std::move(reply));
       continue;
     }
+    if (st.faults) {
+      inject(self, env, p, n->second);
+      continue;
+    }
     st.owed.emplace(env.message_id, std::move(p));
     self->send(n->second, instruct_atom::value, std::move(env));
   }
@@ -92,8 +182,10 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
 
 }  // namespace
 
-grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self, codec_options codec,
-                               logger log) {
+grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self,
+                                        codec_options codec, logger log,
+                                        std::shared_ptr<fault_injector> faults) {
+  self->state.faults = std::move(faults);
   self->state.codec = codec;
   self->state.log = std::move(log);
   self->set_down_handler([self](caf::down_msg& dm) {
@@ -159,6 +251,10 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
       accept_instructions(self, msgs, std::move(stream), true);
     },
     [self](reply_atom, envelope& reply) { deliver(self, std::move(reply)); },
+    [self](crash_atom, uint64_t node_id) {
+      if (auto n = self->state.nodes.find(node_id); n != self->state.nodes.end())
+        caf::anon_send_exit(n->second, caf::exit_reason::kill);
+    },
     [self](pull_atom, const std::vector<std::string>& ids) {
       auto& st = self->state;
       std::vector<envelope> out;

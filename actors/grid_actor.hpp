@@ -10,6 +10,7 @@
 
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
+#include "runtime/fault_plan.hpp"
 #include "runtime/logger.hpp"
 
 namespace stamen {
@@ -24,6 +25,13 @@ struct grid_state {
     buffer instruction;        ///< kept to build an error reply if the node dies
     reply_stream_actor stream;  ///< where the reply goes; invalid: keep it for pull
     bool streamed = false;
+    // What a fault plan does to the reply (see fault_plan.hpp).
+    bool drop_reply = false;
+    bool duplicate = false;
+    bool corrupt = false;
+    bool crash_after = false;
+    double hold_reply_ms = 0;
+    int64_t round = 0;
   };
 
   struct waiter {
@@ -40,13 +48,17 @@ struct grid_state {
   codec_options codec;
   logger log;
   uint64_t synthesized = 0;
+  std::shared_ptr<fault_injector> faults;  ///< null: no fault injection
 };
 
 /// The grid actor (Flower's SuperLink role): registers and monitors nodes,
 /// routes encoded instructions and replies without decoding them, and answers
 /// for a node that dies with a node-unavailable error reply for every
 /// instruction it still owed.
+/// With `faults`, the grid is also where faults are injected: between the
+/// grid and the nodes, so they act alike on in-process and remote nodes.
 grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self,
-                               codec_options codec, logger log);
+                                        codec_options codec, logger log,
+                                        std::shared_ptr<fault_injector> faults = nullptr);
 
 }  // namespace stamen

@@ -44,6 +44,8 @@ using grid_actor = caf::typed_actor<
     caf::reacts_to<stream_atom, std::vector<envelope>, reply_stream_actor>,
     /// A reply from a node.
     caf::reacts_to<reply_atom, envelope>,
-    caf::replies_to<pull_atom, std::vector<std::string>>::with<std::vector<envelope>>>;
+    caf::replies_to<pull_atom, std::vector<std::string>>::with<std::vector<envelope>>,
+    /// Internal: a fault plan's delayed crash of a node.
+    caf::reacts_to<crash_atom, uint64_t>>;
 
 }  // namespace stamen

@@ -2,6 +2,8 @@
 
 #include <toml.hpp>
 
+#include "config/fault_table.hpp"
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -233,6 +235,11 @@ expected<app_config> parse_app_config(const toml::value& root, const fs::path& d
       cfg.federations.insert_or_assign(k, std::move(*f));
     }
   }
+  if (root.contains("faults")) {
+    auto plan = parse_fault_table(toml::find(root, "faults"));
+    if (!plan) return plan.error();
+    cfg.faults = std::move(*plan);
+  }
   if (cfg.federations.empty()) {
     federation_config local;
     local.name = "local-simulation";
@@ -268,6 +275,19 @@ expected<app_config> load_app_config(const fs::path& app_dir) {
     return parse_app_config(root, app_dir);
   } catch (const std::exception& e) {
     // toml11 puts the file, line and a caret under the offending text in what().
+    return config_failure(e.what());
+  }
+}
+
+expected<fault_plan> load_fault_plan(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    return fail(errc::io_error, "fault plan '" + file.string() + "' does not exist");
+  try {
+    auto root = toml::parse(file.string());
+    if (!root.contains("faults")) return config_failure("'" + file.string() + "' has no [faults] table");
+    return parse_fault_table(toml::find(root, "faults"));
+  } catch (const std::exception& e) {
     return config_failure(e.what());
   }
 }

@@ -8,6 +8,7 @@
 #include "messages/config_record.hpp"
 #include "messages/expected.hpp"
 #include "messages/ordered_map.hpp"
+#include "runtime/fault_plan.hpp"
 
 namespace stamen {
 
@@ -35,6 +36,8 @@ struct app_config {
   config_record run_config;
   std::string default_federation;
   ordered_map<federation_config> federations;
+  /// [faults]: what to inject into runs of this app (empty: nothing).
+  fault_plan faults;
 
   /// The federation called `name`, or the default when `name` is empty.
   expected<federation_config> federation(const std::string& name) const;
@@ -51,6 +54,9 @@ expected<app_config> load_app_config(const std::filesystem::path& app_dir);
 /// of flat keys. Every key must already exist in `run_config` and its value
 /// must have the same type (an integer is accepted where a float is declared).
 expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec);
+
+/// Loads a fault plan from the [faults] table of a TOML file (--faults FILE).
+expected<fault_plan> load_fault_plan(const std::filesystem::path& file);
 
 /// Parses "k=v k=v" into a config record without a schema (e.g. --node-config).
 expected<config_record> parse_key_values(const std::string& spec);

@@ -372,6 +372,19 @@ std::vector<message> fed_avg::configure_evaluate(int round, const array_record& 
                    opts_.min_evaluate_nodes, round, &arrays, std::move(config), g);
 }
 
+std::optional<std::string> fed_avg::reject_train_round(const phase_report& r) const {
+  if (r.results < opts_.min_train_nodes)
+    return "only " + std::to_string(r.results) + " valid result(s), fewer than min_train_nodes (" +
+           std::to_string(opts_.min_train_nodes) + ")";
+  if (!opts_.accept_failures && r.failures > 0)
+    return std::to_string(r.failures) + " failure(s) and accept_failures is off";
+  if (r.sampled > 0 &&
+      static_cast<double>(r.results) / static_cast<double>(r.sampled) < opts_.min_completion_rate)
+    return "completion rate " + fmt("%.2f", static_cast<double>(r.results) / static_cast<double>(r.sampled)) +
+           " is under min_completion_rate (" + fmt("%.2f", opts_.min_completion_rate) + ")";
+  return std::nullopt;
+}
+
 std::unique_ptr<train_aggregator> fed_avg::make_train_aggregator(int, const array_record& current) {
   return std::make_unique<fed_avg_train_aggregator>(opts_, current);
 }

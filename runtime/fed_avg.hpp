@@ -35,6 +35,12 @@ struct fed_avg_options {
   metric_aggregation_fn evaluate_metrics_aggr_fn = weighted_average;
   /// How long sampling waits for min_available_nodes (Flower waits forever).
   double min_available_timeout_s = 60;
+  /// Flower's accept_failures: when false, a round with any failure keeps the
+  /// previous global arrays.
+  bool accept_failures = true;
+  /// As FaultTolerantFedAvg's min_completion_rate_fit: the share of sampled
+  /// nodes whose train reply must be valid for the aggregate to be used.
+  double min_completion_rate = 0;
   /// Seed of node sampling; unset draws one from std::random_device.
   std::optional<uint64_t> seed;
 };
@@ -58,6 +64,10 @@ class fed_avg : public strategy {
   std::vector<message> configure_evaluate(int round, const array_record& arrays,
                                           config_record config, grid& g) override;
   std::unique_ptr<evaluate_aggregator> make_evaluate_aggregator(int round) override;
+
+  /// Fewer valid replies than min_train_nodes, a failure when failures are not
+  /// accepted, or a completion rate under the minimum keep the previous arrays.
+  std::optional<std::string> reject_train_round(const phase_report& report) const override;
 
   const fed_avg_options& options() const { return opts_; }
 

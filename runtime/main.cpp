@@ -1,5 +1,6 @@
 // The `stamen` command.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <iostream>
 
@@ -10,7 +11,8 @@
 namespace {
 
 int run_command(const std::string& app_dir, const std::vector<std::string>& overrides,
-                const std::string& federation_name, const std::string& format) {
+                const std::string& federation_name, const std::string& format,
+                const std::string& faults_file) {
   using namespace stamen;
   logger log{std::clog};
   auto cfg = load_app_config(app_dir);
@@ -28,6 +30,14 @@ int run_command(const std::string& app_dir, const std::vector<std::string>& over
     std::cerr << "stamen: " << fed.error().what << '\n';
     return 2;
   }
+  if (!faults_file.empty()) {
+    auto plan = load_fault_plan(faults_file);
+    if (!plan) {
+      std::cerr << "stamen: " << plan.error().what << '\n';
+      return 2;
+    }
+    cfg->faults = std::move(*plan);
+  }
   auto app = load_app(cfg->library, default_app_search_path());
   if (!app) {
     std::cerr << "stamen: " << app.error().what << '\n';
@@ -36,16 +46,26 @@ int run_command(const std::string& app_dir, const std::vector<std::string>& over
   log.info("Starting Stamen run of '" + cfg->name + "' on federation '" + fed->name + "' (" +
            std::to_string(fed->num_supernodes) + " SuperNodes)");
   log.info("Run config: " + to_string(cfg->run_config));
-  auto result = run_simulation(app->components, cfg->run_config, *fed, log);
+  if (!cfg->faults.empty())
+    log.info("Fault plan: " + std::to_string(cfg->faults.rules.size()) + " rule(s), seed " +
+             std::to_string(cfg->faults.seed));
+  std::vector<fault_event> injected;
+  auto result = run_simulation(app->components, cfg->run_config, *fed, log, cfg->faults, &injected);
+  nlohmann::json faults = nlohmann::json::array();
+  for (auto& e : injected)
+    faults.push_back({{"round", e.round}, {"node", e.node_index}, {"node_id", e.node_id},
+                      {"action", to_string(e.action)}, {"phase", to_string(e.phase)}});
   if (!result) {
     log.error(result.error().what);
+    if (format == "json")
+      std::cout << nlohmann::json{{"error", result.error().what}, {"faults", faults}}.dump(2)
+                << std::endl;
     return 1;
   }
   if (format == "json") {
-    if (*result)
-      std::cout << (*result)->to_json() << std::endl;
-    else
-      std::cout << "{}" << std::endl;
+    auto doc = *result ? nlohmann::json::parse((*result)->to_json()) : nlohmann::json::object();
+    doc["faults"] = faults;
+    std::cout << doc.dump(2) << std::endl;
   }
   return 0;
 }
@@ -65,6 +85,8 @@ int main(int argc, char** argv) {
   run->add_option("--run-config", overrides,
                   "Overrides: \"key=value key=value\" or a TOML file (repeatable)");
   run->add_option("--federation", federation_name, "Federation from the app's [federations]");
+  std::string faults_file;
+  run->add_option("--faults", faults_file, "TOML file with a [faults] table (replaces the app's)");
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
 
@@ -73,6 +95,6 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
-  if (run->parsed()) return run_command(app_dir, overrides, federation_name, format);
+  if (run->parsed()) return run_command(app_dir, overrides, federation_name, format, faults_file);
   return 2;
 }

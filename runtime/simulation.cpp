@@ -2,6 +2,7 @@
 
 #include <random>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "actors/federation.hpp"
@@ -11,7 +12,9 @@ namespace stamen {
 expected<std::optional<strategy_result>> run_simulation(const app_components& app,
                                                         const config_record& run_config,
                                                         const federation_config& fed,
-                                                        const logger& log) {
+                                                        const logger& log,
+                                                        const fault_plan& faults,
+                                                        std::vector<fault_event>* injected) {
   if (fed.address)
     return fail(errc::config_error, "federation '" + fed.name + "' names a superlink (" +
                                         *fed.address +
@@ -22,16 +25,25 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   opts.compute_threads = fed.compute_threads == 0 ? cores : fed.compute_threads;
   opts.on_compute_thread_start = app.on_compute_thread_start;
   opts.log = log;
-  federation f{*rt.sys, opts};
 
   // Node ids are random 63-bit numbers as in Flower, drawn from the seed so
   // that runs repeat.
   std::mt19937_64 rng{fed.seed};
   std::unordered_set<uint64_t> taken{0, server_node_id};
+  std::vector<uint64_t> ids;
+  std::unordered_map<uint64_t, int64_t> index_of;
   for (size_t i = 0; i < fed.num_supernodes; ++i) {
     uint64_t id;
     do id = rng() >> 1;
     while (!taken.insert(id).second);
+    ids.push_back(id);
+    index_of.emplace(id, static_cast<int64_t>(i));
+  }
+  if (!faults.empty())
+    opts.faults = std::make_shared<fault_injector>(faults, index_of, fed.num_supernodes);
+  federation f{*rt.sys, opts};
+  for (size_t i = 0; i < fed.num_supernodes; ++i) {
+    auto id = ids[i];
     context ctx;
     ctx.node_id = id;
     ctx.run_config = run_config;
@@ -50,7 +62,9 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   server_ctx.run_id = std::random_device{}() | 1;
   server_ctx.node_id = server_node_id;
   server_ctx.run_config = run_config;
-  return f.run(app.server, std::move(server_ctx));
+  auto result = f.run(app.server, std::move(server_ctx));
+  if (opts.faults && injected) *injected = opts.faults->events();
+  return result;
 }
 
 }  // namespace stamen

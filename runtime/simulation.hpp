@@ -4,6 +4,7 @@
 
 #include "config/app_config.hpp"
 #include "runtime/app_components.hpp"
+#include "runtime/fault_plan.hpp"
 #include "runtime/logger.hpp"
 #include "runtime/strategy_result.hpp"
 
@@ -12,9 +13,13 @@ namespace stamen {
 /// Runs an app on `fed.num_supernodes` SuperNode actors in this process:
 /// node i gets node_config {partition-id: i, num-partitions: N}. Returns what
 /// the ServerApp's strategy reported, or the failure that ended the run.
+/// With a non-empty `faults` plan, the faults injected are appended to
+/// `*injected` (when given).
 expected<std::optional<strategy_result>> run_simulation(const app_components& app,
                                                         const config_record& run_config,
                                                         const federation_config& fed,
-                                                        const logger& log);
+                                                        const logger& log,
+                                                        const fault_plan& faults = {},
+                                                        std::vector<fault_event>* injected = nullptr);
 
 }  // namespace stamen

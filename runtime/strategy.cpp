@@ -178,7 +178,10 @@ strategy_result strategy::start(grid& g, array_record initial_arrays, int num_ro
     log_failures(log_, tr);
     auto aggregate = tagg->finish();
     tagg.reset();  // release the running sums before evaluation
-    if (aggregate.arrays)
+    auto rejected = aggregate.arrays ? reject_train_round(tr) : std::nullopt;
+    if (rejected)
+      log_.warn("aggregate_train: " + *rejected + "; keeping the previous global arrays");
+    else if (aggregate.arrays)
       result.arrays = std::move(*aggregate.arrays);
     else if (tr.sampled > 0)
       log_.warn("aggregate_train: no valid update in round " + std::to_string(round) +

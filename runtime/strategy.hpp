@@ -73,6 +73,12 @@ class strategy {
                                                   config_record config, grid& g) = 0;
   virtual std::unique_ptr<evaluate_aggregator> make_evaluate_aggregator(int round) = 0;
 
+  /// Says why a train round's aggregate must not replace the global arrays
+  /// (too few valid replies, say), or nothing when it may.
+  virtual std::optional<std::string> reject_train_round(const phase_report& report) const {
+    return std::nullopt;
+  }
+
   /// Flower's batch form: aggregates replies already received (errors skipped).
   train_aggregate aggregate_train(int round, const std::vector<message>& replies,
                                   const array_record& current);

@@ -135,4 +135,62 @@ BOOST_AUTO_TEST_CASE(key_values_without_schema) {
   BOOST_TEST(!parse_key_values("novalue"));
 }
 
+BOOST_AUTO_TEST_CASE(fault_plans) {
+  app_dir d{std::string{good} + R"(
+[faults]
+seed = 7
+[[faults.rule]]
+action = "crash"
+nodes = [3, 7]
+rounds = [2]
+phase = "train"
+when = "during"
+delay-ms = 500
+[[faults.rule]]
+action = "drop"
+fraction = 0.2
+probability = 0.3
+target = "reply"
+[[faults.rule]]
+action = "partition"
+nodes = "all"
+rounds = "every"
+)"};
+  auto cfg = load_app_config(d.path);
+  BOOST_REQUIRE_MESSAGE(cfg.has_value(), (cfg ? std::string{} : cfg.error().what));
+  auto& plan = cfg->faults;
+  BOOST_TEST(plan.seed == 7u);
+  BOOST_REQUIRE(plan.rules.size() == 3u);
+  BOOST_TEST((plan.rules[0].action == fault_action::crash));
+  BOOST_TEST((plan.rules[0].when == crash_point::during));
+  BOOST_TEST(plan.rules[0].delay_ms == 500.0);
+  BOOST_TEST((plan.rules[0].nodes == std::vector<int64_t>{3, 7}));
+  BOOST_TEST(plan.rules[1].fraction == 0.2);
+  BOOST_TEST((plan.rules[1].target == drop_target::reply));
+  BOOST_TEST(plan.rules[2].all);
+  BOOST_TEST(plan.rules[2].rounds.empty());
+
+  auto expect_error = [](const std::string& rules, const std::string& needle) {
+    app_dir bad{std::string{"[app]\nname = \"x\"\nlibrary = \"y\"\n[faults]\n"} + rules};
+    auto r = load_app_config(bad.path);
+    BOOST_REQUIRE_MESSAGE(!r.has_value(), "accepted: " << rules);
+    BOOST_TEST(r.error().what.find(needle) != std::string::npos, r.error().what);
+  };
+  expect_error("[[faults.rule]]\naction = \"explode\"\nnodes = [1]\n",
+               "'action' must be one of: crash, drop, delay");
+  expect_error("[[faults.rule]]\naction = \"drop\"\n", "exactly one of 'nodes' and 'fraction'");
+  expect_error("[[faults.rule]]\naction = \"delay\"\nnodes = [1]\n", "needs delay-ms > 0");
+  expect_error("[[faults.rule]]\naction = \"drop\"\nnodes = [1]\nprobability = 2\n",
+               "'probability' must lie in");
+  expect_error("[[faults.rule]]\naction = \"drop\"\nnodes = [1]\nwhen = \"later\"\n",
+               "'when' must be one of");
+  expect_error("sede = 1\n", "unknown key 'sede' in [faults]");
+
+  std::ofstream(d.path / "plan.toml") << "[faults]\nseed = 3\n[[faults.rule]]\naction = \"corrupt\"\nnodes = [0]\n";
+  auto plan2 = load_fault_plan(d.path / "plan.toml");
+  BOOST_REQUIRE(plan2.has_value());
+  BOOST_TEST((plan2->rules.at(0).action == fault_action::corrupt));
+  BOOST_TEST(!load_fault_plan(d.path / "missing.toml"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

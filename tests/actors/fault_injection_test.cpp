@@ -1,0 +1,378 @@
+// Faults injected between the grid and the nodes: exact counts, and the
+// aggregate equals FedAvg computed independently over the surviving replies.
+#include <boost/test/unit_test.hpp>
+
+#include <caf/actor_registry.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include "actors/federation.hpp"
+#include "runtime/fed_avg.hpp"
+
+using namespace stamen;
+
+namespace {
+
+// Node p answers train with (global + p + 1) weighted p + 1; evaluate with eval_loss p.
+std::shared_ptr<client_app> arithmetic_app(int64_t p, int sleep_ms = 0) {
+  auto app = std::make_shared<client_app>();
+  app->train([p, sleep_ms](const message& m, context&) {
+    if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    auto in = m.content().arrays("arrays")->get("w")->to_vector<float>();
+    for (auto& x : in) x += static_cast<float>(p + 1);
+    record_dict c;
+    c.insert_or_assign("arrays", array_record{{"w", array::from_values(dtype::float32, {3}, in)}});
+    c.insert_or_assign("metrics", metric_record{{"num-examples", p + 1}});
+    return make_reply(m, c);
+  });
+  app->evaluate([p](const message& m, context&) {
+    record_dict c;
+    c.insert_or_assign("metrics", metric_record{{"eval_loss", static_cast<double>(p)},
+                                                {"num-examples", p + 1}});
+    return make_reply(m, c);
+  });
+  return app;
+}
+
+struct outcome {
+  expected<std::optional<strategy_result>> result = fail(errc::none, "");
+  std::vector<fault_event> events;
+  double seconds = 0;
+};
+
+struct setup {
+  size_t nodes = 6;
+  int rounds = 3;
+  double timeout = 2;
+  int sleep_ms = 0;
+  size_t compute_threads = 0;
+  fed_avg_options opts = [] {
+    fed_avg_options o;
+    o.seed = 3;
+    o.fraction_evaluate = 0;
+    o.min_available_timeout_s = 1;
+    return o;
+  }();
+  std::function<void(strategy_result&)> on_round;  // unused hook for soak tests
+};
+
+outcome run(const setup& s, fault_plan plan) {
+  actor_runtime rt{2};
+  std::unordered_map<uint64_t, int64_t> index;
+  for (size_t p = 0; p < s.nodes; ++p) index.emplace(100 + p, static_cast<int64_t>(p));
+  federation_options o;
+  o.compute_threads = s.compute_threads;
+  o.log = logger::silent();
+  o.faults = std::make_shared<fault_injector>(std::move(plan), index, s.nodes);
+  outcome out;
+  {
+    federation fed{*rt.sys, o};
+    for (size_t p = 0; p < s.nodes; ++p)
+      fed.add_node(100 + p, arithmetic_app(static_cast<int64_t>(p), s.sleep_ms));
+    fed.wait_for_nodes(s.nodes);
+    server_app srv;
+    srv.main([&](grid& g, context&) {
+      fed_avg strategy(s.opts, logger::silent());
+      strategy.start(g, {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}},
+                     s.rounds, s.timeout);
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    out.result = fed.run(srv, {});
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.events = o.faults->events();
+  }
+  return out;
+}
+
+fault_rule rule(fault_action a, std::vector<int64_t> nodes, std::vector<int64_t> rounds = {}) {
+  fault_rule r;
+  r.action = a;
+  r.nodes = std::move(nodes);
+  r.rounds = std::move(rounds);
+  return r;
+}
+
+fault_plan plan_of(std::vector<fault_rule> rules, uint64_t seed = 7) {
+  fault_plan p;
+  p.seed = seed;
+  p.rules = std::move(rules);
+  return p;
+}
+
+// FedAvg by the formula: each round adds sum (p+1)^2 / sum (p+1) over the
+// nodes whose reply counted in that round.
+std::vector<double> expected_arrays(const std::vector<std::vector<int64_t>>& per_round) {
+  std::vector<double> w{0, 1, 2};
+  for (auto& ps : per_round) {
+    if (ps.empty()) continue;
+    double num = 0, den = 0;
+    for (auto p : ps) num += static_cast<double>((p + 1) * (p + 1)), den += static_cast<double>(p + 1);
+    for (auto& x : w) x += num / den;
+  }
+  return w;
+}
+
+std::vector<int64_t> all_but(size_t n, std::vector<int64_t> out) {
+  std::vector<int64_t> ps;
+  for (int64_t p = 0; p < static_cast<int64_t>(n); ++p)
+    if (std::find(out.begin(), out.end(), p) == out.end()) ps.push_back(p);
+  return ps;
+}
+
+const strategy_result& ok(const outcome& o) {
+  BOOST_REQUIRE_MESSAGE(o.result.has_value(), (o.result ? std::string{} : o.result.error().what));
+  BOOST_REQUIRE(o.result->has_value());
+  return **o.result;
+}
+
+void check_arrays(const strategy_result& r, const std::vector<double>& want) {
+  auto w = r.arrays.get("w")->to_vector<float>();
+  for (size_t i = 0; i < 3; ++i)
+    BOOST_TEST(std::abs(w[i] - want[i]) <= 1e-6 * std::max(1.0, std::abs(want[i])),
+               "w[" << i << "] = " << w[i] << ", want " << want[i]);
+}
+
+void check_counts(const strategy_result& r, int round, size_t results, size_t failures,
+                  const std::string& reason = "") {
+  auto& tr = r.train_rounds.at(static_cast<size_t>(round - 1));
+  BOOST_TEST(tr.results == results, "round " << round);
+  BOOST_TEST(tr.failures == failures, "round " << round);
+  if (!reason.empty()) {
+    std::string all;
+    for (auto& x : tr.failure_reasons) all += x + "\n";
+    BOOST_TEST(all.find(reason) != std::string::npos, "'" << reason << "' not in:\n" << all);
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fault_injection_suite)
+
+BOOST_AUTO_TEST_CASE(crash_before_kills_the_node_for_good) {
+  setup s;
+  auto o = run(s, plan_of({rule(fault_action::crash, {1, 3}, {2})}));
+  auto& r = ok(o);
+  check_counts(r, 1, 6, 0);
+  check_counts(r, 2, 4, 2, "became unavailable");
+  check_counts(r, 3, 4, 0);  // the dead nodes are no longer sampled
+  BOOST_TEST(r.train_rounds[2].sampled == 4u);
+  auto alive = all_but(6, {1, 3});
+  check_arrays(r, expected_arrays({all_but(6, {}), alive, alive}));
+  BOOST_TEST(o.events.size() == 2u);
+  BOOST_TEST(o.events[0].node_index == 1);
+  BOOST_TEST(o.events[0].round == 2);
+}
+
+BOOST_AUTO_TEST_CASE(crash_during_and_after) {
+  setup s;
+  s.sleep_ms = 300;
+  s.compute_threads = 6;
+  auto during = rule(fault_action::crash, {2}, {1});
+  during.when = crash_point::during;
+  during.delay_ms = 50;
+  auto after = rule(fault_action::crash, {4}, {1});
+  after.when = crash_point::after;
+  auto o = run(s, plan_of({during, after}));
+  auto& r = ok(o);
+  check_counts(r, 1, 5, 1, "node 102: error 5");  // node 4's reply still counts
+  check_counts(r, 2, 4, 0);
+  auto alive = all_but(6, {2, 4});
+  check_arrays(r, expected_arrays({all_but(6, {2}), alive, alive}));
+}
+
+BOOST_AUTO_TEST_CASE(drop_instruction_or_reply_times_out) {
+  setup s;
+  s.timeout = 0.3;
+  auto reply = rule(fault_action::drop, {5}, {2});
+  reply.target = drop_target::reply;
+  auto o = run(s, plan_of({rule(fault_action::drop, {0}, {2}), reply}));
+  auto& r = ok(o);
+  check_counts(r, 2, 4, 2, "node 100: no reply within the timeout");
+  check_counts(r, 3, 6, 0);
+  check_arrays(r, expected_arrays({all_but(6, {}), all_but(6, {0, 5}), all_but(6, {})}));
+}
+
+BOOST_AUTO_TEST_CASE(delay_and_slow) {
+  setup s;
+  s.timeout = 0.5;
+  auto late = rule(fault_action::delay, {1}, {1});
+  late.delay_ms = 1500;  // past the round's deadline
+  auto fine = rule(fault_action::delay, {2}, {1});
+  fine.delay_ms = 20;
+  auto slow = rule(fault_action::slow, {3}, {2});
+  slow.delay_ms = 1500;
+  auto o = run(s, plan_of({late, fine, slow}));
+  auto& r = ok(o);
+  check_counts(r, 1, 5, 1, "node 101: no reply within the timeout");
+  check_counts(r, 2, 5, 1, "node 103: no reply within the timeout");
+  check_arrays(r, expected_arrays({all_but(6, {1}), all_but(6, {3}), all_but(6, {})}));
+}
+
+BOOST_AUTO_TEST_CASE(duplicates_count_once) {
+  setup s;
+  auto o = run(s, plan_of({rule(fault_action::duplicate, {0, 4}, {1})}));
+  auto& r = ok(o);
+  auto& tr = r.train_rounds[0];
+  BOOST_TEST(tr.results == 6u);
+  // A duplicate that arrives before the round closes is a counted failure;
+  // one that arrives after is dropped with the round.
+  BOOST_TEST(tr.failures <= 2u);
+  for (auto& x : tr.failure_reasons) BOOST_TEST(x.find("duplicate reply") != std::string::npos, x);
+  check_arrays(r, expected_arrays({all_but(6, {}), all_but(6, {}), all_but(6, {})}));
+}
+
+BOOST_AUTO_TEST_CASE(corrupt_replies_fail_to_decode) {
+  setup s;
+  auto o = run(s, plan_of({rule(fault_action::corrupt, {1, 2}, {3})}));
+  auto& r = ok(o);
+  check_counts(r, 3, 4, 2, "malformed reply");
+  check_arrays(r, expected_arrays({all_but(6, {}), all_but(6, {}), all_but(6, {1, 2})}));
+}
+
+BOOST_AUTO_TEST_CASE(partition_heals) {
+  setup s;
+  s.timeout = 0.3;
+  s.rounds = 4;
+  auto o = run(s, plan_of({rule(fault_action::partition, {0, 1, 2}, {2, 3})}));
+  auto& r = ok(o);
+  check_counts(r, 2, 3, 3);
+  check_counts(r, 3, 3, 3);
+  check_counts(r, 4, 6, 0);  // healed
+  auto cut = all_but(6, {0, 1, 2});
+  check_arrays(r, expected_arrays({all_but(6, {}), cut, cut, all_but(6, {})}));
+}
+
+BOOST_AUTO_TEST_CASE(too_few_valid_replies_keep_the_previous_model) {
+  setup s;
+  s.opts.min_train_nodes = 3;
+  auto o = run(s, plan_of({rule(fault_action::crash, {0, 1, 2, 3}, {2})}));
+  auto& r = ok(o);
+  check_counts(r, 2, 2, 4);
+  // Round 2's aggregate (2 < min_train_nodes) was not used; round 3 samples the
+  // two survivors (fewer than 3 again), so the model stays at round 1's.
+  check_arrays(r, expected_arrays({all_but(6, {})}));
+
+  setup strict;
+  strict.opts.accept_failures = false;
+  auto o2 = run(strict, plan_of({rule(fault_action::crash, {5}, {2})}));
+  check_arrays(ok(o2), expected_arrays({all_but(6, {}), {}, all_but(6, {5})}));
+}
+
+BOOST_AUTO_TEST_CASE(all_nodes_dead_ends_the_run_with_an_error) {
+  setup s;
+  fault_rule everyone;
+  everyone.action = fault_action::crash;
+  everyone.all = true;
+  everyone.rounds = {2};
+  auto o = run(s, plan_of({everyone}));
+  BOOST_REQUIRE(!o.result.has_value());
+  BOOST_TEST(o.result.error().what.find("only 0 of the 2 nodes required by min_available_nodes") !=
+                 std::string::npos, o.result.error().what);
+  BOOST_TEST(o.seconds < 10.0);
+}
+
+BOOST_AUTO_TEST_CASE(same_seed_same_faults_and_bit_identical_arrays) {
+  setup s;
+  s.nodes = 20;
+  s.timeout = 0.3;
+  s.rounds = 4;
+  fault_rule random_drop;
+  random_drop.action = fault_action::drop;
+  random_drop.fraction = 0.5;
+  random_drop.probability = 0.5;
+  auto a = run(s, plan_of({random_drop}, 11));
+  auto b = run(s, plan_of({random_drop}, 11));
+  auto& ra = ok(a);
+  auto& rb = ok(b);
+  BOOST_REQUIRE(a.events.size() == b.events.size());
+  BOOST_TEST(a.events.size() > 0u);
+  for (size_t i = 0; i < a.events.size(); ++i) {
+    BOOST_TEST(a.events[i].round == b.events[i].round);
+    BOOST_TEST(a.events[i].node_index == b.events[i].node_index);
+  }
+  BOOST_TEST((ra.arrays.get("w")->bytes() == rb.arrays.get("w")->bytes()));
+  for (size_t i = 0; i < ra.train_rounds.size(); ++i)
+    BOOST_TEST(ra.train_rounds[i].results == rb.train_rounds[i].results);
+  auto c = run(s, plan_of({random_drop}, 12));
+  bool differs = c.events.size() != a.events.size();
+  for (size_t i = 0; !differs && i < a.events.size(); ++i)
+    differs = a.events[i].node_index != c.events[i].node_index || a.events[i].round != c.events[i].round;
+  BOOST_TEST(differs);
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_nodes_with_20_percent_crashes) {
+  setup s;
+  s.nodes = 1000;
+  s.timeout = 30;
+  fault_rule crash;
+  crash.action = fault_action::crash;
+  crash.fraction = 0.2;
+  crash.rounds = {2};
+  auto o = run(s, plan_of({crash}));
+  auto& r = ok(o);
+  check_counts(r, 1, 1000, 0);
+  check_counts(r, 2, 800, 200);
+  check_counts(r, 3, 800, 0);
+  BOOST_TEST(o.events.size() == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(soak_with_random_churn_stays_flat) {
+  // 40 rounds in which each node is cut off with probability 0.2 per round:
+  // memory, the number of actors and the round time must not grow.
+  constexpr size_t nodes = 50;
+  constexpr int rounds = 40;
+  actor_runtime rt{2};
+  std::unordered_map<uint64_t, int64_t> index;
+  for (size_t p = 0; p < nodes; ++p) index.emplace(100 + p, static_cast<int64_t>(p));
+  fault_rule churn;
+  churn.action = fault_action::partition;
+  churn.all = true;
+  churn.probability = 0.2;
+  federation_options o;
+  o.log = logger::silent();
+  o.faults = std::make_shared<fault_injector>(plan_of({churn}), index, nodes);
+  federation fed{*rt.sys, o};
+  for (size_t p = 0; p < nodes; ++p) fed.add_node(100 + p, arithmetic_app(static_cast<int64_t>(p)));
+  fed.wait_for_nodes(nodes);
+  auto rss = [] {
+    std::ifstream in("/proc/self/statm");
+    size_t pages = 0, resident = 0;
+    in >> pages >> resident;
+    return resident * 4096;
+  };
+  std::vector<size_t> memory, actors;
+  server_app srv;
+  std::optional<strategy_result> result;
+  srv.main([&](grid& g, context&) {
+    setup s;
+    fed_avg strategy(s.opts, logger::silent());
+    result = strategy.start(
+        g, {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}}, rounds, 0.1,
+        {}, {}, [&](int, const array_record&) -> std::optional<metric_record> {
+          memory.push_back(rss());
+          actors.push_back(rt.sys->registry().running());
+          return std::nullopt;
+        });
+  });
+  BOOST_REQUIRE(fed.run(srv, {}).has_value());
+  BOOST_REQUIRE(result.has_value());
+  size_t failures = 0;
+  for (auto& tr : result->train_rounds) failures += tr.failures;
+  BOOST_TEST(failures > 0u);
+  BOOST_TEST(result->train_rounds.back().results > 0u);
+  // Flat: the last ten rounds against rounds 5-14.
+  BOOST_TEST(actors.at(rounds) == actors.at(10));
+  BOOST_TEST(memory.at(rounds) <= memory.at(10) + (size_t{8} << 20),
+             "RSS grew from " << memory.at(10) << " to " << memory.at(rounds));
+  auto mean = [&](size_t a, size_t b) {
+    double t = 0;
+    for (size_t i = a; i < b; ++i) t += result->train_rounds[i].seconds;
+    return t / static_cast<double>(b - a);
+  };
+  BOOST_TEST(mean(30, 40) <= 1.5 * mean(5, 15) + 0.02);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
