@@ -370,38 +370,35 @@ struct decoder {
     return out;
   }
 
+  template <class Map>
+  static expected<record> as_record(expected<Map> r) {
+    if (!r) return r.error();
+    return record{std::move(*r)};
+  }
+
   expected<record_dict> content(schema::RecordDict::Reader in) {
     using E = schema::RecordDict::Entry;
     return entries<record_dict>(
         in.getEntries(), "content", [&](E::Reader e, const std::string& path) -> expected<record> {
           switch (e.which()) {
-            case E::ARRAYS: {
-              auto r = entries<array_record>(
+            case E::ARRAYS:
+              return as_record(entries<array_record>(
                   e.getArrays().getEntries(), path,
                   [&](schema::ArrayRecord::Entry::Reader x, const std::string& p) {
                     return arr(x.getArray(), p);
-                  });
-              if (!r) return r.error();
-              return record{std::move(*r)};
-            }
-            case E::CONFIGS: {
-              auto r = entries<config_record>(
+                  }));
+            case E::CONFIGS:
+              return as_record(entries<config_record>(
                   e.getConfigs().getEntries(), path,
                   [&](schema::ConfigRecord::Entry::Reader x, const std::string& p) {
                     return config(x.getValue(), p);
-                  });
-              if (!r) return r.error();
-              return record{std::move(*r)};
-            }
-            case E::METRICS: {
-              auto r = entries<metric_record>(
+                  }));
+            case E::METRICS:
+              return as_record(entries<metric_record>(
                   e.getMetrics().getEntries(), path,
                   [&](schema::MetricRecord::Entry::Reader x, const std::string& p) {
                     return metric(x.getValue(), p);
-                  });
-              if (!r) return r.error();
-              return record{std::move(*r)};
-            }
+                  }));
           }
           return fail(errc::decode_failed, path + ": unknown record kind");
         });
