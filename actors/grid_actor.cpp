@@ -251,6 +251,9 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
       accept_instructions(self, msgs, std::move(stream), true);
     },
     [self](reply_atom, envelope& reply) { deliver(self, std::move(reply)); },
+    [self](cancel_atom, const std::vector<std::string>& ids) {
+      for (auto& id : ids) self->state.owed.erase(id);
+    },
     [self](crash_atom, uint64_t node_id) {
       if (auto n = self->state.nodes.find(node_id); n != self->state.nodes.end())
         caf::anon_send_exit(n->second, caf::exit_reason::kill);

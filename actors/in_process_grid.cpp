@@ -109,6 +109,9 @@ stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double
       .receive([&](std::vector<std::string>& xs) { missing = std::move(xs); },
                [&](caf::error& err) { fail_call("send_and_stream", err, self_->system()); });
   report.replied = report.sent - missing.size();
+  // The grid would otherwise keep each unanswered instruction (and its
+  // bytes) for as long as its node lives.
+  if (!missing.empty()) self_->send(grid_, cancel_atom::value, missing);
   for (auto& id : missing) report.timed_out.emplace_back(id, node_of[id]);
   return report;
 }

@@ -45,6 +45,9 @@ using grid_actor = caf::typed_actor<
     /// A reply from a node.
     caf::reacts_to<reply_atom, envelope>,
     caf::replies_to<pull_atom, std::vector<std::string>>::with<std::vector<envelope>>,
+    /// Forget instructions whose replies are no longer wanted (a round that
+    /// closed without them): their late replies are then dropped.
+    caf::reacts_to<cancel_atom, std::vector<std::string>>,
     /// Internal: a fault plan's delayed crash of a node.
     caf::reacts_to<crash_atom, uint64_t>>;
 

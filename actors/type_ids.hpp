@@ -35,6 +35,7 @@ using pull_atom = caf::atom_constant<caf::atom("pull")>;
 using await_atom = caf::atom_constant<caf::atom("await")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 
 /// Adds the types above to a CAF config (needed on every node of a cluster).
 inline void register_types(caf::actor_system_config& cfg) {

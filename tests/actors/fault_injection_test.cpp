@@ -24,7 +24,8 @@ std::shared_ptr<client_app> arithmetic_app(int64_t p, int sleep_ms = 0) {
     auto in = m.content().arrays("arrays")->get("w")->to_vector<float>();
     for (auto& x : in) x += static_cast<float>(p + 1);
     record_dict c;
-    c.insert_or_assign("arrays", array_record{{"w", array::from_values(dtype::float32, {3}, in)}});
+    c.insert_or_assign("arrays", array_record{{"w", array::from_values(
+                                                        dtype::float32, {static_cast<int64_t>(in.size())}, in)}});
     c.insert_or_assign("metrics", metric_record{{"num-examples", p + 1}});
     return make_reply(m, c);
   });
@@ -321,7 +322,8 @@ BOOST_AUTO_TEST_CASE(a_thousand_nodes_with_20_percent_crashes) {
 
 BOOST_AUTO_TEST_CASE(soak_with_random_churn_stays_flat) {
   // 40 rounds in which each node is cut off with probability 0.2 per round:
-  // memory, the number of actors and the round time must not grow.
+  // memory, the number of actors and the round time must not grow. The model
+  // has 100k floats, so keeping the ~400 unanswered instructions would show.
   constexpr size_t nodes = 50;
   constexpr int rounds = 40;
   actor_runtime rt{2};
@@ -350,7 +352,8 @@ BOOST_AUTO_TEST_CASE(soak_with_random_churn_stays_flat) {
     setup s;
     fed_avg strategy(s.opts, logger::silent());
     result = strategy.start(
-        g, {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}}, rounds, 0.1,
+        g, {{"w", array::from_values(dtype::float32, {100000}, std::vector<float>(100000, 1.f))}},
+        rounds, 0.2,
         {}, {}, [&](int, const array_record&) -> std::optional<metric_record> {
           memory.push_back(rss());
           actors.push_back(rt.sys->registry().running());
@@ -364,9 +367,13 @@ BOOST_AUTO_TEST_CASE(soak_with_random_churn_stays_flat) {
   BOOST_TEST(failures > 0u);
   BOOST_TEST(result->train_rounds.back().results > 0u);
   // Flat: the last ten rounds against rounds 5-14.
-  BOOST_TEST(actors.at(rounds) == actors.at(10));
-  BOOST_TEST(memory.at(rounds) <= memory.at(10) + (size_t{8} << 20),
-             "RSS grew from " << memory.at(10) << " to " << memory.at(rounds));
+  // The round's reply stream actor may still be quitting when counted: +1.
+  BOOST_TEST(actors.at(rounds) <= actors.at(10) + 1);
+  // Each round moves ~40 MB of fresh buffers, so allow heap noise; keeping the
+  // unanswered instructions instead grows RSS by ~100 MB over these rounds.
+  auto early = *std::max_element(memory.begin() + 5, memory.begin() + 15);
+  BOOST_TEST(memory.at(rounds) <= early + (size_t{32} << 20),
+             "RSS grew from " << early << " to " << memory.at(rounds));
   auto mean = [&](size_t a, size_t b) {
     double t = 0;
     for (size_t i = a; i < b; ++i) t += result->train_rounds[i].seconds;
