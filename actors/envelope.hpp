@@ -21,29 +21,36 @@ struct envelope {
   std::string reply_to;    ///< for a reply: the instruction's id
   uint64_t node_id = 0;    ///< destination of an instruction, source of a reply
   double deadline = 0;     ///< for an instruction: created_at + ttl (Unix seconds)
-  buffer bytes;
+  buffer bytes;            ///< the encoded message, or its header (see encode_header)
+  buffer content;          ///< the encoded content when it travels apart; shared by a round's instructions
 };
 
-/// CAF 0.17 inspection: the bytes are written raw, as one block.
+/// CAF 0.17 inspection: the two byte blocks are written raw.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, envelope& x) {
   if constexpr (std::is_base_of_v<caf::serializer, Inspector>) {
-    uint64_t n = x.bytes.size();
+    uint64_t n = x.bytes.size(), m = x.content.size();
     if (auto err = f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id,
-                     x.deadline, n))
+                     x.deadline, n, m))
       return err;
-    return n == 0 ? caf::error{} : f.apply_raw(n, const_cast<std::byte*>(x.bytes.data()));
+    if (n > 0)
+      if (auto err = f.apply_raw(n, const_cast<std::byte*>(x.bytes.data()))) return err;
+    return m == 0 ? caf::error{} : f.apply_raw(m, const_cast<std::byte*>(x.content.data()));
   } else if constexpr (std::is_base_of_v<caf::deserializer, Inspector>) {
-    uint64_t n = 0;
+    uint64_t n = 0, m = 0;
     if (auto err = f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id,
-                     x.deadline, n))
+                     x.deadline, n, m))
       return err;
-    auto [buf, out] = buffer::allocate(static_cast<size_t>(n));
-    x.bytes = buf;
-    return n == 0 ? caf::error{} : f.apply_raw(n, out);
+    auto [bytes, out] = buffer::allocate(static_cast<size_t>(n));
+    x.bytes = bytes;
+    if (n > 0)
+      if (auto err = f.apply_raw(n, out)) return err;
+    auto [content, out2] = buffer::allocate(static_cast<size_t>(m));
+    x.content = m == 0 ? buffer{} : content;
+    return m == 0 ? caf::error{} : f.apply_raw(m, out2);
   } else {
-    uint64_t n = x.bytes.size();
-    return f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id, n);
+    uint64_t n = x.bytes.size(), m = x.content.size();
+    return f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id, n, m);
   }
 }
 

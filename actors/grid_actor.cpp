@@ -61,7 +61,7 @@ void deliver(self_ptr self, envelope reply) {
 envelope synthesize(self_ptr self, const std::string& message_id, const grid_state::pending& p,
                     int64_t code, const std::string& reason) {
   auto& st = self->state;
-  auto instruction = decode(p.instruction, st.codec);
+  auto instruction = decode(p.instruction, p.content, st.codec);
   message reply;
   if (instruction) {
     reply = make_error_reply(*instruction, {code, reason});
@@ -102,7 +102,7 @@ void expire_waiters(self_ptr self) {
 // Applies the fault plan to an instruction on its way to `node`.
 void inject(self_ptr self, envelope& env, grid_state::pending& p, const supernode_actor& node) {
   auto& st = self->state;
-  auto msg = decode(env.bytes, st.codec);
+  auto msg = decode(env.bytes, env.content, st.codec);
   int64_t round = 0;
   auto phase = fault_phase::any;
   if (msg) {
@@ -161,7 +161,7 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
                          bool streamed) {
   auto& st = self->state;
   for (auto& env : msgs) {
-    grid_state::pending p{env.node_id, env.deadline, env.bytes, stream, streamed};
+    grid_state::pending p{env.node_id, env.deadline, env.bytes, env.content, stream, streamed};
     auto n = st.nodes.find(env.node_id);
     if (n == st.nodes.end()) {
       // Unknown or departed node: answer at once for it.

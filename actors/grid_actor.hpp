@@ -23,6 +23,7 @@ struct grid_state {
     uint64_t node_id;
     double deadline;
     buffer instruction;        ///< kept to build an error reply if the node dies
+    buffer content;            ///< its content part, shared with the round's other instructions
     reply_stream_actor stream;  ///< where the reply goes; invalid: keep it for pull
     bool streamed = false;
     // What a fault plan does to the reply (see fault_plan.hpp).

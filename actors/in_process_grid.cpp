@@ -46,19 +46,29 @@ size_t in_process_grid::wait_for_nodes(size_t n, double timeout_s) {
 std::vector<envelope> in_process_grid::seal(std::vector<message>& msgs) {
   std::vector<envelope> out;
   out.reserve(msgs.size());
+  // Instructions of a round usually carry equal content (the global model):
+  // it is encoded once and shared, so N instructions cost one model, not N.
+  // Equal arrays share their buffers, so the comparison is cheap.
+  const record_dict* last = nullptr;
+  expected<buffer> content = buffer{};
   for (auto& m : msgs) {
     auto& md = m.meta();
     md.run_id = run_id_;
     md.message_id = std::to_string(run_id_) + ":" + std::to_string(++next_id_);
-    auto bytes = encode(m, codec_);
-    if (!bytes) {
+    if (m.has_content() && !(last != nullptr && *last == m.content())) {
+      content = encode_content(m.content(), codec_);
+      last = &m.content();
+    }
+    auto header = m.has_content() ? encode_header(m, codec_) : encode(m, codec_);
+    if (!header || (m.has_content() && !content)) {
       log_.error("grid: cannot send message to node " + std::to_string(md.dst_node_id) + ": " +
-                 bytes.error().to_string());
+                 (header ? content.error() : header.error()).to_string());
       md.message_id.clear();
+      last = nullptr;
       continue;
     }
     out.push_back(envelope{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl,
-                           std::move(*bytes)});
+                           std::move(*header), m.has_content() ? *content : buffer{}});
   }
   return out;
 }
@@ -79,7 +89,7 @@ std::vector<message> in_process_grid::pull_messages(const std::vector<std::strin
       .receive(
           [&](std::vector<envelope>& envs) {
             for (auto& e : envs) {
-              auto m = decode(e.bytes, codec_);
+              auto m = decode(e.bytes, e.content, codec_);
               if (m)
                 out.push_back(std::move(*m));
               else

@@ -37,8 +37,9 @@ reply_stream_actor::behavior_type reply_stream_behavior(self_ptr self, reply_sin
     [self](reply_atom, envelope& env) {
       auto& st = self->state;
       if (st.sink == nullptr) return;  // the round is over: a late reply
-      auto msg = decode(env.bytes, st.codec);
+      auto msg = decode(env.bytes, env.content, st.codec);
       env.bytes = buffer{};
+      env.content = buffer{};
       if (msg) {
         st.sink->on_reply(*msg);
       } else {

@@ -23,7 +23,7 @@ message error_reply_from_envelope(const envelope& in, uint64_t node_id, message_
 
 envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
                             uint64_t node_id, uint64_t seq, const codec_options& codec) {
-  auto instruction = decode(in.bytes, codec);
+  auto instruction = decode(in.bytes, in.content, codec);
   message reply;
   if (!instruction) {
     reply = error_reply_from_envelope(in, node_id,

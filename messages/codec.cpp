@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -76,11 +77,11 @@ struct estimator {
     text(md.reply_to_message_id);
     text(md.group_id);
     text(md.message_type);
-    if (m.has_error()) {
-      text(m.error().reason);
-      return;
-    }
-    for (auto& [name, rec] : m.content()) {
+    if (m.has_error()) text(m.error().reason);
+  }
+
+  void content(const record_dict& c) {
+    for (auto& [name, rec] : c) {
       n += 64;
       text(name);
       std::visit(
@@ -203,7 +204,12 @@ void encode_metric(const metric_value& v, schema::MetricRecord::Entry::Value::Bu
       v);
 }
 
-void encode_message(const message& m, schema::Message::Builder out, size_t chunk_size) {
+void encode_content_into(const record_dict& content, schema::RecordDict::Builder out,
+                         size_t chunk_size);
+
+// Writes metadata and error; the content too unless it travels separately.
+void encode_message(const message& m, schema::Message::Builder out, size_t chunk_size,
+                    bool with_content) {
   auto md = out.initMetadata();
   auto& in = m.meta();
   md.setRunId(in.run_id);
@@ -221,8 +227,12 @@ void encode_message(const message& m, schema::Message::Builder out, size_t chunk
     e.setReason(text_of(m.error().reason));
     return;
   }
-  auto& content = m.content();
-  auto entries = out.initContent().initEntries(static_cast<unsigned>(content.size()));
+  if (with_content) encode_content_into(m.content(), out.initContent(), chunk_size);
+}
+
+void encode_content_into(const record_dict& content, schema::RecordDict::Builder out,
+                         size_t chunk_size) {
+  auto entries = out.initEntries(static_cast<unsigned>(content.size()));
   unsigned i = 0;
   for (auto& [name, rec] : content) {
     auto e = entries[i++];
@@ -404,7 +414,10 @@ struct decoder {
         });
   }
 
-  expected<message> msg(schema::Message::Reader in) {
+  // Decodes a message; `external` reads its content when that travels as a
+  // separate part (see encode_header).
+  expected<message> msg(schema::Message::Reader in,
+                        const std::function<expected<record_dict>()>& external = nullptr) {
     auto md_in = in.getMetadata();
     metadata md;
     md.run_id = md_in.getRunId();
@@ -420,15 +433,18 @@ struct decoder {
       return fail(ok.error().code, "metadata: " + ok.error().what);
     bool has_content = in.hasContent();
     bool has_error = in.hasError();
-    if (has_content && has_error)
+    bool has_external = static_cast<bool>(external);
+    if (has_content && has_external)
+      return fail(errc::invalid_message, "message has content in its header and as a separate part");
+    if ((has_content || has_external) && has_error)
       return fail(errc::invalid_message, "message has both content and an error");
-    if (!has_content && !has_error)
+    if (!has_content && !has_error && !has_external)
       return fail(errc::invalid_message, "message has neither content nor an error");
     if (has_error) {
       auto e = in.getError();
       return message{std::move(md), message_error{e.getCode(), str(e.getReason())}};
     }
-    auto c = content(in.getContent());
+    auto c = has_external ? external() : content(in.getContent());
     if (!c) return c.error();
     return message{std::move(md), std::move(*c)};
   }
@@ -440,28 +456,30 @@ uint32_t read_le32(const std::byte* p) {
   return x;  // Cap'n Proto's framing is little-endian, as is every target we build for.
 }
 
-}  // namespace
-
-expected<buffer> encode(const message& msg, const codec_options& opts) {
+expected<void> check_options(const codec_options& opts) {
   if (opts.chunk_size == 0 || opts.chunk_size % 8 != 0 || opts.chunk_size > (size_t{1} << 29) - 8)
     return fail(errc::invalid_argument, "codec chunk_size must be a positive multiple of 8 below "
                                         "512 MiB, got " + std::to_string(opts.chunk_size));
-  estimator est{opts.chunk_size};
-  est.msg(msg);
-  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096) {
+  return {};
+}
+
+// Builds one flat message of about `estimate` bytes with `fill(builder)`.
+template <class Fill>
+expected<buffer> build(size_t estimate, const codec_options& opts, Fill fill) {
+  if (estimate > opts.max_message_size + (opts.max_message_size >> 4) + 4096) {
     // The estimate overshoots by a little, never by a sixteenth.
     return fail(errc::message_too_large,
-                "message of about " + std::to_string(est.n) +
+                "message of about " + std::to_string(estimate) +
                     " bytes exceeds the maximum message size of " +
                     std::to_string(opts.max_message_size) + " bytes (codec_options)");
   }
-  size_t words = std::min(est.n / 8 + 1, max_segment_words);
+  size_t words = std::min(estimate / 8 + 1, max_segment_words);
   // Layout: one word of segment table (count - 1 = 0, size), then the segment.
   auto [out, raw] = buffer::allocate(8 + words * 8);
   auto* seg = reinterpret_cast<capnp::word*>(raw + 8);
   try {
     scratch_builder builder(kj::arrayPtr(seg, words));
-    encode_message(msg, builder.initRoot<schema::Message>(), opts.chunk_size);
+    fill(builder);
     auto segments = builder.getSegmentsForOutput();
     size_t total = 0;
     if (segments.size() == 1 && segments[0].begin() == seg) {
@@ -488,7 +506,9 @@ expected<buffer> encode(const message& msg, const codec_options& opts) {
   }
 }
 
-expected<message> decode(const buffer& buf, const codec_options& opts) {
+// Checks the framing of `buf` and hands a reader of it to `fn(buf, reader)`.
+template <class T, class Fn>
+expected<T> read(const buffer& buf, const codec_options& opts, Fn fn) {
   auto size = buf.size();
   if (size > opts.max_message_size)
     return fail(errc::message_too_large,
@@ -498,7 +518,7 @@ expected<message> decode(const buffer& buf, const codec_options& opts) {
     return fail(errc::decode_failed, "message of " + std::to_string(size) +
                                          " bytes is truncated or not made of 8-byte words");
   if (reinterpret_cast<uintptr_t>(buf.data()) % alignof(capnp::word) != 0)
-    return decode(buffer::copy_of(buf.data(), size), opts);  // realign once
+    return read<T>(buffer::copy_of(buf.data(), size), opts, fn);  // realign once
   // Check the segment table ourselves: clearer errors, and no trust in a
   // forged count before anything is allocated for it.
   uint64_t segment_count = uint64_t{read_le32(buf.data())} + 1;
@@ -530,10 +550,58 @@ expected<message> decode(const buffer& buf, const codec_options& opts) {
     ro.nestingLimit = opts.nesting_limit;
     capnp::FlatArrayMessageReader reader(
         kj::arrayPtr(reinterpret_cast<const capnp::word*>(buf.data()), size / 8), ro);
-    return decoder{buf}.msg(reader.getRoot<schema::Message>());
+    return fn(buf, reader);
   } catch (const kj::Exception& e) {
     return fail(errc::decode_failed, e.getDescription().cStr());
   }
+}
+
+}  // namespace
+
+expected<buffer> encode(const message& msg, const codec_options& opts) {
+  if (auto ok = check_options(opts); !ok) return ok.error();
+  estimator est{opts.chunk_size};
+  est.msg(msg);
+  if (msg.has_content()) est.content(msg.content());
+  return build(est.n, opts, [&](capnp::MessageBuilder& b) {
+    encode_message(msg, b.initRoot<schema::Message>(), opts.chunk_size, true);
+  });
+}
+
+expected<buffer> encode_header(const message& msg, const codec_options& opts) {
+  if (auto ok = check_options(opts); !ok) return ok.error();
+  estimator est{opts.chunk_size};
+  est.msg(msg);
+  return build(est.n, opts, [&](capnp::MessageBuilder& b) {
+    encode_message(msg, b.initRoot<schema::Message>(), opts.chunk_size, false);
+  });
+}
+
+expected<buffer> encode_content(const record_dict& content, const codec_options& opts) {
+  if (auto ok = check_options(opts); !ok) return ok.error();
+  estimator est{opts.chunk_size};
+  est.content(content);
+  return build(est.n, opts, [&](capnp::MessageBuilder& b) {
+    encode_content_into(content, b.initRoot<schema::RecordDict>(), opts.chunk_size);
+  });
+}
+
+expected<message> decode(const buffer& buf, const codec_options& opts) {
+  return read<message>(buf, opts, [](const buffer& b, capnp::MessageReader& r) {
+    return decoder{b}.msg(r.getRoot<schema::Message>());
+  });
+}
+
+expected<message> decode(const buffer& header, const buffer& content, const codec_options& opts) {
+  if (content.empty()) return decode(header, opts);
+  return read<message>(header, opts, [&](const buffer& hb, capnp::MessageReader& hr) {
+    auto external = [&]() {
+      return read<record_dict>(content, opts, [](const buffer& cb, capnp::MessageReader& cr) {
+        return decoder{cb}.content(cr.getRoot<schema::RecordDict>());
+      });
+    };
+    return decoder{hb}.msg(hr.getRoot<schema::Message>(), external);
+  });
 }
 
 }  // namespace stamen

@@ -34,4 +34,17 @@ expected<buffer> encode(const message& msg, const codec_options& opts = {});
 /// saying what is wrong and where; it never throws or crashes.
 expected<message> decode(const buffer& buf, const codec_options& opts = {});
 
+/// Encodes `msg` without its content, for messages that share one content
+/// encoded once with encode_content (e.g. the instructions of a round, which
+/// all carry the same global model). The two parts travel together.
+expected<buffer> encode_header(const message& msg, const codec_options& opts = {});
+
+/// Encodes a RecordDict on its own, as the shared part of encode_header.
+expected<buffer> encode_content(const record_dict& content, const codec_options& opts = {});
+
+/// Decodes a header and its separately encoded content (an empty `content`
+/// means the header is a whole message). Arrays are slices of `content`.
+expected<message> decode(const buffer& header, const buffer& content,
+                         const codec_options& opts = {});
+
 }  // namespace stamen

@@ -117,6 +117,41 @@ BOOST_AUTO_TEST_CASE(chunked_arrays_round_trip_byte_exact) {
   BOOST_TEST(!encode(in, opts));
 }
 
+BOOST_AUTO_TEST_CASE(header_and_shared_content_round_trip) {
+  auto in = sample_message();
+  auto content = encode_content(in.content());
+  auto header = encode_header(in);
+  BOOST_REQUIRE(content.has_value());
+  BOOST_REQUIRE(header.has_value());
+  BOOST_TEST(header->size() < 1024u);  // metadata only
+  auto out = decode(*header, *content);
+  BOOST_REQUIRE_MESSAGE(out.has_value(), (out ? std::string{} : out.error().to_string()));
+  BOOST_TEST((*out == in));
+  // Arrays are slices of the shared content part.
+  auto& w = out->content().arrays("arrays")->get("w")->bytes();
+  BOOST_TEST((w.data() >= content->data() && w.data() < content->data() + content->size()));
+  // Another instruction with the same content reuses the same part.
+  auto other = make_instruction(in.content(), "train", 9);
+  auto out2 = decode(*encode_header(*other), *content);
+  BOOST_REQUIRE(out2.has_value());
+  BOOST_TEST(out2->meta().dst_node_id == 9u);
+  // A header without its content part is incomplete.
+  auto alone = decode(*header);
+  BOOST_REQUIRE(!alone.has_value());
+  BOOST_TEST(alone.error().what.find("neither content nor an error") != std::string::npos);
+  // Content both inline and apart, or beside an error, is rejected.
+  auto twice = decode(*encode(in), *content);
+  BOOST_REQUIRE(!twice.has_value());
+  BOOST_TEST(twice.error().what.find("in its header and as a separate part") != std::string::npos);
+  auto err = make_error_reply(in, {error_code::unknown, "x"});
+  auto with_err = decode(*encode_header(err), *content);
+  BOOST_REQUIRE(!with_err.has_value());
+  BOOST_TEST(with_err.error().what.find("both content and an error") != std::string::npos);
+  // A corrupt content part is reported as such.
+  auto bad = decode(*header, content->slice(0, content->size() - 8));
+  BOOST_TEST(!bad.has_value());
+}
+
 BOOST_AUTO_TEST_CASE(size_limit_is_enforced_both_ways) {
   codec_options small;
   small.max_message_size = 4096;
