@@ -186,7 +186,7 @@ BOOST_AUTO_TEST_CASE(crash_during_and_after) {
 
 BOOST_AUTO_TEST_CASE(drop_instruction_or_reply_times_out) {
   setup s;
-  s.timeout = 0.3;
+  s.timeout = 1.0;
   auto reply = rule(fault_action::drop, {5}, {2});
   reply.target = drop_target::reply;
   auto o = run(s, plan_of({rule(fault_action::drop, {0}, {2}), reply}));
@@ -198,13 +198,13 @@ BOOST_AUTO_TEST_CASE(drop_instruction_or_reply_times_out) {
 
 BOOST_AUTO_TEST_CASE(delay_and_slow) {
   setup s;
-  s.timeout = 0.5;
+  s.timeout = 1.0;
   auto late = rule(fault_action::delay, {1}, {1});
-  late.delay_ms = 1500;  // past the round's deadline
+  late.delay_ms = 3000;  // past the round's deadline
   auto fine = rule(fault_action::delay, {2}, {1});
   fine.delay_ms = 20;
   auto slow = rule(fault_action::slow, {3}, {2});
-  slow.delay_ms = 1500;
+  slow.delay_ms = 3000;
   auto o = run(s, plan_of({late, fine, slow}));
   auto& r = ok(o);
   check_counts(r, 1, 5, 1, "node 101: no reply within the timeout");
@@ -235,7 +235,7 @@ BOOST_AUTO_TEST_CASE(corrupt_replies_fail_to_decode) {
 
 BOOST_AUTO_TEST_CASE(partition_heals) {
   setup s;
-  s.timeout = 0.3;
+  s.timeout = 1.0;
   s.rounds = 4;
   auto o = run(s, plan_of({rule(fault_action::partition, {0, 1, 2}, {2, 3})}));
   auto& r = ok(o);
@@ -278,7 +278,7 @@ BOOST_AUTO_TEST_CASE(all_nodes_dead_ends_the_run_with_an_error) {
 BOOST_AUTO_TEST_CASE(same_seed_same_faults_and_bit_identical_arrays) {
   setup s;
   s.nodes = 20;
-  s.timeout = 0.3;
+  s.timeout = 1.0;
   s.rounds = 4;
   fault_rule random_drop;
   random_drop.action = fault_action::drop;
@@ -379,7 +379,7 @@ BOOST_AUTO_TEST_CASE(soak_with_random_churn_stays_flat) {
     for (size_t i = a; i < b; ++i) t += result->train_rounds[i].seconds;
     return t / static_cast<double>(b - a);
   };
-  BOOST_TEST(mean(30, 40) <= 1.5 * mean(5, 15) + 0.02);
+  BOOST_TEST(mean(30, 40) <= 2 * mean(5, 15) + 0.05);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(failures_are_counted_and_excluded) {
       auto inner = arithmetic_app(p);
       auto app = std::make_shared<client_app>(std::vector<mod>{
           [](const message& m, context& c, const handler& next) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+            std::this_thread::sleep_for(std::chrono::milliseconds(2500));
             return next(m, c);
           }});
       app->train([inner](const message& m, context& c) { return inner->handle(m, c); });
@@ -183,7 +183,7 @@ BOOST_AUTO_TEST_CASE(failures_are_counted_and_excluded) {
   });
   auto o = all_nodes();
   o.fraction_evaluate = 0;
-  auto r = f.run(o, 1, 0.5);
+  auto r = f.run(o, 1, 1.0);
   BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string{} : r.error().what));
   auto& tr = (*r)->train_rounds.at(0);
   BOOST_TEST(tr.results == 3u);
