@@ -20,7 +20,8 @@
 namespace stamen {
 
 /// A CAF config with Stamen's types registered and the scheduler capped at
-/// `threads` (0: one per core), so node actors cannot oversubscribe the cores.
+/// `threads` (0: one per core but one), so node actors cannot oversubscribe
+/// the cores.
 struct actor_runtime {
   explicit actor_runtime(size_t threads = 0);
   caf::actor_system_config cfg;

@@ -1,7 +1,8 @@
 // Wall time of one FedAvg round with an echo ClientApp (replies with its input
 // arrays, no compute), fraction 1.0, in-process nodes; and resident memory per
 // idle SuperNode actor.
-//   round_overhead [max_nodes=100000] [idle_nodes=100000]
+//   round_overhead [max_nodes=100000] [idle_nodes=100000] [all|tiny|model]
+#include <cstdlib>
 #include <thread>
 
 #include "actors/federation.hpp"
@@ -11,6 +12,12 @@
 using namespace stamen;
 
 namespace {
+
+size_t bench_threads() {
+  // The runtime's default (0: one thread per core but one) unless overridden.
+  if (const char* t = std::getenv("STAMEN_THREADS")) return std::stoul(t);
+  return 0;
+}
 
 std::shared_ptr<const client_app> echo_app() {
   auto app = std::make_shared<client_app>();
@@ -25,7 +32,7 @@ std::shared_ptr<const client_app> echo_app() {
 
 // Median wall time of a round (round 1 excluded as warm-up).
 double round_seconds(size_t nodes, size_t floats, int rounds) {
-  actor_runtime rt{std::max(1u, std::thread::hardware_concurrency())};
+  actor_runtime rt{bench_threads()};
   federation_options o;
   o.log = logger::silent();
   federation fed{*rt.sys, o};
@@ -70,6 +77,7 @@ double plain_fedavg_seconds(size_t nodes, size_t floats) {
 int main(int argc, char** argv) {
   size_t max_nodes = argc > 1 ? std::stoul(argv[1]) : 100000;
   size_t idle_nodes = argc > 2 ? std::stoul(argv[2]) : 100000;
+  std::string which = argc > 3 ? argv[3] : "all";
   // Idle memory first, while the heap holds nothing freed by other runs.
   {
     actor_runtime rt{2};
@@ -88,13 +96,14 @@ int main(int argc, char** argv) {
         .flag("met", per <= 2048).print();
   }
   for (size_t n : {size_t{10}, size_t{1000}, size_t{10000}, size_t{100000}}) {
-    if (n > max_nodes) break;
+    if (n > max_nodes || which == "model") break;
     double t = round_seconds(n, 10, n >= 10000 ? 4 : 6);
     bench::line("round_overhead").str("model", "tiny-10-floats").num("nodes", n)
         .num("round_seconds", t).num("us_per_node", t / n * 1e6).num("target_us_per_node", 10)
         .flag("met", t / n * 1e6 <= 10).print();
   }
   for (size_t n : {size_t{10}, size_t{1000}}) {
+    if (which == "tiny") break;
     double t = round_seconds(n, 62006, 5);
     double base = plain_fedavg_seconds(n, 62006);
     bench::line("round_overhead").str("model", "quickstart-62k-floats").num("nodes", n)

@@ -20,7 +20,7 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
                                         *fed.address +
                                         "); this build runs simulation federations only");
   size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  actor_runtime rt{cores};
+  actor_runtime rt;
   federation_options opts;
   opts.compute_threads = fed.compute_threads == 0 ? cores : fed.compute_threads;
   opts.on_compute_thread_start = app.on_compute_thread_start;
