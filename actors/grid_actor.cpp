@@ -62,17 +62,8 @@ envelope synthesize(self_ptr self, const std::string& message_id, const grid_sta
                     int64_t code, const std::string& reason) {
   auto& st = self->state;
   auto instruction = decode(p.instruction, p.content, st.codec);
-  message reply;
-  if (instruction) {
-    reply = make_error_reply(*instruction, {code, reason});
-  } else {
-    metadata md;
-    md.src_node_id = p.node_id;
-    md.dst_node_id = server_node_id;
-    md.reply_to_message_id = message_id;
-    md.message_type = "query";
-    reply = message{std::move(md), message_error{code, reason}};
-  }
+  auto reply = instruction ? make_error_reply(*instruction, {code, reason})
+                           : make_error_reply_to(message_id, p.node_id, {code, reason});
   reply.meta().message_id = "grid-" + std::to_string(++st.synthesized);
   auto bytes = encode(reply, st.codec);
   return envelope{reply.meta().message_id, message_id, p.node_id, 0, std::move(*bytes)};

@@ -43,14 +43,9 @@ reply_stream_actor::behavior_type reply_stream_behavior(self_ptr self, reply_sin
       if (msg) {
         st.sink->on_reply(*msg);
       } else {
-        metadata md;
-        md.src_node_id = env.node_id;
-        md.dst_node_id = server_node_id;
-        md.reply_to_message_id = env.reply_to;
-        md.message_type = "query";
-        st.sink->on_reply(message{std::move(md),
-                                  message_error{error_code::unknown,
-                                                "malformed reply: " + msg.error().to_string()}});
+        st.sink->on_reply(make_error_reply_to(
+            env.reply_to, env.node_id,
+            {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
       }
       st.outstanding.erase(env.reply_to);
       if (st.outstanding.empty()) finish(self);

@@ -5,31 +5,15 @@
 
 namespace stamen {
 
-namespace {
-
-// An error reply for an instruction we could not even decode: we know only
-// what the envelope says.
-message error_reply_from_envelope(const envelope& in, uint64_t node_id, message_error err) {
-  metadata md;
-  md.src_node_id = node_id;
-  md.dst_node_id = server_node_id;
-  md.reply_to_message_id = in.message_id;
-  md.created_at = now_seconds();
-  md.message_type = "query";
-  return message{std::move(md), std::move(err)};
-}
-
-}  // namespace
-
 envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
                             uint64_t node_id, uint64_t seq, const codec_options& codec) {
   auto instruction = decode(in.bytes, in.content, codec);
   message reply;
   if (!instruction) {
-    reply = error_reply_from_envelope(in, node_id,
-                                      {error_code::unknown, "node " + std::to_string(node_id) +
-                                                                " could not decode instruction: " +
-                                                                instruction.error().to_string()});
+    reply = make_error_reply_to(in.message_id, node_id,
+                                {error_code::unknown, "node " + std::to_string(node_id) +
+                                                          " could not decode instruction: " +
+                                                          instruction.error().to_string()});
   } else {
     reply = app.handle(*instruction, ctx);
   }
@@ -39,7 +23,7 @@ envelope answer_instruction(const client_app& app, context& ctx, const envelope&
     message_error why{error_code::client_app_raised,
                       "reply cannot be sent: " + bytes.error().to_string()};
     auto err = instruction ? make_error_reply(*instruction, std::move(why))
-                           : error_reply_from_envelope(in, node_id, std::move(why));
+                           : make_error_reply_to(in.message_id, node_id, std::move(why));
     err.meta().message_id = reply.meta().message_id;
     bytes = encode(err, codec);
   }

@@ -81,4 +81,15 @@ message make_error_reply(const message& instruction, message_error err) {
   return message{reply_metadata(instruction.meta()), std::move(err)};
 }
 
+message make_error_reply_to(std::string reply_to_message_id, uint64_t src_node_id,
+                            message_error err) {
+  metadata md;
+  md.src_node_id = src_node_id;
+  md.dst_node_id = server_node_id;
+  md.reply_to_message_id = std::move(reply_to_message_id);
+  md.created_at = now_seconds();
+  md.message_type = "query";
+  return message{std::move(md), std::move(err)};
+}
+
 }  // namespace stamen

@@ -104,4 +104,10 @@ message make_reply(const message& instruction, record_dict content);
 /// Same as make_reply, carrying an error instead of content.
 message make_error_reply(const message& instruction, message_error err);
 
+/// An error reply from `src_node_id` to the instruction `reply_to_message_id`
+/// when the instruction itself cannot be read (it did not decode): only the
+/// ids are known, so the type is set to `query`.
+message make_error_reply_to(std::string reply_to_message_id, uint64_t src_node_id,
+                            message_error err);
+
 }  // namespace stamen

@@ -4,10 +4,23 @@
 
 namespace stamen {
 
+namespace {
+
+// Wraps `inner` in `mods`, so that mods[0] runs first.
+handler chain(const std::vector<mod>& mods, handler inner) {
+  for (auto m = mods.rbegin(); m != mods.rend(); ++m)
+    inner = [m = *m, next = std::move(inner)](const message& msg, context& ctx) {
+      return m(msg, ctx, next);
+    };
+  return inner;
+}
+
+}  // namespace
+
 client_app& client_app::add(std::string type, handler fn, std::vector<mod> mods) {
   if (auto ok = validate_message_type(type); !ok) throw std::invalid_argument(ok.error().what);
   if (!fn) throw std::invalid_argument("null handler for '" + type + "'");
-  handlers_.insert_or_assign(std::move(type), entry{std::move(fn), std::move(mods)});
+  handlers_.insert_or_assign(std::move(type), chain(mods_, chain(mods, std::move(fn))));
   return *this;
 }
 
@@ -32,34 +45,21 @@ client_app& client_app::query(const std::string& action, handler fn, std::vector
 
 std::vector<std::string> client_app::message_types() const {
   std::vector<std::string> out;
-  for (auto& [type, e] : handlers_) out.push_back(type);
+  for (auto& [type, fn] : handlers_) out.push_back(type);
   return out;
 }
 
-namespace {
-
-// Wraps `inner` in `mods`, so that mods[0] runs first.
-handler chain(const std::vector<mod>& mods, size_t i, handler inner) {
-  if (i == mods.size()) return inner;
-  auto next = chain(mods, i + 1, std::move(inner));
-  const mod* m = &mods[i];
-  return [m, next](const message& msg, context& ctx) { return (*m)(msg, ctx, next); };
-}
-
-}  // namespace
-
 message client_app::handle(const message& instruction, context& ctx) const {
   auto& type = instruction.meta().message_type;
-  auto* e = handlers_.get(type);
-  if (e == nullptr)
+  auto* fn = handlers_.get(type);
+  if (fn == nullptr)
     return make_error_reply(instruction,
                             {error_code::client_app_raised,
                              "ClientApp has no handler registered for message type '" + type + "'"});
   // Work on a copy so that a failing call leaves the node's context as it was.
   context scratch = ctx;
   try {
-    auto fn = chain(mods_, 0, chain(e->mods, 0, e->fn));
-    message out = fn(instruction, scratch);
+    message out = (*fn)(instruction, scratch);
     ctx = std::move(scratch);
     // Whatever metadata the handler set, the reply goes back to the sender.
     if (out.has_error()) return make_error_reply(instruction, out.error());

@@ -41,14 +41,11 @@ class client_app {
   std::vector<std::string> message_types() const;
 
  private:
-  struct entry {
-    handler fn;
-    std::vector<mod> mods;
-  };
   client_app& add(std::string type, handler fn, std::vector<mod> mods);
 
   std::vector<mod> mods_;
-  ordered_map<entry> handlers_;
+  /// Each handler already wrapped in its mods and the app's, at registration.
+  ordered_map<handler> handlers_;
 };
 
 }  // namespace stamen

@@ -11,32 +11,12 @@
 
 #include "actors/federation.hpp"
 #include "runtime/fed_avg.hpp"
+#include "tests/actors/arithmetic_app.hpp"
 
 using namespace stamen;
+using namespace stamen::test;
 
 namespace {
-
-// Node p answers train with (global + p + 1) weighted p + 1; evaluate with eval_loss p.
-std::shared_ptr<client_app> arithmetic_app(int64_t p, int sleep_ms = 0) {
-  auto app = std::make_shared<client_app>();
-  app->train([p, sleep_ms](const message& m, context&) {
-    if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
-    auto in = m.content().arrays("arrays")->get("w")->to_vector<float>();
-    for (auto& x : in) x += static_cast<float>(p + 1);
-    record_dict c;
-    c.insert_or_assign("arrays", array_record{{"w", array::from_values(
-                                                        dtype::float32, {static_cast<int64_t>(in.size())}, in)}});
-    c.insert_or_assign("metrics", metric_record{{"num-examples", p + 1}});
-    return make_reply(m, c);
-  });
-  app->evaluate([p](const message& m, context&) {
-    record_dict c;
-    c.insert_or_assign("metrics", metric_record{{"eval_loss", static_cast<double>(p)},
-                                                {"num-examples", p + 1}});
-    return make_reply(m, c);
-  });
-  return app;
-}
 
 struct outcome {
   expected<std::optional<strategy_result>> result = fail(errc::none, "");
@@ -77,8 +57,7 @@ outcome run(const setup& s, fault_plan plan) {
     server_app srv;
     srv.main([&](grid& g, context&) {
       fed_avg strategy(s.opts, logger::silent());
-      strategy.start(g, {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}},
-                     s.rounds, s.timeout);
+      strategy.start(g, initial_arrays(), s.rounds, s.timeout);
     });
     auto t0 = std::chrono::steady_clock::now();
     out.result = fed.run(srv, {});
@@ -103,19 +82,6 @@ fault_plan plan_of(std::vector<fault_rule> rules, uint64_t seed = 7) {
   return p;
 }
 
-// FedAvg by the formula: each round adds sum (p+1)^2 / sum (p+1) over the
-// nodes whose reply counted in that round.
-std::vector<double> expected_arrays(const std::vector<std::vector<int64_t>>& per_round) {
-  std::vector<double> w{0, 1, 2};
-  for (auto& ps : per_round) {
-    if (ps.empty()) continue;
-    double num = 0, den = 0;
-    for (auto p : ps) num += static_cast<double>((p + 1) * (p + 1)), den += static_cast<double>(p + 1);
-    for (auto& x : w) x += num / den;
-  }
-  return w;
-}
-
 std::vector<int64_t> all_but(size_t n, std::vector<int64_t> out) {
   std::vector<int64_t> ps;
   for (int64_t p = 0; p < static_cast<int64_t>(n); ++p)
@@ -127,13 +93,6 @@ const strategy_result& ok(const outcome& o) {
   BOOST_REQUIRE_MESSAGE(o.result.has_value(), (o.result ? std::string{} : o.result.error().what));
   BOOST_REQUIRE(o.result->has_value());
   return **o.result;
-}
-
-void check_arrays(const strategy_result& r, const std::vector<double>& want) {
-  auto w = r.arrays.get("w")->to_vector<float>();
-  for (size_t i = 0; i < 3; ++i)
-    BOOST_TEST(std::abs(w[i] - want[i]) <= 1e-6 * std::max(1.0, std::abs(want[i])),
-               "w[" << i << "] = " << w[i] << ", want " << want[i]);
 }
 
 void check_counts(const strategy_result& r, int round, size_t results, size_t failures,

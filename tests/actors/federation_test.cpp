@@ -8,40 +8,12 @@
 #include <thread>
 
 #include "runtime/fed_avg.hpp"
+#include "tests/actors/arithmetic_app.hpp"
 
 using namespace stamen;
+using namespace stamen::test;
 
 namespace {
-
-// Node p replies to train with (global + p + 1) and num-examples = p + 1, and
-// counts its calls in Context.state; evaluate replies eval_loss = p.
-std::shared_ptr<client_app> arithmetic_app(int64_t p) {
-  auto app = std::make_shared<client_app>();
-  app->train([p](const message& m, context& ctx) {
-    if (!ctx.state.contains("calls")) ctx.state.insert_or_assign("calls", metric_record{});
-    auto& counter = std::get<metric_record>(*ctx.state.get("calls"));
-    int64_t calls = counter.contains("n") ? std::get<int64_t>(*counter.get("n")) : 0;
-    counter.insert_or_assign("n", calls + 1);
-    auto in = m.content().arrays("arrays")->get("w")->to_vector<float>();
-    for (auto& x : in) x += static_cast<float>(p + 1);
-    record_dict c;
-    c.insert_or_assign("arrays",
-                       array_record{{"w", array::from_values(dtype::float32, {3}, in)}});
-    c.insert_or_assign("metrics", metric_record{{"calls", calls + 1}, {"num-examples", p + 1}});
-    return make_reply(m, c);
-  });
-  app->evaluate([p](const message& m, context&) {
-    record_dict c;
-    c.insert_or_assign("metrics",
-                       metric_record{{"eval_loss", static_cast<double>(p)}, {"num-examples", p + 1}});
-    return make_reply(m, c);
-  });
-  return app;
-}
-
-array_record initial() {
-  return {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}};
-}
 
 struct fixture {
   explicit fixture(size_t compute_threads = 0, size_t scheduler_threads = 2)
@@ -52,7 +24,8 @@ struct fixture {
     fed = std::make_unique<federation>(*rt.sys, o);
   }
 
-  void add(size_t n, std::function<std::shared_ptr<client_app>(int64_t)> make = arithmetic_app) {
+  void add(size_t n, std::function<std::shared_ptr<client_app>(int64_t)> make =
+                         [](int64_t p) { return arithmetic_app(p); }) {
     for (size_t p = 0; p < n; ++p) {
       context ctx;
       ctx.node_config = {{"partition-id", static_cast<int64_t>(p)},
@@ -66,7 +39,7 @@ struct fixture {
     server_app srv;
     srv.main([&](grid& g, context&) {
       fed_avg s(o, logger::silent());
-      s.start(g, initial(), rounds, timeout);
+      s.start(g, initial_arrays(), rounds, timeout);
     });
     context ctx;
     ctx.run_id = 1;
@@ -82,24 +55,6 @@ fed_avg_options all_nodes() {
   o.seed = 7;
   o.min_available_timeout_s = 5;
   return o;
-}
-
-// Applies `rounds` rounds of FedAvg over nodes `ps` to the initial arrays.
-std::vector<double> expected_after(const std::vector<int64_t>& ps, int rounds) {
-  std::vector<double> w{0, 1, 2};
-  double total = 0, shift = 0;
-  for (auto p : ps) {
-    total += p + 1;
-    shift += static_cast<double>((p + 1) * (p + 1));
-  }
-  for (auto& x : w) x += rounds * shift / total;
-  return w;
-}
-
-void check_arrays(const strategy_result& r, const std::vector<double>& want) {
-  auto w = r.arrays.get("w")->to_vector<float>();
-  for (size_t i = 0; i < 3; ++i)
-    BOOST_TEST(std::abs(w[i] - want[i]) <= 1e-6 * std::max(1.0, std::abs(want[i])));
 }
 
 }  // namespace
