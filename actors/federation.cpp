@@ -12,8 +12,10 @@
 
 namespace stamen {
 
-actor_runtime::actor_runtime(size_t threads) {
+actor_runtime::actor_runtime(size_t threads,
+                             const std::function<void(caf::actor_system_config&)>& prepare) {
   register_types(cfg);
+  if (prepare) prepare(cfg);
   // One core is left to the ServerApp's blocking thread (and to the compute
   // pool): CAF's work-stealing workers spin while idle, and on 2 cores two of
   // them made a 10,000-node round 2.7x slower than one.

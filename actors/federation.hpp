@@ -23,7 +23,10 @@ namespace stamen {
 /// `threads` (0: one per core but one), so node actors cannot oversubscribe
 /// the cores.
 struct actor_runtime {
-  explicit actor_runtime(size_t threads = 0);
+  /// `prepare` edits the config before the system starts (e.g. to load the
+  /// middleman for cluster links).
+  explicit actor_runtime(size_t threads = 0,
+                         const std::function<void(caf::actor_system_config&)>& prepare = {});
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
 };

@@ -23,6 +23,14 @@ void deliver(self_ptr self, envelope reply) {
                   reply.reply_to + "'");
     return;
   }
+  if (i->second.node_id != reply.node_id) {
+    // A node answers only for what it was sent: over a network, a reply's
+    // node id is the connection's, so this is a peer claiming another's work.
+    st.log.warn("grid: dropped reply '" + reply.message_id + "' from node " +
+                std::to_string(reply.node_id) + " to message '" + reply.reply_to +
+                "', which was sent to node " + std::to_string(i->second.node_id));
+    return;
+  }
   if (i->second.hold_reply_ms > 0) {
     // A slow node: the reply comes back later, as if compute took longer.
     auto ms = i->second.hold_reply_ms;

@@ -22,6 +22,12 @@ using supernode_actor = caf::typed_actor<
     /// Internal: the ClientApp finished an instruction on the compute pool.
     caf::reacts_to<done_atom, envelope>>;
 
+/// What a SuperNode talks to: the grid itself in one process, or its node
+/// link (which carries both over the network) in a cluster.
+using node_uplink_actor = caf::typed_actor<
+    caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    caf::reacts_to<reply_atom, envelope>>;
+
 /// Receives the replies of one batch of instructions as they arrive (the
 /// strategy's aggregation runs here, one reply at a time).
 using reply_stream_actor = caf::typed_actor<

@@ -31,7 +31,7 @@ envelope answer_instruction(const client_app& app, context& ctx, const envelope&
 }
 
 supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
-                                         supernode_config cfg, grid_actor grid) {
+                                         supernode_config cfg, node_uplink_actor grid) {
   auto& st = self->state;
   st.ctx = std::make_shared<context>(std::move(cfg.ctx));
   st.ctx->node_id = cfg.node_id;

@@ -29,7 +29,7 @@ struct supernode_state {
   compute_pool* pool = nullptr;
   codec_options codec;
   std::shared_ptr<context> ctx;  ///< touched only by the job in flight
-  grid_actor grid;
+  node_uplink_actor grid;  ///< the grid, or a cluster node's link to it
   /// Instructions waiting for the one in flight. A list, not a deque: an
   /// empty deque allocates ~600 bytes, which is most of an idle node.
   std::list<envelope> queue;
@@ -37,10 +37,10 @@ struct supernode_state {
   uint64_t replies = 0;
 };
 
-/// A SuperNode actor: registers with `grid` under cfg.node_id, then answers
+/// A SuperNode actor: registers with `grid` (the grid actor or a node link) under cfg.node_id, then answers
 /// instructions one at a time by running its ClientApp on the compute pool.
 supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
-                                         supernode_config cfg, grid_actor grid);
+                                         supernode_config cfg, node_uplink_actor grid);
 
 /// Runs one encoded instruction through `app` and returns the encoded reply.
 /// Never throws: undecodable input or an unencodable reply yields an error reply.

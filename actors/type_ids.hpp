@@ -36,6 +36,12 @@ using await_atom = caf::atom_constant<caf::atom("await")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+// The cluster's brokers (superlink.hpp, node_link.hpp).
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+using log_atom = caf::atom_constant<caf::atom("log")>;
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+using listen_atom = caf::atom_constant<caf::atom("listen")>;
 
 /// Adds the types above to a CAF config (needed on every node of a cluster).
 inline void register_types(caf::actor_system_config& cfg) {

@@ -165,17 +165,42 @@ expected<size_t> positive(const toml::value& v, const std::string& key, bool all
   return static_cast<size_t>(v.as_integer());
 }
 
-expected<federation_config> parse_federation(const std::string& name, const toml::value& t) {
+expected<federation_config> parse_federation(const std::string& name, const toml::value& t,
+                                            const fs::path& dir) {
   federation_config f;
   f.name = name;
   auto where = "federations." + name;
   if (!t.is_table())
     return config_failure(located("[" + where + "] must be a table", t, "here"));
-  if (auto ok = only_keys(t, where, {"options", "address"}); !ok) return ok.error();
+  if (auto ok = only_keys(t, where, {"options", "address", "root-certificates", "certificate",
+                                      "private-key"});
+      !ok)
+    return ok.error();
   if (t.contains("address")) {
     auto& a = toml::find(t, "address");
     if (!a.is_string()) return config_failure(located("'address' must be \"host:port\"", a, "here"));
     f.address = a.as_string().str;
+  }
+  // TLS: all three files or none; relative paths are relative to the app.
+  std::string files[3];
+  const char* keys[3] = {"root-certificates", "certificate", "private-key"};
+  int given = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (!t.contains(keys[i])) continue;
+    auto& v = toml::find(t, keys[i]);
+    if (!v.is_string())
+      return config_failure(located(std::string{"'"} + keys[i] + "' must be a file path", v, "here"));
+    auto path = fs::path{v.as_string().str};
+    files[i] = (path.is_relative() ? dir / path : path).string();
+    ++given;
+  }
+  if (given != 0 && given != 3)
+    return config_failure("[" + where + "] needs all of root-certificates, certificate and "
+                          "private-key for TLS, or none of them");
+  if (given == 3) {
+    if (!f.address)
+      return config_failure("[" + where + "] has TLS files but no 'address' of a superlink");
+    f.tls = tls_files{files[0], files[1], files[2]};
   }
   if (t.contains("options")) {
     auto& o = toml::find(t, "options");
@@ -230,7 +255,7 @@ expected<app_config> parse_app_config(const toml::value& root, const fs::path& d
         cfg.default_federation = v.as_string().str;
         continue;
       }
-      auto f = parse_federation(k, v);
+      auto f = parse_federation(k, v, dir);
       if (!f) return f.error();
       cfg.federations.insert_or_assign(k, std::move(*f));
     }

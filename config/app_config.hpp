@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "actors/link_options.hpp"
 #include "messages/config_record.hpp"
 #include "messages/expected.hpp"
 #include "messages/ordered_map.hpp"
@@ -23,6 +24,9 @@ struct federation_config {
   uint64_t seed = 42;
   /// A cluster federation names its superlink ("host:port") instead.
   std::optional<std::string> address;
+  /// A cluster federation over TLS: root-certificates, certificate and
+  /// private-key (the submitter's own, since the superlink verifies it).
+  std::optional<tls_files> tls;
 };
 
 /// An app's `stamen.toml` (the equivalent of Flower's pyproject.toml), parsed

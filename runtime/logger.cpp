@@ -4,6 +4,19 @@
 
 namespace stamen {
 
+namespace {
+
+std::mutex tee_mtx;
+std::shared_ptr<const std::function<void(const std::string&)>> tee_fn;
+
+}  // namespace
+
+void logger::set_tee(std::function<void(const std::string& line)> tee) {
+  std::lock_guard<std::mutex> guard{tee_mtx};
+  tee_fn = tee ? std::make_shared<const std::function<void(const std::string&)>>(std::move(tee))
+               : nullptr;
+}
+
 logger::logger() : logger(std::clog) {}
 
 logger::logger(std::ostream& out, level min)
@@ -25,8 +38,16 @@ void logger::write(level lv, const std::string& text) const {
     case level::warning: prefix = "WARNING :   "; break;
     case level::error: prefix = "ERROR :     "; break;
   }
-  std::lock_guard<std::mutex> guard{*mtx_};
-  *out_ << prefix << text << '\n' << std::flush;
+  {
+    std::lock_guard<std::mutex> guard{*mtx_};
+    *out_ << prefix << text << '\n' << std::flush;
+  }
+  std::shared_ptr<const std::function<void(const std::string&)>> tee;
+  {
+    std::lock_guard<std::mutex> guard{tee_mtx};
+    tee = tee_fn;
+  }
+  if (tee) (*tee)(prefix + text);
 }
 
 }  // namespace stamen

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,11 @@ class logger {
   static logger silent();
 
   void write(level lv, const std::string& text) const;
+
+  /// While set, every logger of the process also hands each line it writes
+  /// (prefix included) to `tee`, like a handler on Python's root logger: a
+  /// superlink forwards a run's log to whoever submitted it. {} unsets it.
+  static void set_tee(std::function<void(const std::string& line)> tee);
 
  private:
   std::ostream* out_;

@@ -4,7 +4,9 @@
 
 #include <iostream>
 
+#include "actors/node_identity.hpp"
 #include "config/app_config.hpp"
+#include "runtime/cluster.hpp"
 #include "runtime/app_loader.hpp"
 #include "runtime/simulation.hpp"
 
@@ -37,6 +39,11 @@ int run_command(const std::string& app_dir, const std::vector<std::string>& over
       return 2;
     }
     cfg->faults = std::move(*plan);
+  }
+  if (fed->address) {
+    if (!faults_file.empty() || !cfg->faults.empty())
+      log.warn("fault plans apply to simulations; the cluster run ignores them");
+    return run_on_cluster(*cfg, cfg->run_config, *fed, format == "json", log);
   }
   auto app = load_app(cfg->library, default_app_search_path());
   if (!app) {
@@ -90,11 +97,73 @@ int main(int argc, char** argv) {
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
 
+  // TLS files, shared by the cluster commands.
+  std::string ca, cert, key;
+  auto add_tls = [&](CLI::App* sub) {
+    auto* g = sub->add_option_group("TLS", "Mutual TLS: all three files, or none for plaintext");
+    auto* a = g->add_option("--root-certificates", ca, "CA certificate (PEM) that signs every peer");
+    auto* b = g->add_option("--certificate", cert, "This endpoint's certificate (PEM)");
+    auto* c = g->add_option("--private-key", key, "This endpoint's private key (PEM)");
+    a->needs(b, c);
+    b->needs(a, c);
+    c->needs(a, b);
+  };
+  double heartbeat = 0.5, timeout = 2.0;
+
+  auto* superlink = cli.add_subcommand("superlink", "Serve a grid for SuperNodes and runs");
+  uint16_t port = 9092;
+  std::string bind;
+  std::vector<std::string> allow;
+  superlink->add_option("--port", port, "Port to listen on (0: any free port)");
+  superlink->add_option("--bind", bind, "Address to listen on (default: all)");
+  superlink->add_option("--heartbeat", heartbeat, "Seconds between pings on an idle link");
+  superlink->add_option("--timeout", timeout, "Seconds of silence after which a peer is dead");
+  superlink->add_option("--allow-node", allow,
+                        "Node key allowed to register: a SHA-256 fingerprint or a PEM file (repeatable; needs TLS)");
+  add_tls(superlink);
+
+  auto* supernode = cli.add_subcommand("supernode", "Serve a ClientApp for a superlink");
+  std::string superlink_addr, node_config;
+  double backoff_max = 8;
+  supernode->add_option("--superlink", superlink_addr, "HOST:PORT of the superlink")->required();
+  supernode->add_option("--node-config", node_config, "\"k=v k=v\": this node's node_config");
+  supernode->add_option("--max-backoff", backoff_max, "Longest wait between reconnection attempts (s)");
+  add_tls(supernode);
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
   if (run->parsed()) return run_command(app_dir, overrides, federation_name, format, faults_file);
+  stamen::link_options link;
+  link.heartbeat_s = heartbeat;
+  link.timeout_s = timeout;
+  if (!ca.empty()) link.tls = stamen::tls_files{ca, cert, key};
+  stamen::logger log{std::clog};
+  if (superlink->parsed()) {
+    if (timeout <= heartbeat) {
+      log.error("superlink: --timeout must exceed --heartbeat");
+      return 2;
+    }
+    for (auto& a : allow) {
+      if (a.size() == 64 && a.find_first_not_of("0123456789abcdef") == std::string::npos) {
+        link.allowed_nodes.push_back(a);
+        continue;
+      }
+      auto fp = stamen::key_fingerprint(a);
+      if (!fp) {
+        log.error("superlink: --allow-node " + a + ": " + fp.error().what);
+        return 2;
+      }
+      link.allowed_nodes.push_back(*fp);
+    }
+    if (!link.allowed_nodes.empty() && !link.tls) {
+      log.error("superlink: --allow-node needs TLS (--root-certificates, --certificate, --private-key)");
+      return 2;
+    }
+    return stamen::run_superlink({port, bind, link}, log);
+  }
+  if (supernode->parsed()) return stamen::run_supernode({superlink_addr, node_config, link, backoff_max}, log);
   return 2;
 }

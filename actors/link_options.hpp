@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stamen {
+
+/// The PEM files of a TLS endpoint. Both sides present a certificate signed
+/// by `ca` and verify the peer's against it (mutual authentication).
+struct tls_files {
+  std::string ca;           ///< CA certificate(s) that sign every peer
+  std::string certificate;  ///< this endpoint's certificate chain
+  std::string key;          ///< this endpoint's private key
+};
+
+/// What both ends of a cluster link agree on (a superlink sends its heartbeat
+/// settings to every node in its first frame).
+struct link_options {
+  /// Each side sends a ping when it has sent nothing for this long.
+  double heartbeat_s = 0.5;
+  /// A peer silent this long is dead: its connection is closed and, for a
+  /// node, everything it owed is answered with node-unavailable errors.
+  double timeout_s = 2.0;
+  /// Largest frame accepted from an authenticated peer: a whole encoded
+  /// message (codec_options' maximum) plus the envelope around it.
+  uint64_t max_frame = (uint64_t{2} << 30) + (uint64_t{65} << 20);
+  /// Largest frame accepted before a peer has said who it is.
+  uint64_t max_handshake_frame = 64 << 10;
+  /// Payloads are read in pieces of this size (see frame_assembler).
+  size_t read_chunk = size_t{1} << 20;
+  /// Set: TLS with mutual authentication; unset: plaintext.
+  std::optional<tls_files> tls;
+  /// Superlink only: SHA-256 fingerprints (hex) of the node keys allowed to
+  /// register; empty: any node the CA vouches for (or any node without TLS).
+  std::vector<std::string> allowed_nodes;
+};
+
+}  // namespace stamen

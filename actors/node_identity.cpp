@@ -1,0 +1,157 @@
+#include "actors/node_identity.hpp"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "messages/message.hpp"
+
+namespace stamen {
+
+namespace {
+
+template <class T, void (*F)(T*)>
+struct deleter {
+  void operator()(T* p) const { F(p); }
+};
+using bio_ptr = std::unique_ptr<BIO, deleter<BIO, BIO_free_all>>;
+using x509_ptr = std::unique_ptr<X509, deleter<X509, X509_free>>;
+using pkey_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
+using store_ptr = std::unique_ptr<X509_STORE, deleter<X509_STORE, X509_STORE_free>>;
+using store_ctx_ptr = std::unique_ptr<X509_STORE_CTX, deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
+
+std::string ssl_error() {
+  auto code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no detail from OpenSSL";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+expected<std::string> read_file(const std::string& path, const char* what) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in) return fail(errc::io_error, std::string{"cannot read "} + what + " '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+x509_ptr parse_cert(const std::string& pem) {
+  bio_ptr bio{BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))};
+  return x509_ptr{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)};
+}
+
+// Ed25519 signs the message itself; RSA and EC keys sign its SHA-256.
+const EVP_MD* digest_for(EVP_PKEY* key) {
+  return EVP_PKEY_id(key) == EVP_PKEY_ED25519 || EVP_PKEY_id(key) == EVP_PKEY_ED448 ? nullptr
+                                                                                    : EVP_sha256();
+}
+
+expected<std::string> fingerprint_of(EVP_PKEY* key) {
+  unsigned char* der = nullptr;
+  int n = i2d_PUBKEY(key, &der);
+  if (n <= 0) return fail(errc::runtime_error, "cannot encode a public key: " + ssl_error());
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  EVP_Digest(der, static_cast<size_t>(n), md, &md_len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  std::string hex;
+  char b[3];
+  for (unsigned i = 0; i < md_len; ++i) {
+    std::snprintf(b, sizeof b, "%02x", md[i]);
+    hex += b;
+  }
+  return hex;
+}
+
+}  // namespace
+
+expected<node_proof> prove_identity(const tls_files& files, const std::string& nonce) {
+  auto cert = read_file(files.certificate, "certificate");
+  if (!cert) return cert.error();
+  auto key_pem = read_file(files.key, "private key");
+  if (!key_pem) return key_pem.error();
+  bio_ptr bio{BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size()))};
+  pkey_ptr key{PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)};
+  if (!key) return fail(errc::config_error, "cannot parse private key '" + files.key + "': " + ssl_error());
+  md_ctx_ptr md{EVP_MD_CTX_new()};
+  size_t len = 0;
+  if (EVP_DigestSignInit(md.get(), nullptr, digest_for(key.get()), nullptr, key.get()) != 1 ||
+      EVP_DigestSign(md.get(), nullptr, &len,
+                     reinterpret_cast<const unsigned char*>(nonce.data()), nonce.size()) != 1)
+    return fail(errc::runtime_error, "cannot sign with '" + files.key + "': " + ssl_error());
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(nonce.data()), nonce.size()) != 1)
+    return fail(errc::runtime_error, "cannot sign with '" + files.key + "': " + ssl_error());
+  sig.resize(len);
+  return node_proof{std::move(*cert), std::move(sig)};
+}
+
+expected<node_identity> authenticate_node(const std::string& certificate_pem,
+                                          const std::string& signature, const std::string& nonce,
+                                          const link_options& opts) {
+  if (certificate_pem.empty())
+    return fail(errc::invalid_argument, "node sent no certificate, and this superlink authenticates nodes");
+  auto cert = parse_cert(certificate_pem);
+  if (!cert) return fail(errc::invalid_argument, "node's certificate does not parse: " + ssl_error());
+  if (opts.tls) {
+    store_ptr store{X509_STORE_new()};
+    if (X509_STORE_load_locations(store.get(), opts.tls->ca.c_str(), nullptr) != 1)
+      return fail(errc::config_error, "cannot load CA '" + opts.tls->ca + "': " + ssl_error());
+    store_ctx_ptr ctx{X509_STORE_CTX_new()};
+    X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr);
+    if (X509_verify_cert(ctx.get()) != 1)
+      return fail(errc::invalid_argument,
+                  std::string{"node's certificate is not signed by this superlink's CA: "} +
+                      X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
+  }
+  pkey_ptr key{X509_get_pubkey(cert.get())};
+  if (!key) return fail(errc::invalid_argument, "node's certificate has no usable key");
+  md_ctx_ptr md{EVP_MD_CTX_new()};
+  if (EVP_DigestVerifyInit(md.get(), nullptr, digest_for(key.get()), nullptr, key.get()) != 1 ||
+      EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                       signature.size(), reinterpret_cast<const unsigned char*>(nonce.data()),
+                       nonce.size()) != 1) {
+    ERR_clear_error();
+    return fail(errc::invalid_argument,
+                "node's signature does not match its certificate (it does not hold the key)");
+  }
+  auto fp = fingerprint_of(key.get());
+  if (!fp) return fp.error();
+  auto& allowed = opts.allowed_nodes;
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), *fp) == allowed.end())
+    return fail(errc::invalid_argument, "node key " + *fp + " is not in the allow-list");
+  uint64_t id = 0;
+  for (int i = 0; i < 8; ++i) id = (id << 8) | std::stoul(fp->substr(2 * i, 2), nullptr, 16);
+  id >>= 1;  // node ids are 63-bit, as in Flower
+  if (id == 0 || id == server_node_id) id = 2;
+  return node_identity{*fp, id};
+}
+
+expected<std::string> key_fingerprint(const std::string& pem_file) {
+  auto pem = read_file(pem_file, "certificate or public key");
+  if (!pem) return pem.error();
+  if (auto cert = parse_cert(*pem)) {
+    pkey_ptr key{X509_get_pubkey(cert.get())};
+    if (key) return fingerprint_of(key.get());
+  }
+  ERR_clear_error();
+  bio_ptr bio{BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()))};
+  pkey_ptr key{PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr)};
+  if (!key)
+    return fail(errc::config_error, "'" + pem_file + "' holds no certificate or public key: " + ssl_error());
+  return fingerprint_of(key.get());
+}
+
+}  // namespace stamen

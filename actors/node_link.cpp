@@ -1,0 +1,305 @@
+#include "actors/node_link.hpp"
+
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "actors/compute_pool.hpp"
+#include "actors/node_identity.hpp"
+#include "actors/supernode.hpp"
+#include "actors/transport.hpp"
+#include "actors/wire_frame.hpp"
+
+namespace stamen {
+
+namespace {
+
+using caf::io::connection_handle;
+using clock_type = std::chrono::steady_clock;
+
+struct node_link_state {
+  static inline const char* name = "stamen.node_link";
+  node_link_options opts;
+  std::optional<connection_handle> hdl;
+  bool registered = false;
+  uint64_t node_id = 0;  ///< kept across reconnections, claimed again
+  wire::frame_assembler frames{64 << 10};
+  double heartbeat_s = 0.5;
+  double timeout_s = 2;
+  clock_type::time_point last_heard;
+  clock_type::time_point last_sent;
+  double backoff_s = 0;
+  node_uplink_actor uplink;
+  // The current run: its app, the thread its ClientApp trains on, its node.
+  uint64_t run_id = 0;
+  std::string library;
+  std::shared_ptr<const app_components> app;
+  std::unique_ptr<compute_pool> pool;
+  supernode_actor node;
+};
+
+using broker_ptr = caf::io::stateful_broker<node_link_state>*;
+
+std::chrono::nanoseconds to_ns(double s) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fs", s);
+  return buf;
+}
+
+std::string where(broker_ptr self) {
+  return self->state.opts.host + ":" + std::to_string(self->state.opts.port);
+}
+
+void send_frame(broker_ptr self, wire::frame_type t, const std::vector<std::byte>& payload) {
+  auto& st = self->state;
+  if (!st.hdl) return;
+  wire::append_frame(self->wr_buf(*st.hdl), t, payload);
+  self->flush(*st.hdl);
+  st.last_sent = clock_type::now();
+}
+
+// Waits, then tries again; each failure in a row doubles the wait up to the cap.
+void schedule_reconnect(broker_ptr self, const std::string& why) {
+  auto& st = self->state;
+  st.backoff_s = st.backoff_s == 0 ? st.opts.backoff_initial_s
+                                   : std::min(st.backoff_s * 2, st.opts.backoff_max_s);
+  st.opts.log.warn("supernode: " + why + "; reconnecting to " + where(self) + " in " +
+                   seconds(st.backoff_s));
+  self->delayed_send(self, to_ns(st.backoff_s), reconnect_atom::value);
+}
+
+void disconnect(broker_ptr self, const std::string& why, bool retry = true) {
+  auto& st = self->state;
+  if (st.hdl) self->close(*st.hdl);
+  st.hdl.reset();
+  st.registered = false;
+  if (retry) schedule_reconnect(self, why);
+}
+
+void connect(broker_ptr self) {
+  auto& st = self->state;
+  if (st.hdl) return;
+  auto hdl = connect_to(self, st.opts.host, st.opts.port, st.opts.link.tls.has_value());
+  if (!hdl) return schedule_reconnect(self, "superlink unreachable (" + hdl.error().what + ")");
+  st.hdl = *hdl;
+  st.frames = wire::frame_assembler{st.opts.link.max_handshake_frame, st.opts.link.read_chunk};
+  st.last_heard = st.last_sent = clock_type::now();
+  self->configure_read(*hdl, caf::io::receive_policy::exactly(wire::header_size));
+}
+
+// The uplink a cluster SuperNode sees: registration already happened over the
+// network, so it is granted; replies go to the broker, which sends them.
+node_uplink_actor::behavior_type uplink(node_uplink_actor::pointer self, caf::actor broker) {
+  return {
+    [](register_atom, uint64_t, const supernode_actor&) { return true; },
+    [=](reply_atom, envelope& e) { caf::anon_send(broker, reply_atom::value, std::move(e)); },
+  };
+}
+
+void on_challenge(broker_ptr self, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto nonce = r.str("nonce", 1024);
+  auto hb = nonce ? r.f64("heartbeat") : expected<double>{nonce.error()};
+  auto to = hb ? r.f64("timeout") : expected<double>{hb.error()};
+  auto tls = to ? r.u8("tls") : expected<uint8_t>{to.error()};
+  if (!tls) return disconnect(self, "malformed challenge: " + tls.error().what);
+  st.heartbeat_s = std::max(0.01, *hb);
+  st.timeout_s = std::max(st.heartbeat_s * 2, *to);
+  wire::writer w;
+  w.u64(st.node_id);
+  w.str(st.opts.node_config_text);
+  if (st.opts.link.tls) {
+    auto proof = prove_identity(*st.opts.link.tls, *nonce);
+    if (!proof) {
+      st.opts.log.error("supernode: " + proof.error().what);
+      disconnect(self, "cannot prove this node's identity", false);
+      return self->quit(caf::sec::invalid_argument);
+    }
+    w.str(proof->certificate);
+    w.str(proof->signature);
+  } else {
+    w.str("");
+    w.str("");
+  }
+  send_frame(self, wire::frame_type::hello, w.bytes());
+}
+
+void on_run(broker_ptr self, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto run_id = r.u64("run id");
+  auto library = run_id ? r.str("library", 4096) : expected<std::string>{run_id.error()};
+  auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
+  if (!rc) return st.opts.log.error("supernode: malformed run frame: " + rc.error().what);
+  if (*run_id == st.run_id && st.node) return;  // reconnected during the same run: keep the Context
+  auto decoded = decode(*rc, st.opts.codec);
+  const config_record* run_config =
+      decoded && decoded->has_content() ? decoded->content().configs("run_config") : nullptr;
+  if (run_config == nullptr) return st.opts.log.error("supernode: run frame has no readable run config");
+  if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
+  st.node = nullptr;
+  st.run_id = *run_id;
+  if (*library != st.library || !st.app) {
+    auto app = st.opts.resolve ? st.opts.resolve(*library)
+                               : expected<std::shared_ptr<const app_components>>{
+                                     fail(errc::config_error, "this node hosts no apps")};
+    if (!app) return st.opts.log.error("supernode: cannot serve run " + std::to_string(*run_id) + ": " + app.error().what);
+    st.pool.reset();  // the previous app's training thread
+    st.app = *app;
+    st.library = *library;
+    // One training at a time per node, on a thread of its own.
+    st.pool = std::make_unique<compute_pool>(1, st.app->on_compute_thread_start);
+  }
+  context ctx;
+  ctx.run_id = *run_id;
+  ctx.node_id = st.node_id;
+  ctx.node_config = st.opts.node_config;
+  ctx.run_config = *run_config;
+  std::shared_ptr<const client_app> client;
+  try {
+    client = st.app->make_client(ctx);
+  } catch (const std::exception& e) {
+    return st.opts.log.error("supernode: building the ClientApp for run " +
+                             std::to_string(*run_id) + " failed: " + e.what());
+  }
+  supernode_config cfg;
+  cfg.node_id = st.node_id;
+  cfg.app = std::move(client);
+  cfg.ctx = std::move(ctx);
+  cfg.pool = st.pool.get();
+  cfg.codec = st.opts.codec;
+  st.node = self->spawn(supernode_behavior, std::move(cfg), st.uplink);
+  st.opts.log.info("supernode: serving run " + std::to_string(*run_id) + " of '" + *library + "'");
+}
+
+void on_frame(broker_ptr self, wire::frame f) {
+  auto& st = self->state;
+  using ft = wire::frame_type;
+  switch (f.type) {
+    case ft::ping: return;
+    case ft::challenge: return on_challenge(self, f.payload);
+    case ft::accept: {
+      wire::reader r{f.payload};
+      auto id = r.u64("node id");
+      if (!id) return disconnect(self, "malformed accept: " + id.error().what);
+      if (st.node_id != 0 && st.node_id != *id && st.node) {
+        // A new identity means a new node to the strategy: the old Context goes.
+        caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
+        st.node = nullptr;
+        st.run_id = 0;
+      }
+      st.node_id = *id;
+      st.registered = true;
+      st.backoff_s = 0;
+      st.frames.set_max_length(st.opts.link.max_frame);
+      st.opts.log.info("supernode: registered with superlink " + where(self) + " as node " +
+                       std::to_string(st.node_id));
+      return;
+    }
+    case ft::refuse: {
+      wire::reader r{f.payload};
+      auto why = r.str("reason", 64 << 10);
+      auto retry = why ? r.u8("retry") : expected<uint8_t>{why.error()};
+      if (retry && *retry) return disconnect(self, "superlink refused: " + *why);
+      st.opts.log.error("supernode: superlink refused this node: " +
+                        (why ? *why : std::string{"(unreadable reason)"}));
+      disconnect(self, "", false);
+      return self->quit(caf::sec::invalid_argument);
+    }
+    case ft::run:
+      if (st.registered) return on_run(self, f.payload);
+      break;
+    case ft::instruct:
+      if (st.registered) {
+        auto e = wire::read_envelope(f.payload);
+        if (!e) return st.opts.log.warn("supernode: malformed instruction: " + e.error().what);
+        if (st.node) return self->send(st.node, instruct_atom::value, std::move(*e));
+        // No ClientApp for this run: say so rather than let the round time out.
+        auto err = make_error_reply_to(e->message_id, st.node_id,
+                                       {error_code::client_app_raised,
+                                        "node " + std::to_string(st.node_id) + " has no ClientApp for this run"});
+        err.meta().message_id = std::to_string(st.node_id) + "-noapp-" + e->message_id;
+        if (auto bytes = encode(err, st.opts.codec)) {
+          envelope out{err.meta().message_id, e->message_id, st.node_id, 0, std::move(*bytes)};
+          wire::append_envelope_frame(self->wr_buf(*st.hdl), ft::reply, out);
+          self->flush(*st.hdl);
+        }
+        return;
+      }
+      break;
+    default: break;
+  }
+  disconnect(self, std::string{"unexpected "} + wire::to_string(f.type) + " frame from the superlink");
+}
+
+caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.heartbeat_s = st.opts.link.heartbeat_s;
+  st.timeout_s = st.opts.link.timeout_s;
+  st.uplink = self->spawn(uplink, caf::actor{self});
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    auto& st = self->state;
+    if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(st.uplink, caf::exit_reason::user_shutdown);
+    self->quit(m.reason);
+  });
+  connect(self);
+  self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);
+  return {
+    [self](caf::io::new_data_msg& m) {
+      auto& st = self->state;
+      if (!st.hdl || m.handle != *st.hdl) return;
+      st.last_heard = clock_type::now();
+      auto f = st.frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+      if (!f) return disconnect(self, "bad frame from the superlink: " + f.error().what);
+      self->configure_read(m.handle, caf::io::receive_policy::exactly(st.frames.next_read()));
+      if (*f) on_frame(self, std::move(**f));
+    },
+    [self](const caf::io::connection_closed_msg& m) {
+      auto& st = self->state;
+      if (!st.hdl || m.handle != *st.hdl) return;
+      st.hdl.reset();
+      st.registered = false;
+      schedule_reconnect(self, "lost the connection to the superlink");
+    },
+    [self](reconnect_atom) { connect(self); },
+    [self](reply_atom, const envelope& e) {
+      auto& st = self->state;
+      // Not connected: the superlink has already answered for this reply.
+      if (!st.hdl || !st.registered) return;
+      wire::append_envelope_frame(self->wr_buf(*st.hdl), wire::frame_type::reply, e);
+      self->flush(*st.hdl);
+      st.last_sent = clock_type::now();
+    },
+    [self](heartbeat_atom) {
+      auto& st = self->state;
+      auto now = clock_type::now();
+      if (st.hdl) {
+        if (now - st.last_heard > to_ns(st.timeout_s))
+          disconnect(self, "the superlink was silent for more than " + seconds(st.timeout_s));
+        else if (now - st.last_sent >= to_ns(st.heartbeat_s))
+          send_frame(self, wire::frame_type::ping, {});
+      }
+      self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor start_node_link(caf::actor_system& sys, node_link_options opts) {
+  return sys.middleman().spawn_broker(node_link_broker, std::move(opts));
+}
+
+}  // namespace stamen

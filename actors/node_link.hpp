@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/link_options.hpp"
+#include "actors/superlink.hpp"
+#include "messages/codec.hpp"
+#include "messages/config_record.hpp"
+#include "runtime/logger.hpp"
+
+namespace stamen {
+
+struct node_link_options {
+  std::string host;
+  uint16_t port = 9092;
+  /// The node's own settings (e.g. partition-id, num-partitions), as given
+  /// on the command line; its Context's node_config.
+  config_record node_config;
+  std::string node_config_text;  ///< the same, for the superlink's log
+  link_options link;             ///< TLS files; heartbeats come from the superlink
+  /// Reconnection backoff: the first wait, doubled after each failure up to the cap.
+  double backoff_initial_s = 0.25;
+  double backoff_max_s = 8;
+  codec_options codec;
+  logger log;
+  app_resolver resolve;  ///< where runs find their ClientApp
+};
+
+/// Starts a SuperNode process's link in `sys` (with CAF's middleman loaded):
+/// a broker that connects to the superlink, proves who it is, registers,
+/// and for each run builds the run's ClientApp and a SuperNode actor (the
+/// same actor as in a simulation) whose replies it carries back. When the
+/// superlink goes away it reconnects with capped exponential backoff and
+/// registers again under the same node id; the SuperNode keeps its Context.
+/// Returns the broker; it runs until it is told to exit or a superlink
+/// refuses it for good (bad credentials), then it quits with an error.
+caf::actor start_node_link(caf::actor_system& sys, node_link_options opts);
+
+}  // namespace stamen

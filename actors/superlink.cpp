@@ -1,0 +1,399 @@
+#include "actors/superlink.hpp"
+
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "actors/grid_actor.hpp"
+#include "actors/in_process_grid.hpp"
+#include "actors/node_identity.hpp"
+#include "actors/transport.hpp"
+#include "actors/wire_frame.hpp"
+#include "config/app_config.hpp"
+#include "runtime/strategy.hpp"
+
+namespace stamen {
+
+namespace {
+
+using caf::io::connection_handle;
+using clock_type = std::chrono::steady_clock;
+
+struct peer {
+  enum class role { pending, node, client };
+  role kind = role::pending;
+  std::string nonce;
+  std::string where;  ///< "host:port", for log lines
+  uint64_t node_id = 0;
+  supernode_actor proxy;
+  wire::frame_assembler frames;
+  clock_type::time_point last_heard;
+  clock_type::time_point last_sent;
+};
+
+struct superlink_state {
+  static inline const char* name = "stamen.superlink";
+  superlink_options opts;
+  grid_actor grid;
+  std::unordered_map<connection_handle, peer> peers;
+  std::unordered_map<uint64_t, connection_handle> by_node;
+  std::mt19937_64 rng{std::random_device{}()};
+  // The run in progress (one at a time).
+  bool running = false;
+  uint64_t run_id = 0;
+  std::string library;
+  buffer run_config;  ///< encoded, as sent to nodes
+  std::optional<connection_handle> submitter;
+  std::thread runner;
+
+  ~superlink_state() {
+    if (runner.joinable()) runner.detach();  // the process is going down
+  }
+};
+
+using broker_ptr = caf::io::stateful_broker<superlink_state>*;
+
+std::string fmt_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fs", s);
+  return buf;
+}
+
+std::chrono::nanoseconds to_ns(double s) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
+
+void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
+                const std::vector<std::byte>& payload) {
+  wire::append_frame(self->wr_buf(hdl), t, payload);
+  self->flush(hdl);
+  if (auto p = self->state.peers.find(hdl); p != self->state.peers.end())
+    p->second.last_sent = clock_type::now();
+}
+
+// Tells a peer why it is refused, then closes its connection.
+void refuse(broker_ptr self, connection_handle hdl, const std::string& why, bool retry) {
+  wire::writer w;
+  w.str(why);
+  w.u8(retry ? 1 : 0);
+  send_frame(self, hdl, wire::frame_type::refuse, w.bytes());
+  // CAF's close drops what is not yet written; a graceful shutdown after the
+  // flush sends the refusal first.
+  auto& st = self->state;
+  if (auto p = st.peers.find(hdl); p != st.peers.end())
+    st.opts.log.warn("superlink: refused " + p->second.where + ": " + why);
+  self->state.peers.erase(hdl);
+  self->close(hdl);
+}
+
+// Forgets a connection; a node's proxy dies with it, so the grid answers for
+// every instruction the node still owed.
+void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
+  auto& st = self->state;
+  auto p = st.peers.find(hdl);
+  if (p == st.peers.end()) return;
+  auto& pr = p->second;
+  if (pr.kind == peer::role::node) {
+    st.opts.log.warn("superlink: node " + std::to_string(pr.node_id) + " at " + pr.where +
+                     " disconnected: " + why);
+    st.by_node.erase(pr.node_id);
+    caf::anon_send_exit(pr.proxy, caf::exit_reason::remote_link_unreachable);
+  } else if (pr.kind == peer::role::client && st.submitter == hdl) {
+    st.opts.log.warn("superlink: submitter at " + pr.where + " disconnected: " + why);
+    st.submitter.reset();  // the run goes on; its log is no longer sent
+  } else {
+    st.opts.log.debug("superlink: peer " + pr.where + " left before its handshake: " + why);
+  }
+  st.peers.erase(p);
+  self->close(hdl);
+}
+
+void send_run(broker_ptr self, connection_handle hdl) {
+  auto& st = self->state;
+  wire::writer w;
+  w.u64(st.run_id);
+  w.str(st.library);
+  w.blob(st.run_config);
+  send_frame(self, hdl, wire::frame_type::run, w.bytes());
+}
+
+// The proxy that stands for a remote node in the grid: instructions go to the
+// broker, which writes them to the node's connection.
+supernode_actor::behavior_type node_proxy(supernode_actor::pointer self, caf::actor broker,
+                                          uint64_t node_id) {
+  return {
+    [=](instruct_atom, envelope& e) {
+      caf::anon_send(broker, instruct_atom::value, node_id, std::move(e));
+    },
+    [](done_atom, envelope&) {},
+  };
+}
+
+void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto claim = r.u64("claimed node id");
+  auto node_config = claim ? r.str("node config", 16 << 10) : expected<std::string>{claim.error()};
+  auto cert = node_config ? r.str("certificate", 32 << 10) : expected<std::string>{node_config.error()};
+  auto sig = cert ? r.str("signature", 4 << 10) : expected<std::string>{cert.error()};
+  if (!sig) return refuse(self, hdl, "malformed hello: " + sig.error().what, false);
+  if (auto ok = r.finish("hello"); !ok) return refuse(self, hdl, "malformed hello: " + ok.error().what, false);
+  uint64_t node_id = *claim;
+  if (st.opts.link.tls || !st.opts.link.allowed_nodes.empty()) {
+    // The id is bound to the key that signed this connection's nonce: a node
+    // cannot claim another's id, and a restarted node gets its own back.
+    auto who = authenticate_node(*cert, *sig, pr.nonce, st.opts.link);
+    if (!who) return refuse(self, hdl, who.error().what, false);
+    node_id = who->node_id;
+    st.opts.log.info("superlink: " + pr.where + " authenticated as key " +
+                     who->fingerprint.substr(0, 16) + "...");
+  }
+  if (node_id != 0 && st.by_node.count(node_id) > 0)
+    return refuse(self, hdl, "node id " + std::to_string(node_id) +
+                                 " is held by a live connection (retry once it times out)",
+                  true);
+  if (node_id == 0 || node_id == server_node_id) {
+    do node_id = st.rng() >> 1;
+    while (node_id == 0 || node_id == server_node_id || st.by_node.count(node_id) > 0);
+  }
+  pr.kind = peer::role::node;
+  pr.node_id = node_id;
+  pr.frames.set_max_length(st.opts.link.max_frame);
+  pr.proxy = self->spawn(node_proxy, caf::actor{self}, node_id);
+  st.by_node.emplace(node_id, hdl);
+  wire::writer w;
+  w.u64(node_id);
+  send_frame(self, hdl, wire::frame_type::accept, w.bytes());
+  if (st.running) send_run(self, hdl);
+  st.opts.log.info("superlink: node " + std::to_string(node_id) + " joined from " + pr.where +
+                   (node_config->empty() ? "" : " (" + *node_config + ")"));
+  self->request(st.grid, caf::infinite, register_atom::value, node_id, pr.proxy)
+      .then([self, hdl](bool ok) {
+        if (!ok) drop(self, hdl, "the grid refused its id");
+      });
+}
+
+void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto library = r.str("library", 4096);
+  auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
+  if (!rc) return refuse(self, hdl, "malformed submit: " + rc.error().what, false);
+  if (auto ok = r.finish("submit"); !ok) return refuse(self, hdl, "malformed submit: " + ok.error().what, false);
+  if (st.running)
+    return refuse(self, hdl, "a run (" + std::to_string(st.run_id) + ") is in progress", true);
+  auto decoded = decode(*rc, st.opts.codec);
+  const config_record* run_config = decoded && decoded->has_content()
+                                        ? decoded->content().configs("run_config")
+                                        : nullptr;
+  if (run_config == nullptr)
+    return refuse(self, hdl, "submit carries no readable run config", false);
+  if (!st.opts.resolve) return refuse(self, hdl, "this superlink hosts no apps", false);
+  auto app = st.opts.resolve(*library);
+  if (!app) return refuse(self, hdl, app.error().what, false);
+  pr.kind = peer::role::client;
+  pr.frames.set_max_length(st.opts.link.max_handshake_frame);
+  st.running = true;
+  st.run_id = (st.rng() >> 1) | 1;
+  st.library = *library;
+  st.run_config = rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size());
+  st.submitter = hdl;
+  for (auto& [id, h] : st.by_node) send_run(self, h);
+  caf::actor me{self};
+  logger::set_tee([me](const std::string& line) { caf::anon_send(me, log_atom::value, line); });
+  st.opts.log.info("superlink: starting run " + std::to_string(st.run_id) + " of '" + *library +
+                   "' for " + pr.where + " with " + std::to_string(st.by_node.size()) +
+                   " node(s) connected");
+  context ctx;
+  ctx.run_id = st.run_id;
+  ctx.node_id = server_node_id;
+  ctx.run_config = *run_config;
+  // The ServerApp blocks on its grid calls, so it gets a thread of its own
+  // (as in a simulation), never one of the scheduler's.
+  st.runner = std::thread([&sys = self->system(), me, grid = st.grid, app = *app, ctx = std::move(ctx),
+                           codec = st.opts.codec, log = st.opts.log]() mutable {
+    std::string out;
+    bool ok = true;
+    {
+      caf::scoped_actor scoped{sys};
+      in_process_grid g{scoped.ptr(), grid, ctx.run_id, codec, log};
+      try {
+        app->server.run(g, ctx);
+        out = g.result() ? g.result()->to_json() : "{}";
+      } catch (const std::exception& e) {
+        ok = false;
+        out = std::string{"ServerApp failed: "} + e.what();
+      }
+    }
+    caf::anon_send(me, finished_atom::value, ok, std::move(out));
+  });
+}
+
+void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
+  auto& st = self->state;
+  auto p = st.peers.find(hdl);
+  if (p == st.peers.end()) return;
+  auto& pr = p->second;
+  using ft = wire::frame_type;
+  if (f.type == ft::ping) return;
+  switch (pr.kind) {
+    case peer::role::pending:
+      if (f.type == ft::hello) return on_hello(self, hdl, pr, f.payload);
+      if (f.type == ft::submit) return start_run(self, hdl, pr, f.payload);
+      break;
+    case peer::role::node:
+      if (f.type == ft::reply) {
+        auto e = wire::read_envelope(f.payload);
+        if (!e) {
+          // A reply that cannot be read is not a reply: the instruction it
+          // answered times out (or its node dies) like any lost reply.
+          st.opts.log.warn("superlink: node " + std::to_string(pr.node_id) +
+                           " sent a malformed reply: " + e.error().what);
+          return;
+        }
+        e->node_id = pr.node_id;  // a node speaks for itself only
+        self->send(st.grid, reply_atom::value, std::move(*e));
+        return;
+      }
+      break;
+    case peer::role::client:
+      break;
+  }
+  drop(self, hdl, std::string{"unexpected "} + wire::to_string(f.type) + " frame");
+}
+
+void on_new_connection(broker_ptr self, connection_handle hdl) {
+  auto& st = self->state;
+  peer pr{peer::role::pending, {}, {}, 0, {},
+          wire::frame_assembler{st.opts.link.max_handshake_frame, st.opts.link.read_chunk},
+          clock_type::now(), clock_type::now()};
+  pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
+  pr.nonce.resize(32);
+  for (auto& c : pr.nonce) c = static_cast<char>(st.rng());
+  wire::writer w;
+  w.str(pr.nonce);
+  w.f64(st.opts.link.heartbeat_s);
+  w.f64(st.opts.link.timeout_s);
+  w.u8(st.opts.link.tls ? 1 : 0);
+  st.peers.emplace(hdl, std::move(pr));
+  send_frame(self, hdl, wire::frame_type::challenge, w.bytes());
+  self->configure_read(hdl, caf::io::receive_policy::exactly(wire::header_size));
+}
+
+caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_actor grid) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.grid = grid;
+  self->delayed_send(self, to_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
+  self->set_down_handler([](caf::down_msg&) {});
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    caf::anon_send_exit(self->state.grid, caf::exit_reason::user_shutdown);
+    self->quit(m.reason);
+  });
+  return {
+    [self](listen_atom, uint16_t port, const std::string& bind) -> caf::result<uint16_t> {
+      auto p = listen_on(self, port, bind, self->state.opts.link.tls.has_value());
+      if (!p) return caf::make_error(caf::sec::cannot_open_port, p.error().what);
+      return *p;
+    },
+    [self](const caf::io::new_connection_msg& m) { on_new_connection(self, m.handle); },
+    [self](caf::io::new_data_msg& m) {
+      auto& st = self->state;
+      auto p = st.peers.find(m.handle);
+      if (p == st.peers.end()) return;
+      p->second.last_heard = clock_type::now();
+      auto f = p->second.frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+      if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
+      self->configure_read(m.handle, caf::io::receive_policy::exactly(p->second.frames.next_read()));
+      if (*f) on_frame(self, m.handle, std::move(**f));
+    },
+    [self](const caf::io::connection_closed_msg& m) { drop(self, m.handle, "connection closed"); },
+    [self](const caf::io::acceptor_closed_msg&) {
+      self->state.opts.log.error("superlink: the listening socket closed");
+    },
+    [self](instruct_atom, uint64_t node_id, const envelope& e) {
+      auto& st = self->state;
+      auto n = st.by_node.find(node_id);
+      if (n == st.by_node.end()) return;  // gone: its proxy's death answers for this
+      wire::append_envelope_frame(self->wr_buf(n->second), wire::frame_type::instruct, e);
+      self->flush(n->second);
+      if (auto p = st.peers.find(n->second); p != st.peers.end()) p->second.last_sent = clock_type::now();
+    },
+    [self](log_atom, const std::string& line) {
+      auto& st = self->state;
+      if (!st.submitter) return;
+      wire::writer w;
+      w.str(line);
+      send_frame(self, *st.submitter, wire::frame_type::log, w.bytes());
+    },
+    [self](finished_atom, bool ok, const std::string& out) {
+      auto& st = self->state;
+      logger::set_tee({});
+      if (st.runner.joinable()) st.runner.join();
+      st.opts.log.info("superlink: run " + std::to_string(st.run_id) +
+                       (ok ? " finished" : " failed: " + out));
+      if (st.submitter) {
+        wire::writer w;
+        w.u8(ok ? 1 : 0);
+        w.str(out);
+        send_frame(self, *st.submitter, wire::frame_type::result, w.bytes());
+      }
+      st.running = false;
+      st.submitter.reset();
+    },
+    [self](heartbeat_atom) {
+      auto& st = self->state;
+      auto now = clock_type::now();
+      auto timeout = to_ns(st.opts.link.timeout_s);
+      auto beat = to_ns(st.opts.link.heartbeat_s);
+      std::vector<connection_handle> dead;
+      for (auto& [hdl, pr] : st.peers) {
+        if (now - pr.last_heard > timeout) {
+          dead.push_back(hdl);
+          continue;
+        }
+        if (now - pr.last_sent >= beat) {
+          wire::append_frame(self->wr_buf(hdl), wire::frame_type::ping, {});
+          self->flush(hdl);
+          pr.last_sent = now;
+        }
+      }
+      for (auto& hdl : dead)
+        drop(self, hdl, "silent for more than " + fmt_seconds(st.opts.link.timeout_s));
+      self->delayed_send(self, beat, heartbeat_atom::value);
+    },
+  };
+}
+
+}  // namespace
+
+expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts) {
+  if (opts.link.tls)
+    if (auto ok = check_tls_files(*opts.link.tls); !ok) return ok.error();
+  auto grid = sys.spawn(grid_behavior, opts.codec, opts.log, nullptr);
+  auto port = opts.port;
+  auto bind = opts.bind;
+  auto tls = opts.link.tls;
+  auto broker = sys.middleman().spawn_broker(superlink_broker, std::move(opts), grid);
+  // The listener is opened by the broker itself, in its context.
+  caf::scoped_actor self{sys};
+  expected<uint16_t> opened = fail(errc::runtime_error, "the superlink did not answer");
+  self->request(broker, caf::infinite, listen_atom::value, port, bind)
+      .receive([&](uint16_t p) { opened = p; },
+               [&](caf::error& err) { opened = fail(errc::io_error, sys.render(err)); });
+  if (!opened) {
+    caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
+    return opened.error();
+  }
+  return superlink_handle{broker, grid, *opened};
+}
+
+}  // namespace stamen

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/interfaces.hpp"
+#include "actors/link_options.hpp"
+#include "messages/codec.hpp"
+#include "runtime/app_components.hpp"
+#include "runtime/logger.hpp"
+
+namespace stamen {
+
+/// Finds an app's components by library name (lib<name>.so); what it returns
+/// keeps the library loaded.
+using app_resolver =
+    std::function<expected<std::shared_ptr<const app_components>>(const std::string& library)>;
+
+struct superlink_options {
+  uint16_t port = 9092;    ///< 0: any free port (see superlink_handle::port)
+  std::string bind;        ///< address to listen on; empty: all
+  link_options link;       ///< heartbeat, timeout, frame limits, TLS
+  codec_options codec;
+  logger log;
+  app_resolver resolve;    ///< where submitted runs find their ServerApp
+};
+
+struct superlink_handle {
+  caf::actor broker;  ///< owns the port and every connection
+  grid_actor grid;
+  uint16_t port = 0;
+};
+
+/// Starts a superlink in `sys` (which must have loaded CAF's middleman): a
+/// grid actor and the broker that serves it on `opts.port`. SuperNodes
+/// connect, authenticate and register through the broker; each registered
+/// node is a local actor to the grid, so the grid, the strategy and the
+/// ServerApp run unchanged. `stamen run` submits runs to the same port; the
+/// ServerApp then runs here and its log and result go back to the submitter.
+/// Fails (with the reason) when the port cannot be opened or the TLS files
+/// cannot be loaded.
+expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts);
+
+}  // namespace stamen

@@ -1,0 +1,218 @@
+#include "actors/transport.hpp"
+
+#include <caf/io/middleman.hpp>
+#include <caf/io/network/default_multiplexer.hpp>
+#include <caf/io/network/doorman_impl.hpp>
+#include <caf/io/network/interfaces.hpp>
+#include <caf/io/network/stream_impl.hpp>
+#include <caf/io/scribe.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/session.hpp>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include <filesystem>
+#include <memory>
+
+namespace stamen {
+
+namespace {
+
+namespace net = caf::io::network;
+
+std::string ssl_error() {
+  auto code = ERR_get_error();
+  if (code == 0) return "no detail from OpenSSL";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+// Reads and writes through an OpenSSL session (the policy CAF's stream
+// template calls for each socket event).
+class tls_policy {
+ public:
+  explicit tls_policy(caf::openssl::session_ptr s) : session_(std::move(s)) {}
+
+  net::rw_state read_some(size_t& result, net::native_socket fd, void* buf, size_t len) {
+    return session_->read_some(result, fd, buf, len);
+  }
+  net::rw_state write_some(size_t& result, net::native_socket fd, const void* buf, size_t len) {
+    return session_->write_some(result, fd, buf, len);
+  }
+  // Decrypted bytes may wait inside OpenSSL with nothing left on the socket.
+  bool must_read_more(net::native_socket fd, size_t threshold) {
+    return session_->must_read_more(fd, threshold);
+  }
+
+ private:
+  caf::openssl::session_ptr session_;
+};
+
+// A scribe over a TLS session: CAF's plain scribe with the TLS policy.
+class tls_scribe : public caf::io::scribe {
+ public:
+  tls_scribe(net::default_multiplexer& mpx, net::native_socket fd, caf::openssl::session_ptr s)
+      : scribe(net::conn_hdl_from_socket(fd)), stream_(mpx, fd, std::move(s)) {}
+
+  void configure_read(caf::io::receive_policy::config config) override {
+    stream_.configure_read(config);
+    if (!launched_) launch();
+  }
+  void ack_writes(bool enable) override { stream_.ack_writes(enable); }
+  std::vector<char>& wr_buf() override { return stream_.wr_buf(); }
+  std::vector<char>& rd_buf() override { return stream_.rd_buf(); }
+  void graceful_shutdown() override {
+    stream_.graceful_shutdown();
+    detach(&stream_.backend(), false);
+  }
+  void flush() override { stream_.flush(this); }
+  std::string addr() const override {
+    auto x = net::remote_addr_of_fd(stream_.fd());
+    return x ? *x : std::string{};
+  }
+  uint16_t port() const override {
+    auto x = net::remote_port_of_fd(stream_.fd());
+    return x ? *x : 0;
+  }
+  void add_to_loop() override { stream_.activate(this); }
+  void remove_from_loop() override { stream_.passivate(); }
+
+ private:
+  void launch() {
+    launched_ = true;
+    stream_.start(this);
+    // The handshake needs the socket's write events before any data moves.
+    stream_.force_empty_write(this);
+  }
+
+  bool launched_ = false;
+  net::stream_impl<tls_policy> stream_;
+};
+
+// Accepts TCP connections and wraps each in a TLS session before the broker
+// sees it. A peer that fails the handshake (no certificate, one from another
+// CA, or plaintext) is closed by the session and never gets past hello.
+class tls_doorman : public net::doorman_impl {
+ public:
+  using net::doorman_impl::doorman_impl;
+
+  bool new_connection() override {
+    if (detached()) return false;
+    auto& mpx = acceptor_.backend();
+    auto fd = acceptor_.accepted_socket();
+    net::nonblocking(fd, true);
+    auto session = caf::openssl::make_session(parent()->system(), fd, true);
+    if (session == nullptr) {
+      net::close_socket(fd);
+      return true;  // keep accepting; this peer alone is refused
+    }
+    auto s = caf::make_counted<tls_scribe>(mpx, fd, std::move(session));
+    auto hdl = s->hdl();
+    parent()->add_scribe(std::move(s));
+    return doorman::new_connection(&mpx, hdl);
+  }
+};
+
+net::default_multiplexer& mpx_of(caf::io::abstract_broker* self) {
+  return static_cast<net::default_multiplexer&>(self->backend());
+}
+
+}  // namespace
+
+expected<void> check_tls_files(const tls_files& f) {
+  for (auto [what, path] : {std::pair{"CA certificate", &f.ca},
+                            std::pair{"certificate", &f.certificate},
+                            std::pair{"private key", &f.key}}) {
+    std::error_code ec;
+    if (path->empty())
+      return fail(errc::config_error, std::string{"TLS needs a "} + what + " file");
+    if (!std::filesystem::is_regular_file(*path, ec))
+      return fail(errc::io_error, std::string{"TLS "} + what + " '" + *path + "' is not a readable file");
+  }
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{SSL_CTX_new(TLS_method()), SSL_CTX_free};
+  if (!ctx) return fail(errc::runtime_error, "cannot create an OpenSSL context: " + ssl_error());
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), f.certificate.c_str()) != 1)
+    return fail(errc::config_error, "cannot load certificate '" + f.certificate + "': " + ssl_error());
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), f.key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return fail(errc::config_error, "cannot load private key '" + f.key + "': " + ssl_error());
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    return fail(errc::config_error, "private key '" + f.key + "' does not match certificate '" +
+                                        f.certificate + "'");
+  if (SSL_CTX_load_verify_locations(ctx.get(), f.ca.c_str(), nullptr) != 1)
+    return fail(errc::config_error, "cannot load CA certificate '" + f.ca + "': " + ssl_error());
+  return {};
+}
+
+void configure_links(caf::actor_system_config& cfg, const std::optional<tls_files>& tls) {
+  cfg.load<caf::io::middleman>();
+  if (tls) {
+    cfg.load<caf::openssl::manager>();
+    // Setting any of these turns on CAF's authenticated mode: certificates are
+    // required and verified on both sides.
+    cfg.openssl_cafile = tls->ca;
+    cfg.openssl_certificate = tls->certificate;
+    cfg.openssl_key = tls->key;
+  }
+}
+
+expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port, const std::string& bind,
+                             bool tls) {
+  const char* addr = bind.empty() ? nullptr : bind.c_str();
+  if (!tls) {
+    auto r = self->add_tcp_doorman(port, addr, true);
+    if (!r)
+      return fail(errc::io_error, "cannot listen on port " + std::to_string(port) + ": " +
+                                      self->system().render(r.error()));
+    return r->second;
+  }
+  auto fd = net::new_tcp_acceptor_impl(port, addr, true);
+  if (!fd)
+    return fail(errc::io_error, "cannot listen on port " + std::to_string(port) + ": " +
+                                    self->system().render(fd.error()));
+  auto d = caf::make_counted<tls_doorman>(mpx_of(self), *fd);
+  auto actual = d->port();
+  self->add_doorman(std::move(d));
+  return actual;
+}
+
+expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
+                                                const std::string& host, uint16_t port, bool tls) {
+  if (!tls) {
+    auto r = self->add_tcp_scribe(host, port);
+    if (!r) return fail(errc::io_error, self->system().render(r.error()));
+    return *r;
+  }
+  auto fd = net::new_tcp_connection(host, port);
+  if (!fd) return fail(errc::io_error, self->system().render(fd.error()));
+  net::nonblocking(*fd, true);
+  auto session = caf::openssl::make_session(self->system(), *fd, false);
+  if (session == nullptr) {
+    net::close_socket(*fd);
+    return fail(errc::io_error, "TLS handshake with " + host + ":" + std::to_string(port) + " failed");
+  }
+  auto s = caf::make_counted<tls_scribe>(mpx_of(self), *fd, std::move(session));
+  auto hdl = s->hdl();
+  self->add_scribe(std::move(s));
+  return hdl;
+}
+
+expected<std::pair<std::string, uint16_t>> parse_address(const std::string& address,
+                                                         const std::string& what) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    return fail(errc::config_error, what + " '" + address + "' is not of the form HOST:PORT");
+  try {
+    size_t used = 0;
+    auto port = std::stoul(address.substr(colon + 1), &used);
+    if (used != address.size() - colon - 1 || port == 0 || port > 65535) throw std::out_of_range{""};
+    return std::pair{address.substr(0, colon), static_cast<uint16_t>(port)};
+  } catch (const std::exception&) {
+    return fail(errc::config_error, what + " '" + address + "' has no valid port (1-65535)");
+  }
+}
+
+}  // namespace stamen

@@ -1,0 +1,42 @@
+#pragma once
+
+// Where a cluster link's bytes go: a plain TCP socket or a TLS session on
+// one, both as CAF scribes, so that the brokers above never know which.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/io/abstract_broker.hpp>
+
+#include "actors/link_options.hpp"
+#include "messages/expected.hpp"
+
+namespace stamen {
+
+/// Checks TLS files before anything starts: each must exist and parse, and
+/// the key must match the certificate. A TLS endpoint with a missing or
+/// unreadable file refuses to start instead of falling back to CAF's default
+/// of encrypting without authenticating anyone.
+expected<void> check_tls_files(const tls_files& files);
+
+/// Prepares a CAF config for cluster links: loads the middleman and, with
+/// `tls`, CAF's OpenSSL module with these files, which makes every session
+/// verify its peer's certificate against the CA (both directions).
+void configure_links(caf::actor_system_config& cfg, const std::optional<tls_files>& tls);
+
+/// Opens a listening socket on `port` (0: any) for `self`; returns the port.
+expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port,
+                             const std::string& bind, bool tls);
+
+/// Connects `self` to host:port. With `tls`, the handshake completes in the
+/// background; a peer that fails it shows up as a closed connection.
+expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
+                                                const std::string& host, uint16_t port, bool tls);
+
+/// Splits "host:port"; fails with a message naming `what` otherwise.
+expected<std::pair<std::string, uint16_t>> parse_address(const std::string& address,
+                                                         const std::string& what);
+
+}  // namespace stamen

@@ -1,0 +1,260 @@
+#include "actors/wire_frame.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace stamen::wire {
+
+namespace {
+
+// Frames are little-endian on the wire; so is every host we build for, and
+// the static_assert keeps it that way rather than swapping bytes silently.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format assumes little-endian hosts");
+
+size_t pad8(size_t n) { return (8 - n % 8) % 8; }
+
+}  // namespace
+
+const char* to_string(frame_type t) {
+  switch (t) {
+    case frame_type::challenge: return "challenge";
+    case frame_type::hello: return "hello";
+    case frame_type::accept: return "accept";
+    case frame_type::refuse: return "refuse";
+    case frame_type::run: return "run";
+    case frame_type::instruct: return "instruct";
+    case frame_type::reply: return "reply";
+    case frame_type::ping: return "ping";
+    case frame_type::submit: return "submit";
+    case frame_type::log: return "log";
+    case frame_type::result: return "result";
+  }
+  return "unknown";
+}
+
+std::array<std::byte, header_size> encode_header(frame_type type, uint64_t length) {
+  std::array<std::byte, header_size> out{};
+  std::memcpy(out.data(), &magic, 4);
+  out[4] = std::byte{version};
+  out[5] = static_cast<std::byte>(type);
+  std::memcpy(out.data() + 8, &length, 8);
+  return out;
+}
+
+expected<frame_header> decode_header(const std::byte* bytes, uint64_t max_length) {
+  uint32_t m;
+  std::memcpy(&m, bytes, 4);
+  if (m != magic) return fail(errc::decode_failed, "not a Stamen frame (bad magic bytes)");
+  auto v = static_cast<uint8_t>(bytes[4]);
+  if (v != version)
+    return fail(errc::decode_failed, "unsupported protocol version " + std::to_string(v) +
+                                         " (this build speaks " + std::to_string(version) + ")");
+  auto t = static_cast<uint8_t>(bytes[5]);
+  if (t < static_cast<uint8_t>(frame_type::challenge) || t > static_cast<uint8_t>(frame_type::result))
+    return fail(errc::decode_failed, "unknown frame type " + std::to_string(t));
+  if (bytes[6] != std::byte{0} || bytes[7] != std::byte{0})
+    return fail(errc::decode_failed, "reserved header bytes are not zero");
+  uint64_t length;
+  std::memcpy(&length, bytes + 8, 8);
+  if (length > max_length)
+    return fail(errc::message_too_large,
+                std::string{to_string(static_cast<frame_type>(t))} + " frame of " +
+                    std::to_string(length) + " bytes exceeds the limit of " +
+                    std::to_string(max_length) + " bytes");
+  return frame_header{static_cast<frame_type>(t), length};
+}
+
+void writer::raw(const void* data, size_t size) {
+  auto* p = static_cast<const std::byte*>(data);
+  out_.insert(out_.end(), p, p + size);
+}
+
+void writer::u8(uint8_t x) { out_.push_back(std::byte{x}); }
+void writer::u64(uint64_t x) { raw(&x, 8); }
+void writer::f64(double x) { raw(&x, 8); }
+
+void writer::str(const std::string& x) {
+  u64(x.size());
+  raw(x.data(), x.size());
+}
+
+void writer::blob(const std::byte* data, size_t size) {
+  u64(size);
+  out_.resize(out_.size() + pad8(out_.size()));
+  raw(data, size);
+}
+
+expected<void> reader::need(size_t n, const char* field) const {
+  if (buf_.size() - pos_ < n)
+    return fail(errc::decode_failed, std::string{"frame ends inside field '"} + field + "' (needs " +
+                                         std::to_string(n) + " bytes at offset " +
+                                         std::to_string(pos_) + " of " +
+                                         std::to_string(buf_.size()) + ")");
+  return {};
+}
+
+expected<uint8_t> reader::u8(const char* field) {
+  if (auto ok = need(1, field); !ok) return ok.error();
+  return static_cast<uint8_t>(buf_.data()[pos_++]);
+}
+
+expected<uint64_t> reader::u64(const char* field) {
+  if (auto ok = need(8, field); !ok) return ok.error();
+  uint64_t x;
+  std::memcpy(&x, buf_.data() + pos_, 8);
+  pos_ += 8;
+  return x;
+}
+
+expected<double> reader::f64(const char* field) {
+  if (auto ok = need(8, field); !ok) return ok.error();
+  double x;
+  std::memcpy(&x, buf_.data() + pos_, 8);
+  pos_ += 8;
+  return x;
+}
+
+expected<std::string> reader::str(const char* field, size_t max_size) {
+  auto n = u64(field);
+  if (!n) return n.error();
+  if (*n > max_size)
+    return fail(errc::decode_failed, std::string{"field '"} + field + "' declares " +
+                                         std::to_string(*n) + " bytes, more than its limit of " +
+                                         std::to_string(max_size));
+  if (auto ok = need(*n, field); !ok) return ok.error();
+  std::string out(reinterpret_cast<const char*>(buf_.data() + pos_), *n);
+  pos_ += *n;
+  return out;
+}
+
+expected<buffer> reader::blob(const char* field) {
+  auto n = u64(field);
+  if (!n) return n.error();
+  if (auto ok = need(pad8(pos_), field); !ok) return ok.error();
+  pos_ += pad8(pos_);
+  if (auto ok = need(*n, field); !ok) return ok.error();
+  auto out = buf_.slice(pos_, *n);
+  pos_ += *n;
+  return out;
+}
+
+expected<void> reader::finish(const char* what) const {
+  if (pos_ != buf_.size())
+    return fail(errc::decode_failed, std::string{what} + " frame has " +
+                                         std::to_string(buf_.size() - pos_) +
+                                         " unexpected trailing bytes");
+  return {};
+}
+
+void write_envelope(writer& w, const envelope& e) {
+  w.str(e.message_id);
+  w.str(e.reply_to);
+  w.u64(e.node_id);
+  w.f64(e.deadline);
+  w.blob(e.bytes);
+  w.blob(e.content);
+}
+
+expected<envelope> read_envelope(const buffer& payload) {
+  reader r{payload};
+  envelope e;
+  auto id = r.str("message_id", 4096);
+  if (!id) return id.error();
+  auto to = r.str("reply_to", 4096);
+  if (!to) return to.error();
+  auto node = r.u64("node_id");
+  if (!node) return node.error();
+  auto deadline = r.f64("deadline");
+  if (!deadline) return deadline.error();
+  auto bytes = r.blob("bytes");
+  if (!bytes) return bytes.error();
+  auto content = r.blob("content");
+  if (!content) return content.error();
+  if (auto ok = r.finish("envelope"); !ok) return ok.error();
+  e.message_id = std::move(*id);
+  e.reply_to = std::move(*to);
+  e.node_id = *node;
+  e.deadline = *deadline;
+  e.bytes = std::move(*bytes);
+  e.content = content->empty() ? buffer{} : std::move(*content);
+  return e;
+}
+
+void append_envelope_frame(std::vector<char>& out, frame_type type, const envelope& e) {
+  // The small fields are built apart, the blobs copied once into `out`: a
+  // 1 GB model is copied into the socket's buffer and nowhere else.
+  writer head;
+  head.str(e.message_id);
+  head.str(e.reply_to);
+  head.u64(e.node_id);
+  head.f64(e.deadline);
+  size_t pos = head.bytes().size();
+  auto blob_size = [&pos](size_t n) {
+    size_t start = pos + 8;
+    start += pad8(start);
+    pos = start + n;
+  };
+  blob_size(e.bytes.size());
+  blob_size(e.content.size());
+  const size_t length = pos;
+  auto hdr = encode_header(type, length);
+  // Reserved once and filled by insert, never resized: resizing would zero
+  // the bytes first, a second pass over the model.
+  out.reserve(out.size() + header_size + length);
+  auto put = [&out](const void* data, size_t n) {
+    auto* c = static_cast<const char*>(data);
+    out.insert(out.end(), c, c + n);
+  };
+  const size_t payload_base = out.size() + header_size;
+  put(hdr.data(), header_size);
+  put(head.bytes().data(), head.bytes().size());
+  auto put_blob = [&](const buffer& b) {
+    uint64_t n = b.size();
+    put(&n, 8);
+    out.resize(out.size() + pad8(out.size() - payload_base));
+    if (n > 0) put(b.data(), n);
+  };
+  put_blob(e.bytes);
+  put_blob(e.content);
+}
+
+void append_frame(std::vector<char>& out, frame_type type, const std::vector<std::byte>& payload) {
+  auto hdr = encode_header(type, payload.size());
+  auto* h = reinterpret_cast<const char*>(hdr.data());
+  out.insert(out.end(), h, h + header_size);
+  auto* b = reinterpret_cast<const char*>(payload.data());
+  out.insert(out.end(), b, b + payload.size());
+}
+
+size_t frame_assembler::next_read() const {
+  if (!in_payload_) return header_size;
+  return static_cast<size_t>(std::min<uint64_t>(chunk_, length_ - got_));
+}
+
+expected<std::optional<frame>> frame_assembler::feed(const std::byte* data, size_t n) {
+  if (!in_payload_) {
+    if (n != header_size)
+      return fail(errc::decode_failed, "short frame header (" + std::to_string(n) + " bytes)");
+    auto h = decode_header(data, max_length_);
+    if (!h) return h.error();
+    if (h->length == 0) return std::optional<frame>{frame{h->type, buffer{}}};
+    type_ = h->type;
+    length_ = h->length;
+    got_ = 0;
+    auto [b, fill] = buffer::allocate(static_cast<size_t>(length_));
+    payload_ = std::move(b);
+    fill_ = fill;
+    in_payload_ = true;
+    return std::optional<frame>{};
+  }
+  if (n > length_ - got_)
+    return fail(errc::decode_failed, "read past the end of a frame's payload");
+  std::memcpy(fill_ + got_, data, n);
+  got_ += n;
+  if (got_ < length_) return std::optional<frame>{};
+  in_payload_ = false;
+  fill_ = nullptr;
+  return std::optional<frame>{frame{type_, std::move(payload_)}};
+}
+
+}  // namespace stamen::wire

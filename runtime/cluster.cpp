@@ -1,0 +1,166 @@
+#include "runtime/cluster.hpp"
+
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+#include "actors/federation.hpp"
+#include "actors/node_link.hpp"
+#include "actors/run_client.hpp"
+#include "actors/superlink.hpp"
+#include "actors/transport.hpp"
+#include "runtime/app_loader.hpp"
+
+namespace stamen {
+
+namespace {
+
+// Apps are loaded once per library and stay loaded: a run's actors and
+// threads may still hold their code when the next run starts.
+app_resolver make_resolver(const logger& log) {
+  auto cache = std::make_shared<std::map<std::string, std::shared_ptr<const app_components>>>();
+  auto mtx = std::make_shared<std::mutex>();
+  return [cache, mtx](const std::string& library) -> expected<std::shared_ptr<const app_components>> {
+    std::lock_guard<std::mutex> guard{*mtx};
+    if (auto i = cache->find(library); i != cache->end()) return i->second;
+    auto app = load_app(library, default_app_search_path());
+    if (!app) return app.error();
+    auto owner = std::make_shared<loaded_app>(std::move(*app));
+    std::shared_ptr<const app_components> out{owner, &owner->components};
+    cache->emplace(library, out);
+    return out;
+  };
+}
+
+// Blocks SIGINT and SIGTERM in every thread (call before any starts), so
+// that one thread can wait for them with sigwait.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Runs until `actor` ends or a stop signal arrives (which ends it).
+bool wait_for(caf::actor_system& sys, const caf::actor& actor, sigset_t set) {
+  std::thread([set, actor]() mutable {
+    int sig = 0;
+    sigwait(&set, &sig);
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  }).detach();
+  caf::scoped_actor self{sys};
+  self->monitor(actor);
+  bool clean = true;
+  self->receive([&](caf::down_msg& dm) {
+    clean = !dm.reason || dm.reason == caf::exit_reason::user_shutdown;
+  });
+  return clean;
+}
+
+}  // namespace
+
+int run_superlink(const superlink_command& cmd, const logger& log) {
+  if (cmd.link.tls)
+    if (auto ok = check_tls_files(*cmd.link.tls); !ok) {
+      log.error("superlink: refusing to start: " + ok.error().what);
+      return 2;
+    }
+  auto signals = block_stop_signals();
+  actor_runtime rt{0, [&](caf::actor_system_config& cfg) { configure_links(cfg, cmd.link.tls); }};
+  superlink_options opts;
+  opts.port = cmd.port;
+  opts.bind = cmd.bind;
+  opts.link = cmd.link;
+  opts.log = log;
+  opts.resolve = make_resolver(log);
+  auto link = start_superlink(*rt.sys, opts);
+  if (!link) {
+    log.error("superlink: " + link.error().what);
+    return 1;
+  }
+  log.info("Starting Stamen SuperLink on port " + std::to_string(link->port) +
+           (cmd.link.tls ? " (TLS, mutual authentication" +
+                               std::string{cmd.link.allowed_nodes.empty() ? "" : ", node allow-list"} + ")"
+                         : " (insecure: no TLS)"));
+  // Tests and scripts that ask for port 0 read the port from this line.
+  std::cout << "listening on " << link->port << std::endl;
+  return wait_for(*rt.sys, link->broker, signals) ? 0 : 1;
+}
+
+int run_supernode(const supernode_command& cmd, const logger& log) {
+  auto addr = parse_address(cmd.superlink, "--superlink");
+  if (!addr) {
+    log.error("supernode: " + addr.error().what);
+    return 2;
+  }
+  auto node_config = parse_key_values(cmd.node_config);
+  if (!node_config) {
+    log.error("supernode: --node-config: " + node_config.error().what);
+    return 2;
+  }
+  if (cmd.link.tls)
+    if (auto ok = check_tls_files(*cmd.link.tls); !ok) {
+      log.error("supernode: refusing to start: " + ok.error().what);
+      return 2;
+    }
+  auto signals = block_stop_signals();
+  // One scheduler thread: the node's training runs on its own thread.
+  actor_runtime rt{1, [&](caf::actor_system_config& cfg) { configure_links(cfg, cmd.link.tls); }};
+  node_link_options opts;
+  opts.host = addr->first;
+  opts.port = addr->second;
+  opts.node_config = std::move(*node_config);
+  opts.node_config_text = cmd.node_config;
+  opts.link = cmd.link;
+  opts.backoff_max_s = cmd.backoff_max_s;
+  opts.log = log;
+  opts.resolve = make_resolver(log);
+  log.info("Starting Stamen SuperNode for superlink " + cmd.superlink +
+           (cmd.node_config.empty() ? "" : " with node config '" + cmd.node_config + "'"));
+  auto broker = start_node_link(*rt.sys, std::move(opts));
+  return wait_for(*rt.sys, broker, signals) ? 0 : 1;
+}
+
+int run_on_cluster(const app_config& cfg, const config_record& run_config,
+                   const federation_config& fed, bool json, const logger& log) {
+  auto addr = parse_address(*fed.address, "federation '" + fed.name + "' address");
+  if (!addr) {
+    log.error(addr.error().what);
+    return 2;
+  }
+  if (fed.tls)
+    if (auto ok = check_tls_files(*fed.tls); !ok) {
+      log.error("federation '" + fed.name + "': " + ok.error().what);
+      return 2;
+    }
+  actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, fed.tls); }};
+  run_submission run;
+  run.host = addr->first;
+  run.port = addr->second;
+  run.library = cfg.library;
+  run.run_config = run_config;
+  run.link.tls = fed.tls;
+  log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address +
+           (fed.tls ? " (TLS)" : ""));
+  auto out = submit_run(*rt.sys, run, [](const std::string& line) { std::clog << line << '\n' << std::flush; });
+  if (!out || !out->ok) {
+    auto what = out ? out->text : out.error().what;
+    log.error(what);
+    if (json) std::cout << nlohmann::json{{"error", what}}.dump(2) << std::endl;
+    return 1;
+  }
+  if (json) {
+    auto doc = nlohmann::json::parse(out->text, nullptr, false);
+    std::cout << (doc.is_discarded() ? nlohmann::json{{"result", out->text}} : doc).dump(2) << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace stamen

@@ -1,0 +1,36 @@
+#pragma once
+
+// The cluster commands: `stamen superlink`, `stamen supernode`, and `stamen
+// run` on a federation that names a superlink. Each blocks until it is done
+// (the first two until SIGINT or SIGTERM) and returns a process exit code.
+
+#include <cstdint>
+#include <string>
+
+#include "actors/link_options.hpp"
+#include "config/app_config.hpp"
+#include "runtime/logger.hpp"
+
+namespace stamen {
+
+struct superlink_command {
+  uint16_t port = 9092;
+  std::string bind;
+  link_options link;
+};
+int run_superlink(const superlink_command& cmd, const logger& log);
+
+struct supernode_command {
+  std::string superlink;    ///< "host:port"
+  std::string node_config;  ///< "k=v k=v"
+  link_options link;
+  double backoff_max_s = 8;
+};
+int run_supernode(const supernode_command& cmd, const logger& log);
+
+/// Submits `cfg`'s app with `run_config` to the superlink of `fed`, prints
+/// the run's log to stderr and, with `json`, its result to stdout.
+int run_on_cluster(const app_config& cfg, const config_record& run_config,
+                   const federation_config& fed, bool json, const logger& log);
+
+}  // namespace stamen
