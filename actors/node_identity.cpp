@@ -77,6 +77,9 @@ expected<std::string> fingerprint_of(EVP_PKEY* key) {
 }  // namespace
 
 expected<node_proof> prove_identity(const tls_files& files, const std::string& nonce) {
+  struct clear_on_exit {
+    ~clear_on_exit() { ERR_clear_error(); }
+  } clear;
   auto cert = read_file(files.certificate, "certificate");
   if (!cert) return cert.error();
   auto key_pem = read_file(files.key, "private key");
@@ -101,6 +104,11 @@ expected<node_proof> prove_identity(const tls_files& files, const std::string& n
 expected<node_identity> authenticate_node(const std::string& certificate_pem,
                                           const std::string& signature, const std::string& nonce,
                                           const link_options& opts) {
+  // Runs on the broker's thread, beside its TLS sessions: leave OpenSSL's
+  // per-thread error queue as empty as it was found.
+  struct clear_on_exit {
+    ~clear_on_exit() { ERR_clear_error(); }
+  } clear;
   if (certificate_pem.empty())
     return fail(errc::invalid_argument, "node sent no certificate, and this superlink authenticates nodes");
   auto cert = parse_cert(certificate_pem);

@@ -34,13 +34,21 @@ struct node_link_state {
   clock_type::time_point last_heard;
   clock_type::time_point last_sent;
   double backoff_s = 0;
+  clock_type::time_point last_tick = clock_type::now();
   node_uplink_actor uplink;
   // The current run: its app, the thread its ClientApp trains on, its node.
   uint64_t run_id = 0;
-  std::string library;
-  std::shared_ptr<const app_components> app;
-  std::unique_ptr<compute_pool> pool;
+  struct app_slot {
+    std::string library;
+    std::shared_ptr<const app_components> app;
+  };
+  /// The app last loaded; touched only by jobs on `pool`.
+  std::shared_ptr<app_slot> loaded = std::make_shared<app_slot>();
+  /// One training at a time per node, on a thread of its own.
+  std::unique_ptr<compute_pool> pool = std::make_unique<compute_pool>(1);
   supernode_actor node;
+  bool building = false;        ///< the run's ClientApp is being built
+  std::vector<envelope> early;  ///< instructions that came while it was
 };
 
 using broker_ptr = caf::io::stateful_broker<node_link_state>*;
@@ -134,6 +142,20 @@ void on_challenge(broker_ptr self, const buffer& payload) {
   send_frame(self, wire::frame_type::hello, w.bytes());
 }
 
+// Answers an instruction this node cannot serve with an error reply, rather
+// than letting the strategy wait for its round's timeout.
+void answer_unservable(broker_ptr self, const envelope& e, const std::string& why) {
+  auto& st = self->state;
+  if (!st.hdl) return;
+  auto err = make_error_reply_to(e.message_id, st.node_id, {error_code::client_app_raised, why});
+  err.meta().message_id = std::to_string(st.node_id) + "-unserved-" + e.message_id;
+  if (auto bytes = encode(err, st.opts.codec)) {
+    envelope out{err.meta().message_id, e.message_id, st.node_id, 0, std::move(*bytes)};
+    wire::append_envelope_frame(self->wr_buf(*st.hdl), wire::frame_type::reply, out);
+    self->flush(*st.hdl);
+  }
+}
+
 void on_run(broker_ptr self, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
@@ -141,45 +163,62 @@ void on_run(broker_ptr self, const buffer& payload) {
   auto library = run_id ? r.str("library", 4096) : expected<std::string>{run_id.error()};
   auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
   if (!rc) return st.opts.log.error("supernode: malformed run frame: " + rc.error().what);
-  if (*run_id == st.run_id && st.node) return;  // reconnected during the same run: keep the Context
+  // Reconnected during the same run: the node keeps its Context.
+  if (*run_id == st.run_id && (st.node || st.building)) return;
   auto decoded = decode(*rc, st.opts.codec);
   const config_record* run_config =
       decoded && decoded->has_content() ? decoded->content().configs("run_config") : nullptr;
   if (run_config == nullptr) return st.opts.log.error("supernode: run frame has no readable run config");
   if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
   st.node = nullptr;
+  for (auto& e : st.early) answer_unservable(self, e, "the run it belongs to has ended");
+  st.early.clear();
   st.run_id = *run_id;
-  if (*library != st.library || !st.app) {
-    auto app = st.opts.resolve ? st.opts.resolve(*library)
-                               : expected<std::shared_ptr<const app_components>>{
-                                     fail(errc::config_error, "this node hosts no apps")};
-    if (!app) return st.opts.log.error("supernode: cannot serve run " + std::to_string(*run_id) + ": " + app.error().what);
-    st.pool.reset();  // the previous app's training thread
-    st.app = *app;
-    st.library = *library;
-    // One training at a time per node, on a thread of its own.
-    st.pool = std::make_unique<compute_pool>(1, st.app->on_compute_thread_start);
-  }
   context ctx;
   ctx.run_id = *run_id;
   ctx.node_id = st.node_id;
   ctx.node_config = st.opts.node_config;
   ctx.run_config = *run_config;
-  std::shared_ptr<const client_app> client;
-  try {
-    client = st.app->make_client(ctx);
-  } catch (const std::exception& e) {
-    return st.opts.log.error("supernode: building the ClientApp for run " +
-                             std::to_string(*run_id) + " failed: " + e.what());
-  }
-  supernode_config cfg;
-  cfg.node_id = st.node_id;
-  cfg.app = std::move(client);
-  cfg.ctx = std::move(ctx);
-  cfg.pool = st.pool.get();
-  cfg.codec = st.opts.codec;
-  st.node = self->spawn(supernode_behavior, std::move(cfg), st.uplink);
-  st.opts.log.info("supernode: serving run " + std::to_string(*run_id) + " of '" + *library + "'");
+  st.building = true;
+  // Loading the app (a dlopen that pulls in LibTorch) and building its
+  // ClientApp (loading a data set, a model) take seconds: they run on the
+  // node's compute thread, so that this broker keeps its heartbeats.
+  // Instructions that arrive meanwhile wait in `early`.
+  st.pool->post([&sys = self->system(), me = caf::actor{self}, loaded = st.loaded, ctx = std::move(ctx),
+                 pool = st.pool.get(), codec = st.opts.codec, uplink = st.uplink,
+                 resolve = st.opts.resolve, log = st.opts.log, library = *library]() mutable {
+    auto run_id = ctx.run_id;
+    auto give_up = [&](const std::string& why) {
+      log.error("supernode: cannot serve run " + std::to_string(run_id) + ": " + why);
+      caf::anon_send(me, done_atom::value, run_id, supernode_actor{});
+    };
+    if (loaded->library != library || !loaded->app) {
+      auto app = resolve ? resolve(library)
+                         : expected<std::shared_ptr<const app_components>>{
+                               fail(errc::config_error, "this node hosts no apps")};
+      if (!app) return give_up(app.error().what);
+      loaded->app = *app;
+      loaded->library = library;
+      // This is the node's one compute thread: the app's per-thread setup
+      // (e.g. torch's thread count) applies to every training that follows.
+      if (loaded->app->on_compute_thread_start) loaded->app->on_compute_thread_start();
+    }
+    std::shared_ptr<const client_app> client;
+    try {
+      client = loaded->app->make_client(ctx);
+    } catch (const std::exception& e) {
+      return give_up(std::string{"building the ClientApp failed: "} + e.what());
+    }
+    supernode_config cfg;
+    cfg.node_id = ctx.node_id;
+    cfg.app = std::move(client);
+    cfg.ctx = std::move(ctx);
+    cfg.pool = pool;
+    cfg.codec = codec;
+    auto node = sys.spawn(supernode_behavior, std::move(cfg), uplink);
+    log.info("supernode: serving run " + std::to_string(run_id) + " of '" + library + "'");
+    caf::anon_send(me, done_atom::value, run_id, node);
+  });
 }
 
 void on_frame(broker_ptr self, wire::frame f) {
@@ -224,16 +263,8 @@ void on_frame(broker_ptr self, wire::frame f) {
         auto e = wire::read_envelope(f.payload);
         if (!e) return st.opts.log.warn("supernode: malformed instruction: " + e.error().what);
         if (st.node) return self->send(st.node, instruct_atom::value, std::move(*e));
-        // No ClientApp for this run: say so rather than let the round time out.
-        auto err = make_error_reply_to(e->message_id, st.node_id,
-                                       {error_code::client_app_raised,
-                                        "node " + std::to_string(st.node_id) + " has no ClientApp for this run"});
-        err.meta().message_id = std::to_string(st.node_id) + "-noapp-" + e->message_id;
-        if (auto bytes = encode(err, st.opts.codec)) {
-          envelope out{err.meta().message_id, e->message_id, st.node_id, 0, std::move(*bytes)};
-          wire::append_envelope_frame(self->wr_buf(*st.hdl), ft::reply, out);
-          self->flush(*st.hdl);
-        }
+        if (st.building) return st.early.push_back(std::move(*e));
+        answer_unservable(self, *e, "node " + std::to_string(st.node_id) + " has no ClientApp for this run");
         return;
       }
       break;
@@ -270,10 +301,31 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
       auto& st = self->state;
       if (!st.hdl || m.handle != *st.hdl) return;
       st.hdl.reset();
+      auto was = st.registered;
       st.registered = false;
-      schedule_reconnect(self, "lost the connection to the superlink");
+      schedule_reconnect(self, was ? "lost the connection to the superlink"
+                                   : std::string{"the superlink closed the connection before registering"} +
+                                         (st.opts.link.tls ? " (TLS handshake refused: wrong CA or certificate?)"
+                                                           : " (is it a TLS port?)"));
     },
     [self](reconnect_atom) { connect(self); },
+    [self](done_atom, uint64_t run_id, supernode_actor node) {
+      auto& st = self->state;
+      if (run_id != st.run_id) {
+        // A newer run started meanwhile; this one's node is not needed.
+        if (node) caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+        return;
+      }
+      st.building = false;
+      st.node = node;
+      auto early = std::move(st.early);
+      st.early.clear();
+      for (auto& e : early) {
+        if (st.node) self->send(st.node, instruct_atom::value, std::move(e));
+        else answer_unservable(self, e, "node " + std::to_string(st.node_id) +
+                                             " could not build its ClientApp for this run");
+      }
+    },
     [self](reply_atom, const envelope& e) {
       auto& st = self->state;
       // Not connected: the superlink has already answered for this reply.
@@ -285,8 +337,11 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     [self](heartbeat_atom) {
       auto& st = self->state;
       auto now = clock_type::now();
+      // Late tick: this broker was busy; judge silence at the next one.
+      bool on_time = now - st.last_tick < 2 * to_ns(st.heartbeat_s) + std::chrono::milliseconds(100);
+      st.last_tick = now;
       if (st.hdl) {
-        if (now - st.last_heard > to_ns(st.timeout_s))
+        if (on_time && now - st.last_heard > to_ns(st.timeout_s))
           disconnect(self, "the superlink was silent for more than " + seconds(st.timeout_s));
         else if (now - st.last_sent >= to_ns(st.heartbeat_s))
           send_frame(self, wire::frame_type::ping, {});

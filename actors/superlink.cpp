@@ -53,6 +53,7 @@ struct superlink_state {
   buffer run_config;  ///< encoded, as sent to nodes
   std::optional<connection_handle> submitter;
   std::thread runner;
+  clock_type::time_point last_tick = clock_type::now();
 
   ~superlink_state() {
     if (runner.joinable()) runner.detach();  // the process is going down
@@ -109,8 +110,19 @@ void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
   } else if (pr.kind == peer::role::client && st.submitter == hdl) {
     st.opts.log.warn("superlink: submitter at " + pr.where + " disconnected: " + why);
     st.submitter.reset();  // the run goes on; its log is no longer sent
+  } else if (pr.kind == peer::role::client) {
+    st.opts.log.debug("superlink: submitter at " + pr.where + " left after its run");
+  } else if (why == "connection closed") {
+    // With TLS this is how a failed handshake shows (no certificate, one
+    // from another CA, or plaintext); without, a peer that just left.
+    if (st.opts.link.tls)
+      st.opts.log.warn("superlink: peer " + pr.where +
+                       " closed before its hello (failed TLS handshake: no certificate, another "
+                       "CA's, or plaintext?)");
+    else
+      st.opts.log.debug("superlink: peer " + pr.where + " left before its hello");
   } else {
-    st.opts.log.debug("superlink: peer " + pr.where + " left before its handshake: " + why);
+    st.opts.log.warn("superlink: dropped peer " + pr.where + " before its handshake: " + why);
   }
   st.peers.erase(p);
   self->close(hdl);
@@ -197,8 +209,6 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   if (run_config == nullptr)
     return refuse(self, hdl, "submit carries no readable run config", false);
   if (!st.opts.resolve) return refuse(self, hdl, "this superlink hosts no apps", false);
-  auto app = st.opts.resolve(*library);
-  if (!app) return refuse(self, hdl, app.error().what, false);
   pr.kind = peer::role::client;
   pr.frames.set_max_length(st.opts.link.max_handshake_frame);
   st.running = true;
@@ -218,15 +228,23 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   ctx.run_config = *run_config;
   // The ServerApp blocks on its grid calls, so it gets a thread of its own
   // (as in a simulation), never one of the scheduler's.
-  st.runner = std::thread([&sys = self->system(), me, grid = st.grid, app = *app, ctx = std::move(ctx),
-                           codec = st.opts.codec, log = st.opts.log]() mutable {
+  // Loading the app (dlopen of a library that pulls in LibTorch takes a
+  // second or two) happens there too: this broker must keep its heartbeats.
+  st.runner = std::thread([&sys = self->system(), me, grid = st.grid, resolve = st.opts.resolve,
+                           library = *library, ctx = std::move(ctx), codec = st.opts.codec,
+                           log = st.opts.log]() mutable {
     std::string out;
     bool ok = true;
+    auto app = resolve(library);
+    if (!app) {
+      caf::anon_send(me, finished_atom::value, false, app.error().what);
+      return;
+    }
     {
       caf::scoped_actor scoped{sys};
       in_process_grid g{scoped.ptr(), grid, ctx.run_id, codec, log};
       try {
-        app->server.run(g, ctx);
+        (*app)->server.run(g, ctx);
         out = g.result() ? g.result()->to_json() : "{}";
       } catch (const std::exception& e) {
         ok = false;
@@ -354,9 +372,14 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       auto now = clock_type::now();
       auto timeout = to_ns(st.opts.link.timeout_s);
       auto beat = to_ns(st.opts.link.heartbeat_s);
+      // A tick that comes late means this broker was busy (copying a large
+      // frame): what its peers sent meanwhile is still unread, so silence is
+      // not judged until the next tick.
+      bool on_time = now - st.last_tick < 2 * beat + std::chrono::milliseconds(100);
+      st.last_tick = now;
       std::vector<connection_handle> dead;
       for (auto& [hdl, pr] : st.peers) {
-        if (now - pr.last_heard > timeout) {
+        if (on_time && now - pr.last_heard > timeout) {
           dead.push_back(hdl);
           continue;
         }

@@ -13,6 +13,15 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -37,14 +46,21 @@ class tls_policy {
  public:
   explicit tls_policy(caf::openssl::session_ptr s) : session_(std::move(s)) {}
 
+  // OpenSSL's error queue is per thread and shared by every session on it:
+  // SSL_get_error misreads a mere "want read" as a fatal error when an
+  // earlier failure (another peer's refused handshake) left an entry there,
+  // and a healthy connection would be closed. Each call starts clean.
   net::rw_state read_some(size_t& result, net::native_socket fd, void* buf, size_t len) {
+    ERR_clear_error();
     return session_->read_some(result, fd, buf, len);
   }
   net::rw_state write_some(size_t& result, net::native_socket fd, const void* buf, size_t len) {
+    ERR_clear_error();
     return session_->write_some(result, fd, buf, len);
   }
   // Decrypted bytes may wait inside OpenSSL with nothing left on the socket.
   bool must_read_more(net::native_socket fd, size_t threshold) {
+    ERR_clear_error();
     return session_->must_read_more(fd, threshold);
   }
 
@@ -105,6 +121,7 @@ class tls_doorman : public net::doorman_impl {
     auto& mpx = acceptor_.backend();
     auto fd = acceptor_.accepted_socket();
     net::nonblocking(fd, true);
+    ERR_clear_error();
     auto session = caf::openssl::make_session(parent()->system(), fd, true);
     if (session == nullptr) {
       net::close_socket(fd);
@@ -116,6 +133,47 @@ class tls_doorman : public net::doorman_impl {
     return doorman::new_connection(&mpx, hdl);
   }
 };
+
+// A TCP connection with a time limit. CAF's own connect blocks until the
+// kernel gives up (minutes, for a host behind a partition), and a node's
+// broker must keep its heartbeats and backoff going meanwhile.
+expected<int> tcp_connect(const std::string& host, uint16_t port, double timeout_s) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0)
+    return fail(errc::io_error, "cannot resolve '" + host + "': " + gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard{res, freeaddrinfo};
+  std::string last = "no address";
+  for (auto* ai = res; ai != nullptr; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      rc = ::poll(&p, 1, static_cast<int>(timeout_s * 1000));
+      if (rc == 0) {
+        ::close(fd);
+        last = "no answer within " + std::to_string(static_cast<int>(timeout_s)) + "s";
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      errno = err;
+      rc = err == 0 ? 0 : -1;
+    }
+    if (rc == 0) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    last = std::strerror(errno);
+    ::close(fd);
+  }
+  return fail(errc::io_error, "cannot connect to " + host + ":" + std::to_string(port) + ": " + last);
+}
 
 net::default_multiplexer& mpx_of(caf::io::abstract_broker* self) {
   return static_cast<net::default_multiplexer&>(self->backend());
@@ -181,14 +239,10 @@ expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port, cons
 
 expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
                                                 const std::string& host, uint16_t port, bool tls) {
-  if (!tls) {
-    auto r = self->add_tcp_scribe(host, port);
-    if (!r) return fail(errc::io_error, self->system().render(r.error()));
-    return *r;
-  }
-  auto fd = net::new_tcp_connection(host, port);
-  if (!fd) return fail(errc::io_error, self->system().render(fd.error()));
-  net::nonblocking(*fd, true);
+  auto fd = tcp_connect(host, port, 3);
+  if (!fd) return fd.error();
+  if (!tls) return self->add_scribe(*fd);
+  ERR_clear_error();
   auto session = caf::openssl::make_session(self->system(), *fd, false);
   if (session == nullptr) {
     net::close_socket(*fd);

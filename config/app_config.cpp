@@ -377,3 +377,51 @@ expected<void> apply_run_config_overrides(config_record& run_config, const std::
 }
 
 }  // namespace stamen
+
+namespace stamen {
+
+expected<void> apply_federation_overrides(federation_config& fed, const std::string& spec) {
+  auto kv = parse_key_values(spec);
+  if (!kv) return kv.error();
+  federation_config out = fed;
+  std::optional<tls_files> tls = fed.tls;
+  for (auto& [k, v] : *kv) {
+    auto* text = std::get_if<std::string>(&v);
+    auto* number = std::get_if<int64_t>(&v);
+    auto need_text = [&]() -> expected<void> {
+      if (text == nullptr) return config_failure("--federation-config: '" + k + "' takes a string");
+      return {};
+    };
+    auto need_count = [&](bool allow_zero) -> expected<size_t> {
+      if (number == nullptr || *number < (allow_zero ? 0 : 1))
+        return config_failure("--federation-config: '" + k + "' takes a " +
+                              (allow_zero ? "non-negative" : "positive") + " integer");
+      return static_cast<size_t>(*number);
+    };
+    if (k == "address") {
+      if (auto ok = need_text(); !ok) return ok.error();
+      out.address = *text;
+    } else if (k == "root-certificates" || k == "certificate" || k == "private-key") {
+      if (auto ok = need_text(); !ok) return ok.error();
+      if (!tls) tls = tls_files{};
+      (k == "root-certificates" ? tls->ca : k == "certificate" ? tls->certificate : tls->key) = *text;
+    } else if (k == "num-supernodes" || k == "compute-threads" || k == "seed") {
+      auto n = need_count(k != "num-supernodes");
+      if (!n) return n.error();
+      (k == "num-supernodes" ? out.num_supernodes : k == "compute-threads" ? out.compute_threads : out.seed) = *n;
+    } else {
+      return config_failure("--federation-config: unknown key '" + k +
+                            "' (known: address, root-certificates, certificate, private-key, "
+                            "num-supernodes, compute-threads, seed)");
+    }
+  }
+  if (tls && (tls->ca.empty() || tls->certificate.empty() || tls->key.empty()))
+    return config_failure("--federation-config: TLS needs root-certificates, certificate and private-key");
+  if (tls && !out.address)
+    return config_failure("--federation-config: TLS files given for a federation without an address");
+  out.tls = tls;
+  fed = std::move(out);
+  return {};
+}
+
+}  // namespace stamen

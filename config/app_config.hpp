@@ -59,6 +59,11 @@ expected<app_config> load_app_config(const std::filesystem::path& app_dir);
 /// must have the same type (an integer is accepted where a float is declared).
 expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec);
 
+/// Applies `--federation-config "k=v k=v"` to a federation: address,
+/// root-certificates, certificate, private-key, num-supernodes,
+/// compute-threads, seed. Unknown keys and wrong types are errors.
+expected<void> apply_federation_overrides(federation_config& fed, const std::string& spec);
+
 /// Loads a fault plan from the [faults] table of a TOML file (--faults FILE).
 expected<fault_plan> load_fault_plan(const std::filesystem::path& file);
 

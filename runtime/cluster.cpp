@@ -158,7 +158,9 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
   }
   if (json) {
     auto doc = nlohmann::json::parse(out->text, nullptr, false);
-    std::cout << (doc.is_discarded() ? nlohmann::json{{"result", out->text}} : doc).dump(2) << std::endl;
+    if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out->text}};
+    doc["faults"] = nlohmann::json::array();  // as in a simulation's output; none are injected here
+    std::cout << doc.dump(2) << std::endl;
   }
   return 0;
 }

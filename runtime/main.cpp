@@ -14,7 +14,8 @@ namespace {
 
 int run_command(const std::string& app_dir, const std::vector<std::string>& overrides,
                 const std::string& federation_name, const std::string& format,
-                const std::string& faults_file) {
+                const std::string& faults_file,
+                const std::vector<std::string>& federation_overrides) {
   using namespace stamen;
   logger log{std::clog};
   auto cfg = load_app_config(app_dir);
@@ -32,6 +33,11 @@ int run_command(const std::string& app_dir, const std::vector<std::string>& over
     std::cerr << "stamen: " << fed.error().what << '\n';
     return 2;
   }
+  for (auto& spec : federation_overrides)
+    if (auto ok = apply_federation_overrides(*fed, spec); !ok) {
+      std::cerr << "stamen: " << ok.error().what << '\n';
+      return 2;
+    }
   if (!faults_file.empty()) {
     auto plan = load_fault_plan(faults_file);
     if (!plan) {
@@ -92,6 +98,9 @@ int main(int argc, char** argv) {
   run->add_option("--run-config", overrides,
                   "Overrides: \"key=value key=value\" or a TOML file (repeatable)");
   run->add_option("--federation", federation_name, "Federation from the app's [federations]");
+  std::vector<std::string> federation_overrides;
+  run->add_option("--federation-config", federation_overrides,
+                  "Federation overrides: \"address=HOST:PORT num-supernodes=N ...\" (repeatable)");
   std::string faults_file;
   run->add_option("--faults", faults_file, "TOML file with a [faults] table (replaces the app's)");
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
@@ -135,7 +144,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
-  if (run->parsed()) return run_command(app_dir, overrides, federation_name, format, faults_file);
+  if (run->parsed()) return run_command(app_dir, overrides, federation_name, format, faults_file,
+                                        federation_overrides);
   stamen::link_options link;
   link.heartbeat_s = heartbeat;
   link.timeout_s = timeout;

@@ -1,0 +1,400 @@
+// The cluster, end to end: a real superlink and real supernodes as separate
+// processes on 127.0.0.1, started, killed, frozen and restarted by pid by the
+// tests themselves. The app code is the same as in simulation.
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/child_process.hpp"
+#include "tests/support/test_pki.hpp"
+
+namespace fs = std::filesystem;
+using stamen::test::child_process;
+using strings = std::vector<std::string>;
+
+namespace {
+
+const std::string stamen_bin = STAMEN_BIN;
+const fs::path source_dir = STAMEN_SOURCE_DIR;
+
+strings operator+(strings a, const strings& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Each test case works in a directory of its own (logs, certificates, models).
+struct cluster_fixture {
+  fs::path dir;
+  int next_log = 0;
+
+  cluster_fixture() {
+    auto name = boost::unit_test::framework::current_test_case().p_name.get();
+    dir = fs::temp_directory_path() / ("stamen-cluster-" + std::to_string(getpid())) / name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+
+  std::string log_path(const std::string& what) {
+    return (dir / (std::to_string(++next_log) + "-" + what + ".log")).string();
+  }
+
+  /// A superlink on `port` (0: any); returns it once it listens, with its port.
+  std::pair<std::unique_ptr<child_process>, int> superlink(const strings& extra = {}, int port = 0) {
+    auto p = std::make_unique<child_process>(
+        strings{stamen_bin, "superlink", "--port", std::to_string(port)} + extra, log_path("superlink"));
+    BOOST_REQUIRE_MESSAGE(p->wait_for("listening on ", 15) >= 0, "superlink did not start:\n" + p->log());
+    auto log = p->log();
+    return {std::move(p), std::stoi(log.substr(log.find("listening on ") + 13))};
+  }
+
+  std::unique_ptr<child_process> supernode(int port, const std::string& node_config,
+                                           const strings& extra = {}) {
+    return std::make_unique<child_process>(
+        strings{stamen_bin, "supernode", "--superlink", "127.0.0.1:" + std::to_string(port),
+                "--node-config", node_config} +
+            extra,
+        log_path("supernode"));
+  }
+
+  /// `stamen run APP --federation local-cluster` against `port`, in the background.
+  std::unique_ptr<child_process> run(const std::string& app, int port, const std::string& run_config,
+                                     const strings& extra = {}) {
+    return std::make_unique<child_process>(
+        strings{stamen_bin, "run", (source_dir / "apps" / app).string(), "--federation",
+                "local-cluster", "--federation-config", "address=127.0.0.1:" + std::to_string(port),
+                "--run-config", run_config, "--format", "json"} +
+            extra,
+        log_path("run-" + app), (dir / "result.json").string());
+  }
+
+  nlohmann::json result() {
+    std::ifstream in(dir / "result.json");
+    return nlohmann::json::parse(in);
+  }
+};
+
+// The quickstart on small slices: each node trains on 1/30 of Fashion-MNIST
+// (or 1/10 where a round must last long enough to be interrupted).
+std::string quickstart_config(int rounds) {
+  return "num-server-rounds=" + std::to_string(rounds) +
+         " fraction-train=1.0 fraction-evaluate=1.0 round-timeout=120.0";
+}
+
+// Waits for every node to join (the superlink logs each).
+void wait_joined(child_process& link, size_t n) {
+  BOOST_REQUIRE_MESSAGE(link.wait_for("joined from", 20, n) >= 0,
+                        "nodes did not join:\n" + link.log());
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Opens a raw connection to the superlink, reads its challenge, sends
+// `bytes`, and reports whether the superlink closed the connection.
+bool superlink_hangs_up_on(int port, const std::string& bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return false;
+  timeval tv{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  (void) ::recv(fd, buf, sizeof buf, 0);  // the challenge
+  (void) ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  bool closed = false;
+  for (int i = 0; i < 10 && !closed; ++i) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+  close(fd);
+  return closed;
+}
+
+std::string frame_header(uint8_t type, uint64_t length) {
+  std::string h(16, '\0');
+  uint32_t magic = 0x4e4d5453;
+  std::memcpy(h.data(), &magic, 4);
+  h[4] = 1;
+  h[5] = static_cast<char>(type);
+  std::memcpy(h.data() + 8, &length, 8);
+  return h;
+}
+
+size_t rss_mb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
+  size_t pages = 0, resident = 0;
+  in >> pages >> resident;
+  return resident * 4096 / 1000000;
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(cluster, cluster_fixture)
+
+BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernodes) {
+  auto [link, port] = superlink();
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (int i = 0; i < 3; ++i)
+    nodes.push_back(supernode(port, "partition-id=" + std::to_string(i) + " num-partitions=30"));
+  wait_joined(*link, 3);
+  auto model = (dir / "final_model.pt").string();
+  auto run = this->run("quickstart", port, quickstart_config(2) + " final-model=" + model);
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  auto doc = result();
+  BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 2u);
+  for (auto& r : doc["rounds"]) {
+    BOOST_TEST(r["train"]["results"].get<int>() == 3);
+    BOOST_TEST(r["evaluate"]["results"].get<int>() == 3);
+    BOOST_TEST(r["train"]["failures"].get<int>() == 0);
+  }
+  auto acc = doc["rounds"][1]["evaluate"]["metrics"]["eval_acc"].get<double>();
+  BOOST_TEST_MESSAGE("cluster quickstart eval_acc after 2 rounds: " << acc);
+  BOOST_TEST(acc > 0.5);
+  BOOST_TEST(fs::exists(model));
+  // The submitter prints the run's Flower-format log as the superlink writes it.
+  BOOST_TEST(run->count("configure_train: Sampled 3 nodes (out of 3)") == 2u);
+  BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_supernode_is_answered_for_and_a_restarted_one_rejoins) {
+  auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (int i = 0; i < 3; ++i)
+    nodes.push_back(supernode(port, "partition-id=" + std::to_string(i) + " num-partitions=10"));
+  wait_joined(*link, 3);
+  auto run = this->run("quickstart", port, quickstart_config(3));
+  BOOST_REQUIRE(link->wait_for("configure_train: Sampled 3 nodes", 60) >= 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  nodes[1]->signal(SIGKILL);
+  auto detected = link->wait_for("disconnected", 5);
+  BOOST_TEST_MESSAGE("SIGKILLed supernode detected after " << detected * 1000 << " ms");
+  BOOST_REQUIRE(detected >= 0);
+  BOOST_TEST(detected < 3.0);
+  BOOST_TEST(link->count("answering for 1 instruction(s)") == 1u);
+  // The same partition comes back as a new process and joins the same run.
+  nodes[1] = supernode(port, "partition-id=1 num-partitions=10");
+  wait_joined(*link, 4);
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  auto doc = result();
+  BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 3u);
+  BOOST_TEST(doc["rounds"][0]["train"]["failures"].get<int>() == 1);
+  BOOST_TEST(doc["rounds"][0]["train"]["results"].get<int>() == 2);
+  // Later rounds see three nodes, never four: the dead one is not counted
+  // again, and the restarted one takes part.
+  BOOST_TEST(doc["rounds"][2]["train"]["sampled"].get<int>() == 3);
+  BOOST_TEST(doc["rounds"][2]["train"]["results"].get<int>() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_frozen_supernode_is_detected_by_heartbeat_within_the_timeout) {
+  auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (int i = 0; i < 3; ++i)
+    nodes.push_back(supernode(port, "partition-id=" + std::to_string(i) + " num-partitions=10"));
+  wait_joined(*link, 3);
+  auto run = this->run("quickstart", port, quickstart_config(2));
+  BOOST_REQUIRE(link->wait_for("configure_train: Sampled 3 nodes", 60) >= 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  nodes[2]->signal(SIGSTOP);
+  auto detected = link->wait_for("silent for more than", 10);
+  BOOST_TEST_MESSAGE("SIGSTOPped supernode detected after " << detected * 1000 << " ms (timeout 1 s)");
+  BOOST_REQUIRE(detected >= 0);
+  BOOST_TEST(detected < 3.0);
+  nodes[2]->signal(SIGCONT);
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  auto doc = result();
+  // The round did not wait for its 120 s timeout: the frozen node's
+  // instruction came back as a node-unavailable error.
+  BOOST_TEST(doc["rounds"][0]["train"]["failures"].get<int>() == 1);
+  BOOST_TEST(doc["rounds"][0]["train"]["seconds"].get<double>() < 60);
+  // Once thawed, the node finds its connection gone and registers again.
+  BOOST_TEST(nodes[2]->wait_for("registered with superlink", 10, 2) >= 0);
+}
+
+BOOST_AUTO_TEST_CASE(supernodes_reconnect_with_backoff_after_a_superlink_restart) {
+  int port = free_port();
+  auto [link, p] = superlink({}, port);
+  auto a = supernode(port, "partition-id=0 num-partitions=30");
+  auto b = supernode(port, "partition-id=1 num-partitions=30", {"--max-backoff", "1"});
+  wait_joined(*link, 2);
+  link->signal(SIGKILL);
+  link->wait(5);
+  // Both say that they retry, with waits that double.
+  BOOST_REQUIRE(a->wait_for("reconnecting to", 10, 3) >= 0);
+  BOOST_TEST(a->count("in 0.25s") >= 1u);
+  BOOST_TEST(a->count("in 0.50s") >= 1u);
+  BOOST_TEST(b->wait_for("in 1.00s", 10, 2) >= 0);  // capped by --max-backoff
+  auto restarted = superlink({}, port).first;
+  auto back = restarted->wait_for("joined from", 15, 2);
+  BOOST_TEST_MESSAGE("both supernodes re-registered " << back << " s after the superlink listened again");
+  BOOST_REQUIRE(back >= 0);
+  BOOST_TEST(back < 10.0);
+  // They serve runs without having been restarted themselves.
+  auto run = this->run("echo", port, "size-mb=1 repeats=2 nodes=2 timeout=30.0");
+  BOOST_REQUIRE_MESSAGE(run->wait(120) == 0, run->log());
+  BOOST_TEST(result()["rounds"][1]["server_evaluate"]["intact"].get<int>() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_and_oversized_frames_are_refused_while_a_run_goes_on) {
+  auto [link, port] = superlink();
+  auto a = supernode(port, "");
+  auto b = supernode(port, "");
+  wait_joined(*link, 2);
+  auto run = this->run("echo", port, "size-mb=32 repeats=6 nodes=2 timeout=60.0");
+  BOOST_REQUIRE(link->wait_for("echo: building", 30) >= 0);
+  BOOST_TEST(superlink_hangs_up_on(port, "GET / HTTP/1.1\r\nHost: superlink\r\n\r\n"));
+  // A forged length prefix: 1 TiB declared. It is refused from the header alone.
+  BOOST_TEST(superlink_hangs_up_on(port, frame_header(2, uint64_t{1} << 40)));
+  // A hello far above the handshake limit (64 KiB).
+  BOOST_TEST(superlink_hangs_up_on(port, frame_header(2, 16 << 20) + std::string(1 << 16, 'x')));
+  // A frame type a peer may not send before saying who it is.
+  BOOST_TEST(superlink_hangs_up_on(port, frame_header(7, 0)));
+  // A truncated frame, then the peer leaves (the superlink waits for the
+  // rest, so the test's own timeout ends it; what matters is what follows).
+  (void) superlink_hangs_up_on(port, frame_header(2, 100) + "abc");
+  BOOST_TEST(link->count("bad magic") >= 1u);
+  BOOST_TEST(link->count("exceeds the limit") >= 2u);
+  BOOST_TEST(link->count("unexpected reply frame") >= 1u);
+  BOOST_TEST(link->running());
+  BOOST_REQUIRE_MESSAGE(run->wait(120) == 0, run->log());
+  auto doc = result();
+  BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 6u);
+  for (auto& r : doc["rounds"]) BOOST_TEST(r["server_evaluate"]["intact"].get<int>() == 2);
+  // Nothing was allocated for the forged lengths: the superlink holds the
+  // run's models, not a terabyte or 16 MiB per bad peer.
+  BOOST_TEST_MESSAGE("superlink RSS after the bad peers: " << rss_mb(link->pid()) << " MB");
+  BOOST_TEST(rss_mb(link->pid()) < 1000u);
+}
+
+BOOST_AUTO_TEST_CASE(a_gigabyte_model_crosses_processes_intact) {
+  auto [link, port] = superlink();
+  auto node = supernode(port, "");
+  wait_joined(*link, 1);
+  auto run = this->run("echo", port, "size-mb=1024 repeats=1 nodes=1 timeout=300.0");
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  auto r = result()["rounds"][0]["server_evaluate"];
+  BOOST_TEST(r["intact"].get<int>() == 1);
+  BOOST_TEST(r["bytes"].get<int64_t>() == int64_t{1} << 30);
+  BOOST_TEST_MESSAGE("1 GiB there and back in " << r["seconds"].get<double>() << " s");
+}
+
+BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
+  auto pki = dir / "pki";
+  stamen::test::make_test_pki(pki, {"superlink", "node1", "node2", "node3", "client"});
+  auto f = [&](const std::string& name) { return (pki / name).string(); };
+  auto tls = [&](const std::string& who) {
+    return strings{"--root-certificates", f("ca.pem"), "--certificate", f(who + ".pem"),
+                   "--private-key", f(who + ".key")};
+  };
+  // Missing files: nothing starts, and the error names the file.
+  {
+    child_process bad{strings{stamen_bin, "superlink", "--port", "0", "--root-certificates", f("ca.pem"),
+                              "--certificate", f("superlink.pem"), "--private-key", f("nope.key")},
+                      log_path("superlink-missing-key")};
+    BOOST_TEST(bad.wait(10) == 2);
+    BOOST_TEST(bad.count("nope.key") >= 1u);
+  }
+  auto [link, port] = superlink(tls("superlink") + strings{"--allow-node", f("node1.pem"),
+                                                            "--allow-node", f("node2.pem")});
+  auto n1 = supernode(port, "partition-id=0 num-partitions=30", tls("node1"));
+  auto n2 = supernode(port, "partition-id=1 num-partitions=30", tls("node2"));
+  wait_joined(*link, 2);
+  BOOST_TEST(link->count("authenticated as key") == 2u);
+  // Signed by the CA but not on the allow-list: refused for good.
+  auto n3 = supernode(port, "", tls("node3"));
+  BOOST_TEST(n3->wait(10) == 1);
+  BOOST_TEST(n3->count("not in the allow-list") >= 1u);
+  // Another CA's certificate, and plaintext: the TLS handshake fails, no id.
+  auto stranger = supernode(port, "", strings{"--root-certificates", f("other-ca.pem"), "--certificate",
+                                              f("stranger.pem"), "--private-key", f("stranger.key")});
+  auto plain = supernode(port, "");
+  BOOST_TEST(link->wait_for("failed TLS handshake", 10, 2) >= 0);
+  BOOST_TEST(link->count("joined from") == 2u);
+  // A run over TLS with the submitter's own certificate.
+  auto run = this->run("quickstart", port, quickstart_config(1),
+                       {"--federation-config", "root-certificates=" + f("ca.pem") + " certificate=" +
+                                                   f("client.pem") + " private-key=" + f("client.key")});
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
+  // A node's id comes from its key: restarted, node 1 gets the same id back.
+  auto log = link->log();
+  auto at = log.find("node ", log.find("authenticated as key"));
+  auto id1 = log.substr(at + 5, log.find(' ', at + 5) - at - 5);
+  n1->signal(SIGKILL);
+  BOOST_REQUIRE(link->wait_for("disconnected", 10) >= 0);
+  n1 = supernode(port, "partition-id=0 num-partitions=30", tls("node1"));
+  BOOST_REQUIRE(link->wait_for("joined from", 15, 3) >= 0);
+  BOOST_TEST(link->count("node " + id1 + " joined") == 2u);
+  // A plaintext submission to the TLS port is refused.
+  auto plain_run = this->run("echo", port, "size-mb=1 repeats=1 nodes=1 timeout=5.0");
+  BOOST_TEST(plain_run->wait(30) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_network_partition_between_namespaces_is_detected) {
+  // Real hosts in their own network namespaces, joined by a veth pair; the
+  // link is cut under a live connection. Needs root and `ip netns`.
+  auto ns = "stamen" + std::to_string(getpid());
+  auto sh = [](const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); };
+  if (geteuid() != 0 || sh("ip netns add " + ns + "a") != 0) {
+    BOOST_TEST_MESSAGE("skipped: network namespaces are unavailable here (needs root and ip netns)");
+    return;
+  }
+  struct cleanup {
+    std::function<void()> f;
+    ~cleanup() { f(); }
+  } guard{[&] {
+    sh("ip netns del " + ns + "a");
+    sh("ip netns del " + ns + "b");
+  }};
+  bool ok = sh("ip netns add " + ns + "b") == 0 &&
+            sh("ip link add " + ns + "x netns " + ns + "a type veth peer name " + ns + "y netns " + ns + "b") == 0 &&
+            sh("ip -n " + ns + "a addr add 10.231.0.1/24 dev " + ns + "x") == 0 &&
+            sh("ip -n " + ns + "b addr add 10.231.0.2/24 dev " + ns + "y") == 0 &&
+            sh("ip -n " + ns + "a link set " + ns + "x up") == 0 &&
+            sh("ip -n " + ns + "b link set " + ns + "y up") == 0 &&
+            sh("ip -n " + ns + "a link set lo up") == 0 && sh("ip -n " + ns + "b link set lo up") == 0;
+  if (!ok) {
+    BOOST_TEST_MESSAGE("skipped: cannot build a veth link between namespaces here");
+    return;
+  }
+  child_process link{strings{"/usr/bin/ip", "netns", "exec", ns + "a", stamen_bin, "superlink", "--port", "9092",
+                             "--heartbeat", "0.2", "--timeout", "1"},
+                     log_path("superlink-ns")};
+  BOOST_REQUIRE(link.wait_for("listening on", 15) >= 0);
+  child_process node{strings{"/usr/bin/ip", "netns", "exec", ns + "b", stamen_bin, "supernode",
+                             "--superlink", "10.231.0.1:9092"},
+                     log_path("supernode-ns")};
+  BOOST_REQUIRE_MESSAGE(link.wait_for("joined from", 15) >= 0, link.log() + node.log());
+  BOOST_REQUIRE(sh("ip -n " + ns + "b link set " + ns + "y down") == 0);
+  auto detected = link.wait_for("silent for more than", 10);
+  BOOST_TEST_MESSAGE("partition detected after " << detected * 1000 << " ms (timeout 1 s)");
+  BOOST_TEST(detected >= 0);
+  BOOST_TEST(detected < 3.0);
+  BOOST_TEST(node.wait_for("the superlink was silent", 10) >= 0);
+  // Healed, the node comes back on its own.
+  BOOST_REQUIRE(sh("ip -n " + ns + "b link set " + ns + "y up") == 0);
+  BOOST_TEST(link.wait_for("joined from", 20, 2) >= 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
