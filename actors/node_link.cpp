@@ -29,6 +29,7 @@ struct node_link_state {
   bool registered = false;
   uint64_t node_id = 0;  ///< kept across reconnections, claimed again
   wire::frame_assembler frames{64 << 10};
+  link_writer writer;
   double heartbeat_s = 0.5;
   double timeout_s = 2;
   clock_type::time_point last_heard;
@@ -70,8 +71,8 @@ std::string where(broker_ptr self) {
 void send_frame(broker_ptr self, wire::frame_type t, const std::vector<std::byte>& payload) {
   auto& st = self->state;
   if (!st.hdl) return;
-  wire::append_frame(self->wr_buf(*st.hdl), t, payload);
-  self->flush(*st.hdl);
+  st.writer.out.push(t, payload);
+  pump(self, *st.hdl, st.writer);
   st.last_sent = clock_type::now();
 }
 
@@ -99,6 +100,8 @@ void connect(broker_ptr self) {
   auto hdl = connect_to(self, st.opts.host, st.opts.port, st.opts.link.tls.has_value());
   if (!hdl) return schedule_reconnect(self, "superlink unreachable (" + hdl.error().what + ")");
   st.hdl = *hdl;
+  st.writer = link_writer{};  // nothing of an old connection is resent on a new one
+  self->ack_writes(*hdl, true);
   st.frames = wire::frame_assembler{st.opts.link.max_handshake_frame, st.opts.link.read_chunk};
   st.last_heard = st.last_sent = clock_type::now();
   self->configure_read(*hdl, caf::io::receive_policy::exactly(wire::header_size));
@@ -151,8 +154,8 @@ void answer_unservable(broker_ptr self, const envelope& e, const std::string& wh
   err.meta().message_id = std::to_string(st.node_id) + "-unserved-" + e.message_id;
   if (auto bytes = encode(err, st.opts.codec)) {
     envelope out{err.meta().message_id, e.message_id, st.node_id, 0, std::move(*bytes)};
-    wire::append_envelope_frame(self->wr_buf(*st.hdl), wire::frame_type::reply, out);
-    self->flush(*st.hdl);
+    st.writer.out.push_envelope(wire::frame_type::reply, out);
+    pump(self, *st.hdl, st.writer);
   }
 }
 
@@ -330,8 +333,15 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
       auto& st = self->state;
       // Not connected: the superlink has already answered for this reply.
       if (!st.hdl || !st.registered) return;
-      wire::append_envelope_frame(self->wr_buf(*st.hdl), wire::frame_type::reply, e);
-      self->flush(*st.hdl);
+      st.writer.out.push_envelope(wire::frame_type::reply, e);
+      pump(self, *st.hdl, st.writer);
+      st.last_sent = clock_type::now();
+    },
+    [self](caf::io::data_transferred_msg& m) {
+      auto& st = self->state;
+      if (!st.hdl || m.handle != *st.hdl) return;
+      st.writer.in_flight = m.remaining;
+      pump(self, m.handle, st.writer);
       st.last_sent = clock_type::now();
     },
     [self](heartbeat_atom) {
@@ -343,7 +353,7 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
       if (st.hdl) {
         if (on_time && now - st.last_heard > to_ns(st.timeout_s))
           disconnect(self, "the superlink was silent for more than " + seconds(st.timeout_s));
-        else if (now - st.last_sent >= to_ns(st.heartbeat_s))
+        else if (now - st.last_sent >= to_ns(st.heartbeat_s) && st.writer.out.empty())
           send_frame(self, wire::frame_type::ping, {});
       }
       self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);

@@ -35,6 +35,7 @@ struct peer {
   uint64_t node_id = 0;
   supernode_actor proxy;
   wire::frame_assembler frames;
+  link_writer writer;
   clock_type::time_point last_heard;
   clock_type::time_point last_sent;
 };
@@ -74,10 +75,11 @@ std::chrono::nanoseconds to_ns(double s) {
 
 void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
                 const std::vector<std::byte>& payload) {
-  wire::append_frame(self->wr_buf(hdl), t, payload);
-  self->flush(hdl);
-  if (auto p = self->state.peers.find(hdl); p != self->state.peers.end())
-    p->second.last_sent = clock_type::now();
+  auto p = self->state.peers.find(hdl);
+  if (p == self->state.peers.end()) return;
+  p->second.writer.out.push(t, payload);
+  pump(self, hdl, p->second.writer);
+  p->second.last_sent = clock_type::now();
 }
 
 // Tells a peer why it is refused, then closes its connection.
@@ -86,8 +88,7 @@ void refuse(broker_ptr self, connection_handle hdl, const std::string& why, bool
   w.str(why);
   w.u8(retry ? 1 : 0);
   send_frame(self, hdl, wire::frame_type::refuse, w.bytes());
-  // CAF's close drops what is not yet written; a graceful shutdown after the
-  // flush sends the refusal first.
+  // CAF closes gracefully: what is in its buffer (the refusal) goes first.
   auto& st = self->state;
   if (auto p = st.peers.find(hdl); p != st.peers.end())
     st.opts.log.warn("superlink: refused " + p->second.where + ": " + why);
@@ -292,7 +293,7 @@ void on_new_connection(broker_ptr self, connection_handle hdl) {
   auto& st = self->state;
   peer pr{peer::role::pending, {}, {}, 0, {},
           wire::frame_assembler{st.opts.link.max_handshake_frame, st.opts.link.read_chunk},
-          clock_type::now(), clock_type::now()};
+          {}, clock_type::now(), clock_type::now()};
   pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
   pr.nonce.resize(32);
   for (auto& c : pr.nonce) c = static_cast<char>(st.rng());
@@ -302,6 +303,7 @@ void on_new_connection(broker_ptr self, connection_handle hdl) {
   w.f64(st.opts.link.timeout_s);
   w.u8(st.opts.link.tls ? 1 : 0);
   st.peers.emplace(hdl, std::move(pr));
+  self->ack_writes(hdl, true);  // drives the outbox
   send_frame(self, hdl, wire::frame_type::challenge, w.bytes());
   self->configure_read(hdl, caf::io::receive_policy::exactly(wire::header_size));
 }
@@ -341,9 +343,20 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       auto& st = self->state;
       auto n = st.by_node.find(node_id);
       if (n == st.by_node.end()) return;  // gone: its proxy's death answers for this
-      wire::append_envelope_frame(self->wr_buf(n->second), wire::frame_type::instruct, e);
-      self->flush(n->second);
-      if (auto p = st.peers.find(n->second); p != st.peers.end()) p->second.last_sent = clock_type::now();
+      auto p = st.peers.find(n->second);
+      if (p == st.peers.end()) return;
+      p->second.writer.out.push_envelope(wire::frame_type::instruct, e);
+      pump(self, n->second, p->second.writer);
+      p->second.last_sent = clock_type::now();
+    },
+    [self](caf::io::data_transferred_msg& m) {
+      auto p = self->state.peers.find(m.handle);
+      if (p == self->state.peers.end()) return;
+      p->second.writer.in_flight = m.remaining;
+      pump(self, m.handle, p->second.writer);
+      // Bytes leaving count as life: a peer reading a large frame is not
+      // silent towards us, and we are not silent towards it.
+      p->second.last_sent = clock_type::now();
     },
     [self](log_atom, const std::string& line) {
       auto& st = self->state;
@@ -383,9 +396,9 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
           dead.push_back(hdl);
           continue;
         }
-        if (now - pr.last_sent >= beat) {
-          wire::append_frame(self->wr_buf(hdl), wire::frame_type::ping, {});
-          self->flush(hdl);
+        if (now - pr.last_sent >= beat && pr.writer.out.empty()) {
+          pr.writer.out.push(wire::frame_type::ping, {});
+          pump(self, hdl, pr.writer);
           pr.last_sent = now;
         }
       }

@@ -254,6 +254,18 @@ expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
   return hdl;
 }
 
+void pump(caf::io::abstract_broker* self, caf::io::connection_handle hdl, link_writer& w) {
+  // 4 MiB pieces: large enough that a 1 GB model costs 256 pumps, small
+  // enough that copying one takes about a millisecond.
+  constexpr uint64_t piece = uint64_t{4} << 20;
+  bool moved = false;
+  while (w.in_flight < piece && !w.out.empty()) {
+    w.in_flight += w.out.fill(self->wr_buf(hdl), piece);
+    moved = true;
+  }
+  if (moved) self->flush(hdl);
+}
+
 expected<std::pair<std::string, uint16_t>> parse_address(const std::string& address,
                                                          const std::string& what) {
   auto colon = address.rfind(':');

@@ -11,6 +11,7 @@
 #include <caf/io/abstract_broker.hpp>
 
 #include "actors/link_options.hpp"
+#include "actors/wire_frame.hpp"
 #include "messages/expected.hpp"
 
 namespace stamen {
@@ -34,6 +35,19 @@ expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port,
 /// background; a peer that fails it shows up as a closed connection.
 expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
                                                 const std::string& host, uint16_t port, bool tls);
+
+/// A connection's outgoing side: frames wait in `out` and move into CAF's
+/// socket buffer as it drains, a few MiB at a time (see wire::outbox). Turn on
+/// write acknowledgements for the connection (ack_writes) and call pump on
+/// each data_transferred_msg, and after queueing.
+struct link_writer {
+  wire::outbox out;
+  uint64_t in_flight = 0;  ///< bytes handed to CAF and not yet written
+};
+
+/// Moves queued bytes into the socket's buffer while less than a few MiB are
+/// in flight, and flushes.
+void pump(caf::io::abstract_broker* self, caf::io::connection_handle hdl, link_writer& w);
 
 /// Splits "host:port"; fails with a message naming `what` otherwise.
 expected<std::pair<std::string, uint16_t>> parse_address(const std::string& address,

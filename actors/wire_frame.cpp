@@ -197,41 +197,85 @@ expected<envelope> read_envelope(const buffer& payload) {
 }
 
 void append_envelope_frame(std::vector<char>& out, frame_type type, const envelope& e) {
-  // The small fields are built apart, the blobs copied once into `out`: a
-  // 1 GB model is copied into the socket's buffer and nowhere else.
+  outbox box;
+  box.push_envelope(type, e);
+  // Reserved once and filled in place, never resized: resizing would zero
+  // the bytes first, a second pass over the model.
+  reserve_for_copy(out, out.size() + box.queued());
+  box.fill(out, box.queued());
+}
+
+void outbox::push_bytes(std::vector<char> bytes) {
+  if (bytes.empty()) return;
+  queued_ += bytes.size();
+  parts_.push_back(part{std::move(bytes), {}, 0});
+}
+
+void outbox::push(frame_type type, const std::vector<std::byte>& payload) {
+  std::vector<char> bytes;
+  append_frame(bytes, type, payload);
+  push_bytes(std::move(bytes));
+}
+
+void outbox::push_envelope(frame_type type, const envelope& e) {
+  // The layout of write_envelope, with the blobs' bytes left in place.
   writer head;
   head.str(e.message_id);
   head.str(e.reply_to);
   head.u64(e.node_id);
   head.f64(e.deadline);
   size_t pos = head.bytes().size();
-  auto blob_size = [&pos](size_t n) {
-    size_t start = pos + 8;
-    start += pad8(start);
-    pos = start + n;
+  auto blob_at = [&pos](size_t n) {
+    pos += 8;
+    pos += pad8(pos);
+    size_t at = pos;
+    pos += n;
+    return at;
   };
-  blob_size(e.bytes.size());
-  blob_size(e.content.size());
+  size_t bytes_at = blob_at(e.bytes.size());
+  size_t content_at = blob_at(e.content.size());
   const size_t length = pos;
+  std::vector<char> first;
   auto hdr = encode_header(type, length);
-  // Reserved once and filled by insert, never resized: resizing would zero
-  // the bytes first, a second pass over the model.
-  reserve_for_copy(out, out.size() + header_size + length);
-  auto put = [&out](const void* data, size_t n) {
-    auto* c = static_cast<const char*>(data);
-    out.insert(out.end(), c, c + n);
+  auto put = [](std::vector<char>& v, const void* p, size_t n) {
+    auto* c = static_cast<const char*>(p);
+    v.insert(v.end(), c, c + n);
   };
-  const size_t payload_base = out.size() + header_size;
-  put(hdr.data(), header_size);
-  put(head.bytes().data(), head.bytes().size());
-  auto put_blob = [&](const buffer& b) {
-    uint64_t n = b.size();
-    put(&n, 8);
-    out.resize(out.size() + pad8(out.size() - payload_base));
-    if (n > 0) put(b.data(), n);
-  };
-  put_blob(e.bytes);
-  put_blob(e.content);
+  put(first, hdr.data(), header_size);
+  put(first, head.bytes().data(), head.bytes().size());
+  uint64_t n = e.bytes.size();
+  put(first, &n, 8);
+  first.resize(header_size + bytes_at);
+  push_bytes(std::move(first));
+  if (!e.bytes.empty()) {
+    queued_ += e.bytes.size();
+    parts_.push_back(part{{}, e.bytes, 0});
+  }
+  std::vector<char> mid;
+  n = e.content.size();
+  put(mid, &n, 8);
+  mid.resize(content_at - (bytes_at + e.bytes.size()));
+  push_bytes(std::move(mid));
+  if (!e.content.empty()) {
+    queued_ += e.content.size();
+    parts_.push_back(part{{}, e.content, 0});
+  }
+}
+
+size_t outbox::fill(std::vector<char>& out, size_t budget) {
+  size_t moved = 0;
+  while (moved < budget && !parts_.empty()) {
+    auto& p = parts_.front();
+    size_t n = std::min(budget - moved, p.size() - p.offset);
+    const char* src = p.blob.empty() ? p.bytes.data() + p.offset
+                                     : reinterpret_cast<const char*>(p.blob.data()) + p.offset;
+    out.insert(out.end(), src, src + n);
+    p.offset += n;
+    moved += n;
+    if (p.offset == p.size()) parts_.pop_front();
+  }
+  queued_ -= moved;
+  return moved;
 }
 
 void append_frame(std::vector<char>& out, frame_type type, const std::vector<std::byte>& payload) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -102,6 +103,36 @@ expected<envelope> read_envelope(const buffer& payload);
 /// Appends a whole frame (header + payload) for an envelope to `out` with one
 /// copy of each blob, without building the payload apart first.
 void append_envelope_frame(std::vector<char>& out, frame_type type, const envelope& e);
+
+/// The frames waiting to be written to one connection. Small parts are
+/// copied when queued; an envelope's blobs are held by reference and copied
+/// into the socket's buffer a piece at a time, as earlier pieces drain. So a
+/// 1 GB model never sits twice in memory, and the broker copying it never
+/// stops answering its other peers for longer than one piece takes.
+class outbox {
+ public:
+  void push(frame_type type, const std::vector<std::byte>& payload);
+  void push_envelope(frame_type type, const envelope& e);
+
+  /// Moves up to `budget` bytes from the front of the queue to `out`
+  /// (appended); returns how many.
+  size_t fill(std::vector<char>& out, size_t budget);
+
+  bool empty() const { return parts_.empty(); }
+  /// Bytes queued and not yet moved out.
+  uint64_t queued() const { return queued_; }
+
+ private:
+  struct part {
+    std::vector<char> bytes;  ///< owned small bytes, or
+    buffer blob;              ///< a blob held by reference
+    size_t offset = 0;        ///< how much of it has been moved out
+    size_t size() const { return blob.empty() ? bytes.size() : blob.size(); }
+  };
+  void push_bytes(std::vector<char> bytes);
+  std::deque<part> parts_;
+  uint64_t queued_ = 0;
+};
 
 /// Appends a frame with an already built payload.
 void append_frame(std::vector<char>& out, frame_type type, const std::vector<std::byte>& payload);
