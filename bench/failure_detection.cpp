@@ -1,6 +1,6 @@
 // In-process failure detection: time from killing a SuperNode actor to the
 // grid no longer listing it (the grid learns of it by a CAF down message).
-// Cross-process detection needs the cluster runtime, which is not built yet.
+// Cross-process detection is bench_failure_detection_cluster.
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 

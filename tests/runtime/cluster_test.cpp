@@ -178,6 +178,23 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
   BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(sampling_waits_for_min_available_nodes_and_says_why_it_gives_up) {
+  auto [link, port] = superlink();
+  auto first = supernode(port, "partition-id=0 num-partitions=30");
+  wait_joined(*link, 1);
+  // One node of the two min_available_nodes asks for: the run gives up
+  // after its timeout, saying why.
+  auto lonely = this->run("quickstart", port, "num-server-rounds=1 round-timeout=2.0");
+  BOOST_TEST(lonely->wait(120) == 1);
+  BOOST_TEST(lonely->count("only 1 of the 2 nodes required by min_available_nodes are connected after waiting 2s") == 1u);
+  // A node that joins while a run waits lets it start.
+  auto run = this->run("quickstart", port, quickstart_config(1));
+  BOOST_REQUIRE(link->wait_for("Starting FedAvg strategy", 60, 2) >= 0);
+  auto second = supernode(port, "partition-id=1 num-partitions=30");
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_supernode_is_answered_for_and_a_restarted_one_rejoins) {
   auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
   std::vector<std::unique_ptr<child_process>> nodes;
