@@ -35,7 +35,7 @@ struct node_link_state {
   clock_type::time_point last_heard;
   clock_type::time_point last_sent;
   double backoff_s = 0;
-  clock_type::time_point last_tick = clock_type::now();
+  heartbeat_ticks ticks;
   node_uplink_actor uplink;
   // The current run: its app, the thread its ClientApp trains on, its node.
   uint64_t run_id = 0;
@@ -53,16 +53,6 @@ struct node_link_state {
 };
 
 using broker_ptr = caf::io::stateful_broker<node_link_state>*;
-
-std::chrono::nanoseconds to_ns(double s) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
-}
-
-std::string seconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2fs", s);
-  return buf;
-}
 
 std::string where(broker_ptr self) {
   return self->state.opts.host + ":" + std::to_string(self->state.opts.port);
@@ -82,8 +72,8 @@ void schedule_reconnect(broker_ptr self, const std::string& why) {
   st.backoff_s = st.backoff_s == 0 ? st.opts.backoff_initial_s
                                    : std::min(st.backoff_s * 2, st.opts.backoff_max_s);
   st.opts.log.warn("supernode: " + why + "; reconnecting to " + where(self) + " in " +
-                   seconds(st.backoff_s));
-  self->delayed_send(self, to_ns(st.backoff_s), reconnect_atom::value);
+                   format_seconds(st.backoff_s));
+  self->delayed_send(self, seconds_ns(st.backoff_s), reconnect_atom::value);
 }
 
 void disconnect(broker_ptr self, const std::string& why, bool retry = true) {
@@ -289,7 +279,7 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     self->quit(m.reason);
   });
   connect(self);
-  self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);
+  self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
   return {
     [self](caf::io::new_data_msg& m) {
       auto& st = self->state;
@@ -347,16 +337,14 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     [self](heartbeat_atom) {
       auto& st = self->state;
       auto now = clock_type::now();
-      // Late tick: this broker was busy; judge silence at the next one.
-      bool on_time = now - st.last_tick < 2 * to_ns(st.heartbeat_s) + std::chrono::milliseconds(100);
-      st.last_tick = now;
+      bool on_time = st.ticks.on_time(st.heartbeat_s);
       if (st.hdl) {
-        if (on_time && now - st.last_heard > to_ns(st.timeout_s))
-          disconnect(self, "the superlink was silent for more than " + seconds(st.timeout_s));
-        else if (now - st.last_sent >= to_ns(st.heartbeat_s) && st.writer.out.empty())
+        if (on_time && now - st.last_heard > seconds_ns(st.timeout_s))
+          disconnect(self, "the superlink was silent for more than " + format_seconds(st.timeout_s));
+        else if (now - st.last_sent >= seconds_ns(st.heartbeat_s) && st.writer.out.empty())
           send_frame(self, wire::frame_type::ping, {});
       }
-      self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);
+      self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
     },
   };
 }

@@ -29,14 +29,10 @@ struct run_client_state {
   double heartbeat_s = 0.5;
   double timeout_s = 2;
   clock_type::time_point last_heard, last_sent;
-  clock_type::time_point last_tick = clock_type::now();
+  heartbeat_ticks ticks;
 };
 
 using broker_ptr = caf::io::stateful_broker<run_client_state>*;
-
-std::chrono::nanoseconds to_ns(double s) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
-}
 
 void finish(broker_ptr self, bool ok, std::string text) {
   auto& st = self->state;
@@ -114,7 +110,7 @@ caf::behavior run_client_broker(broker_ptr self, run_submission run,
   st.hdl = *hdl;
   st.last_heard = st.last_sent = clock_type::now();
   self->configure_read(*hdl, caf::io::receive_policy::exactly(wire::header_size));
-  self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);
+  self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
   return {
     [self](caf::io::new_data_msg& m) {
       auto& st = self->state;
@@ -132,12 +128,11 @@ caf::behavior run_client_broker(broker_ptr self, run_submission run,
       auto& st = self->state;
       if (!st.hdl) return;
       auto now = clock_type::now();
-      bool on_time = now - st.last_tick < 2 * to_ns(st.heartbeat_s) + std::chrono::milliseconds(100);
-      st.last_tick = now;
-      if (on_time && now - st.last_heard > to_ns(st.timeout_s))
+      bool on_time = st.ticks.on_time(st.heartbeat_s);
+      if (on_time && now - st.last_heard > seconds_ns(st.timeout_s))
         return finish(self, false, "the superlink went silent during the run");
-      if (now - st.last_sent >= to_ns(st.heartbeat_s)) send_frame(self, wire::frame_type::ping, {});
-      self->delayed_send(self, to_ns(st.heartbeat_s), heartbeat_atom::value);
+      if (now - st.last_sent >= seconds_ns(st.heartbeat_s)) send_frame(self, wire::frame_type::ping, {});
+      self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
     },
   };
 }

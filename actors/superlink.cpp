@@ -54,7 +54,7 @@ struct superlink_state {
   buffer run_config;  ///< encoded, as sent to nodes
   std::optional<connection_handle> submitter;
   std::thread runner;
-  clock_type::time_point last_tick = clock_type::now();
+  heartbeat_ticks ticks;
 
   ~superlink_state() {
     if (runner.joinable()) runner.detach();  // the process is going down
@@ -62,16 +62,6 @@ struct superlink_state {
 };
 
 using broker_ptr = caf::io::stateful_broker<superlink_state>*;
-
-std::string fmt_seconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2fs", s);
-  return buf;
-}
-
-std::chrono::nanoseconds to_ns(double s) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
-}
 
 void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
                 const std::vector<std::byte>& payload) {
@@ -312,7 +302,7 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
   auto& st = self->state;
   st.opts = std::move(opts);
   st.grid = grid;
-  self->delayed_send(self, to_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
+  self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_exit_handler([self](caf::exit_msg& m) {
     caf::anon_send_exit(self->state.grid, caf::exit_reason::user_shutdown);
@@ -383,13 +373,9 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
     [self](heartbeat_atom) {
       auto& st = self->state;
       auto now = clock_type::now();
-      auto timeout = to_ns(st.opts.link.timeout_s);
-      auto beat = to_ns(st.opts.link.heartbeat_s);
-      // A tick that comes late means this broker was busy (copying a large
-      // frame): what its peers sent meanwhile is still unread, so silence is
-      // not judged until the next tick.
-      bool on_time = now - st.last_tick < 2 * beat + std::chrono::milliseconds(100);
-      st.last_tick = now;
+      auto timeout = seconds_ns(st.opts.link.timeout_s);
+      auto beat = seconds_ns(st.opts.link.heartbeat_s);
+      bool on_time = st.ticks.on_time(st.opts.link.heartbeat_s);
       std::vector<connection_handle> dead;
       for (auto& [hdl, pr] : st.peers) {
         if (on_time && now - pr.last_heard > timeout) {
@@ -403,7 +389,7 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
         }
       }
       for (auto& hdl : dead)
-        drop(self, hdl, "silent for more than " + fmt_seconds(st.opts.link.timeout_s));
+        drop(self, hdl, "silent for more than " + format_seconds(st.opts.link.timeout_s));
       self->delayed_send(self, beat, heartbeat_atom::value);
     },
   };

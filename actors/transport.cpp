@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -252,6 +253,23 @@ expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
   auto hdl = s->hdl();
   self->add_scribe(std::move(s));
   return hdl;
+}
+
+std::chrono::nanoseconds seconds_ns(double s) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fs", s);
+  return buf;
+}
+
+bool heartbeat_ticks::on_time(double heartbeat_s) {
+  auto now = std::chrono::steady_clock::now();
+  bool ok = now - last_ < 2 * seconds_ns(heartbeat_s) + std::chrono::milliseconds(100);
+  last_ = now;
+  return ok;
 }
 
 void pump(caf::io::abstract_broker* self, caf::io::connection_handle hdl, link_writer& w) {

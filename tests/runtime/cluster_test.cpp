@@ -33,6 +33,12 @@ strings operator+(strings a, const strings& b) {
   return a;
 }
 
+// Waits for every node to join (the superlink logs each).
+void wait_joined(child_process& link, size_t n) {
+  BOOST_REQUIRE_MESSAGE(link.wait_for("joined from", 20, n) >= 0,
+                        "nodes did not join:\n" + link.log());
+}
+
 // Each test case works in a directory of its own (logs, certificates, models).
 struct cluster_fixture {
   fs::path dir;
@@ -78,6 +84,17 @@ struct cluster_fixture {
         log_path("run-" + app), (dir / "result.json").string());
   }
 
+  /// `n` supernodes on partitions 0..n-1 of `partitions`, joined.
+  std::vector<std::unique_ptr<child_process>> nodes(child_process& link, int port, int n,
+                                                    int partitions) {
+    std::vector<std::unique_ptr<child_process>> out;
+    for (int i = 0; i < n; ++i)
+      out.push_back(supernode(port, "partition-id=" + std::to_string(i) +
+                                        " num-partitions=" + std::to_string(partitions)));
+    wait_joined(link, static_cast<size_t>(n));
+    return out;
+  }
+
   nlohmann::json result() {
     std::ifstream in(dir / "result.json");
     return nlohmann::json::parse(in);
@@ -89,12 +106,6 @@ struct cluster_fixture {
 std::string quickstart_config(int rounds) {
   return "num-server-rounds=" + std::to_string(rounds) +
          " fraction-train=1.0 fraction-evaluate=1.0 round-timeout=120.0";
-}
-
-// Waits for every node to join (the superlink logs each).
-void wait_joined(child_process& link, size_t n) {
-  BOOST_REQUIRE_MESSAGE(link.wait_for("joined from", 20, n) >= 0,
-                        "nodes did not join:\n" + link.log());
 }
 
 int free_port() {
@@ -155,10 +166,7 @@ BOOST_FIXTURE_TEST_SUITE(cluster, cluster_fixture)
 
 BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernodes) {
   auto [link, port] = superlink();
-  std::vector<std::unique_ptr<child_process>> nodes;
-  for (int i = 0; i < 3; ++i)
-    nodes.push_back(supernode(port, "partition-id=" + std::to_string(i) + " num-partitions=30"));
-  wait_joined(*link, 3);
+  auto nodes = this->nodes(*link, port, 3, 30);
   auto model = (dir / "final_model.pt").string();
   auto run = this->run("quickstart", port, quickstart_config(2) + " final-model=" + model);
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
@@ -197,10 +205,7 @@ BOOST_AUTO_TEST_CASE(sampling_waits_for_min_available_nodes_and_says_why_it_give
 
 BOOST_AUTO_TEST_CASE(a_killed_supernode_is_answered_for_and_a_restarted_one_rejoins) {
   auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
-  std::vector<std::unique_ptr<child_process>> nodes;
-  for (int i = 0; i < 3; ++i)
-    nodes.push_back(supernode(port, "partition-id=" + std::to_string(i) + " num-partitions=10"));
-  wait_joined(*link, 3);
+  auto nodes = this->nodes(*link, port, 3, 10);
   auto run = this->run("quickstart", port, quickstart_config(3));
   BOOST_REQUIRE(link->wait_for("configure_train: Sampled 3 nodes", 60) >= 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -226,10 +231,7 @@ BOOST_AUTO_TEST_CASE(a_killed_supernode_is_answered_for_and_a_restarted_one_rejo
 
 BOOST_AUTO_TEST_CASE(a_frozen_supernode_is_detected_by_heartbeat_within_the_timeout) {
   auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
-  std::vector<std::unique_ptr<child_process>> nodes;
-  for (int i = 0; i < 3; ++i)
-    nodes.push_back(supernode(port, "partition-id=" + std::to_string(i) + " num-partitions=10"));
-  wait_joined(*link, 3);
+  auto nodes = this->nodes(*link, port, 3, 10);
   auto run = this->run("quickstart", port, quickstart_config(2));
   BOOST_REQUIRE(link->wait_for("configure_train: Sampled 3 nodes", 60) >= 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
