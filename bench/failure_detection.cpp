@@ -11,7 +11,7 @@
 using namespace stamen;
 
 int main() {
-  actor_runtime rt{2};
+  actor_runtime rt{0};  // the runtime's default: one worker per core but one
   federation_options o;
   o.log = logger::silent();
   federation fed{*rt.sys, o};

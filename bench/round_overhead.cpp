@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   std::string which = argc > 3 ? argv[3] : "all";
   // Idle memory first, while the heap holds nothing freed by other runs.
   {
-    actor_runtime rt{2};
+    actor_runtime rt{bench_threads()};  // two workers on two cores livelock on each other's queues (see actor_runtime)
     federation_options o;
     o.log = logger::silent();
     federation fed{*rt.sys, o};
