@@ -357,9 +357,10 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
   BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
   // A node's id comes from its key: restarted, node 1 gets the same id back.
-  auto log = link->log();
-  auto at = log.find("node ", log.find("authenticated as key"));
-  auto id1 = log.substr(at + 5, log.find(' ', at + 5) - at - 5);
+  auto own = n1->log();  // "registered with superlink HOST:PORT as node N"
+  auto at = own.find(" as node ") + 9;
+  auto id1 = own.substr(at, own.find_first_not_of("0123456789", at) - at);
+  BOOST_REQUIRE(!id1.empty());
   n1->signal(SIGKILL);
   BOOST_REQUIRE(link->wait_for("disconnected", 10) >= 0);
   n1 = supernode(port, "partition-id=0 num-partitions=30", tls("node1"));
