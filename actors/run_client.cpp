@@ -139,7 +139,7 @@ caf::behavior run_client_broker(broker_ptr self, run_submission run,
 
 }  // namespace
 
-expected<run_outcome> submit_run(caf::actor_system& sys, const run_submission& run,
+run_outcome submit_run(caf::actor_system& sys, const run_submission& run,
                                  std::function<void(const std::string&)> on_log) {
   caf::scoped_actor self{sys};
   auto broker = sys.middleman().spawn_broker(run_client_broker, run, std::move(on_log),

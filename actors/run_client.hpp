@@ -30,9 +30,9 @@ struct run_outcome {
 
 /// Submits a run and blocks until it ends. Each log line of the run (the
 /// superlink's ServerApp, strategy and grid) is handed to `on_log` as it
-/// arrives. Fails when the superlink cannot be reached, refuses the run or
-/// goes silent.
-expected<run_outcome> submit_run(caf::actor_system& sys, const run_submission& run,
+/// arrives. When the superlink cannot be reached, refuses the run or goes
+/// silent, the outcome is not ok and says so.
+run_outcome submit_run(caf::actor_system& sys, const run_submission& run,
                                  std::function<void(const std::string&)> on_log);
 
 }  // namespace stamen

@@ -150,15 +150,14 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
   log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address +
            (fed.tls ? " (TLS)" : ""));
   auto out = submit_run(*rt.sys, run, [](const std::string& line) { std::clog << line << '\n' << std::flush; });
-  if (!out || !out->ok) {
-    auto what = out ? out->text : out.error().what;
-    log.error(what);
-    if (json) std::cout << nlohmann::json{{"error", what}}.dump(2) << std::endl;
+  if (!out.ok) {
+    log.error(out.text);
+    if (json) std::cout << nlohmann::json{{"error", out.text}}.dump(2) << std::endl;
     return 1;
   }
   if (json) {
-    auto doc = nlohmann::json::parse(out->text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out->text}};
+    auto doc = nlohmann::json::parse(out.text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out.text}};
     doc["faults"] = nlohmann::json::array();  // as in a simulation's output; none are injected here
     std::cout << doc.dump(2) << std::endl;
   }
