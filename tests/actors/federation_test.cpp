@@ -1,6 +1,7 @@
 #include "actors/federation.hpp"
 
 #include <boost/test/unit_test.hpp>
+#include <caf/send.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -230,6 +231,39 @@ BOOST_AUTO_TEST_CASE(push_pull_query_and_custom_action) {
   BOOST_TEST(ok == 3);
   BOOST_TEST(unregistered == 1);
   BOOST_TEST(unavailable == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_cannot_answer_for_an_instruction_sent_to_another) {
+  // Over a network a reply's node id is its connection's: the grid takes a
+  // reply only from the node its instruction went to.
+  fixture f;
+  f.add(2, [](int64_t p) {
+    auto app = std::make_shared<client_app>();
+    app->query([p](const message& m, context&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      return make_reply(m, record_dict{{"m", metric_record{{"p", p}}}});
+    });
+    return app;
+  });
+  server_app srv;
+  std::vector<message> replies;
+  srv.main([&](grid& g, context&) {
+    auto ids = g.push_messages({*g.create_message({}, "query", 100)});
+    auto forged = make_error_reply_to(ids[0], 101, {error_code::unknown, "forged by node 101"});
+    forged.meta().message_id = "forged";
+    caf::anon_send(f.fed->grid_handle(), reply_atom::value,
+                   envelope{"forged", ids[0], 101, 0, *encode(forged)});
+    for (int i = 0; i < 400 && replies.empty(); ++i) {
+      auto got = g.pull_messages(ids);
+      replies.insert(replies.end(), got.begin(), got.end());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  BOOST_REQUIRE(f.fed->run(srv, {}).has_value());
+  BOOST_REQUIRE_EQUAL(replies.size(), 1u);
+  BOOST_REQUIRE(replies[0].has_content());
+  BOOST_TEST(replies[0].meta().src_node_id == 100u);
+  BOOST_TEST(std::get<int64_t>(*replies[0].content().metrics("m")->get("p")) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_thousand_nodes_several_rounds) {
