@@ -22,7 +22,7 @@ namespace {
 
 // Apps are loaded once per library and stay loaded: a run's actors and
 // threads may still hold their code when the next run starts.
-app_resolver make_resolver(const logger& log) {
+app_resolver make_resolver() {
   auto cache = std::make_shared<std::map<std::string, std::shared_ptr<const app_components>>>();
   auto mtx = std::make_shared<std::mutex>();
   return [cache, mtx](const std::string& library) -> expected<std::shared_ptr<const app_components>> {
@@ -35,6 +35,14 @@ app_resolver make_resolver(const logger& log) {
     cache->emplace(library, out);
     return out;
   };
+}
+
+// Checks TLS files (if any) before anything starts; false after logging why.
+bool tls_files_usable(const std::optional<tls_files>& tls, const std::string& who, const logger& log) {
+  if (!tls) return true;
+  auto ok = check_tls_files(*tls);
+  if (!ok) log.error(who + ": refusing to start: " + ok.error().what);
+  return static_cast<bool>(ok);
 }
 
 // Blocks SIGINT and SIGTERM in every thread (call before any starts), so
@@ -67,11 +75,7 @@ bool wait_for(caf::actor_system& sys, const caf::actor& actor, sigset_t set) {
 }  // namespace
 
 int run_superlink(const superlink_command& cmd, const logger& log) {
-  if (cmd.link.tls)
-    if (auto ok = check_tls_files(*cmd.link.tls); !ok) {
-      log.error("superlink: refusing to start: " + ok.error().what);
-      return 2;
-    }
+  if (!tls_files_usable(cmd.link.tls, "superlink", log)) return 2;
   auto signals = block_stop_signals();
   actor_runtime rt{0, [&](caf::actor_system_config& cfg) { configure_links(cfg, cmd.link.tls); }};
   superlink_options opts;
@@ -79,7 +83,7 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
   opts.bind = cmd.bind;
   opts.link = cmd.link;
   opts.log = log;
-  opts.resolve = make_resolver(log);
+  opts.resolve = make_resolver();
   auto link = start_superlink(*rt.sys, opts);
   if (!link) {
     log.error("superlink: " + link.error().what);
@@ -105,11 +109,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
     log.error("supernode: --node-config: " + node_config.error().what);
     return 2;
   }
-  if (cmd.link.tls)
-    if (auto ok = check_tls_files(*cmd.link.tls); !ok) {
-      log.error("supernode: refusing to start: " + ok.error().what);
-      return 2;
-    }
+  if (!tls_files_usable(cmd.link.tls, "supernode", log)) return 2;
   auto signals = block_stop_signals();
   // One scheduler thread: the node's training runs on its own thread.
   actor_runtime rt{1, [&](caf::actor_system_config& cfg) { configure_links(cfg, cmd.link.tls); }};
@@ -121,7 +121,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
   opts.link = cmd.link;
   opts.backoff_max_s = cmd.backoff_max_s;
   opts.log = log;
-  opts.resolve = make_resolver(log);
+  opts.resolve = make_resolver();
   log.info("Starting Stamen SuperNode for superlink " + cmd.superlink +
            (cmd.node_config.empty() ? "" : " with node config '" + cmd.node_config + "'"));
   auto broker = start_node_link(*rt.sys, std::move(opts));
@@ -135,11 +135,7 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
     log.error(addr.error().what);
     return 2;
   }
-  if (fed.tls)
-    if (auto ok = check_tls_files(*fed.tls); !ok) {
-      log.error("federation '" + fed.name + "': " + ok.error().what);
-      return 2;
-    }
+  if (!tls_files_usable(fed.tls, "federation '" + fed.name + "'", log)) return 2;
   actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, fed.tls); }};
   run_submission run;
   run.host = addr->first;
