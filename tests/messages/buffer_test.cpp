@@ -1,0 +1,33 @@
+#include "messages/buffer.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+using namespace stamen;
+
+BOOST_AUTO_TEST_SUITE(buffer_suite)
+
+BOOST_AUTO_TEST_CASE(allocate_zeroes_and_aligns) {
+  for (size_t n : {size_t{1}, size_t{4096}, size_t{64} << 20}) {
+    auto [buf, raw] = buffer::allocate(n);
+    BOOST_TEST(reinterpret_cast<uintptr_t>(raw) % 8 == 0u);
+    BOOST_TEST(std::all_of(raw, raw + n, [](std::byte b) { return b == std::byte{0}; }));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(slices_share_the_bytes_and_keep_them_alive) {
+  const size_t n = size_t{64} << 20;
+  auto [buf, raw] = buffer::allocate(n);
+  std::memset(raw, 0x5a, n);
+  auto tail = buf.slice(n - 8, 8);
+  BOOST_TEST(tail.data() == buf.data() + (n - 8));
+  BOOST_TEST(buf.use_count() == 2);
+  buf = buffer{};
+  BOOST_TEST(tail.use_count() == 1);
+  BOOST_TEST((tail.data()[7] == std::byte{0x5a}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
