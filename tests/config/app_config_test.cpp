@@ -135,6 +135,50 @@ BOOST_AUTO_TEST_CASE(key_values_without_schema) {
   BOOST_TEST(!parse_key_values("novalue"));
 }
 
+BOOST_AUTO_TEST_CASE(cluster_federations_and_their_overrides) {
+  app_dir d{std::string{good} + R"(
+[federations.cluster]
+address = "10.0.0.1:9092"
+root-certificates = "pki/ca.pem"
+certificate = "/etc/stamen/client.pem"
+private-key = "pki/client.key"
+)"};
+  auto cfg = load_app_config(d.path);
+  if (!cfg) BOOST_FAIL(cfg.error().what);
+  auto fed = cfg->federation("cluster");
+  BOOST_REQUIRE(fed);
+  BOOST_TEST(*fed->address == "10.0.0.1:9092");
+  BOOST_REQUIRE(fed->tls.has_value());
+  BOOST_TEST(fed->tls->ca == (d.path / "pki/ca.pem").string());  // relative to the app
+  BOOST_TEST(fed->tls->certificate == "/etc/stamen/client.pem");
+
+  BOOST_REQUIRE(apply_federation_overrides(*fed, "address=127.0.0.1:9999 private-key=/k.pem"));
+  BOOST_TEST(*fed->address == "127.0.0.1:9999");
+  BOOST_TEST(fed->tls->key == "/k.pem");
+  auto unknown = apply_federation_overrides(*fed, "adress=x:1");
+  BOOST_REQUIRE(!unknown);
+  BOOST_TEST(unknown.error().what.find("unknown key 'adress'") != std::string::npos);
+  auto typed = apply_federation_overrides(*fed, "num-supernodes=0");
+  BOOST_REQUIRE(!typed);
+  BOOST_TEST(typed.error().what.find("positive integer") != std::string::npos);
+  BOOST_TEST(*fed->address == "127.0.0.1:9999");  // a failed override changes nothing
+
+  // TLS is all three files or none, and needs a superlink.
+  app_dir partial{std::string{good} + R"(
+[federations.half]
+address = "h:1"
+certificate = "c.pem"
+)"};
+  auto p = load_app_config(partial.path);
+  BOOST_REQUIRE(!p);
+  BOOST_TEST(p.error().what.find("needs all of root-certificates, certificate and private-key") !=
+             std::string::npos);
+  auto sim = load_app_config(d.path)->federation("sim");
+  auto no_address = apply_federation_overrides(*sim, "root-certificates=a certificate=b private-key=c");
+  BOOST_REQUIRE(!no_address);
+  BOOST_TEST(no_address.error().what.find("without an address") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(fault_plans) {
   app_dir d{std::string{good} + R"(
 [faults]
