@@ -285,9 +285,8 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
       auto& st = self->state;
       if (!st.hdl || m.handle != *st.hdl) return;
       st.last_heard = clock_type::now();
-      auto f = st.frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+      auto f = read_frame(self, m, st.frames);
       if (!f) return disconnect(self, "bad frame from the superlink: " + f.error().what);
-      self->configure_read(m.handle, caf::io::receive_policy::exactly(st.frames.next_read()));
       if (*f) on_frame(self, std::move(**f));
     },
     [self](const caf::io::connection_closed_msg& m) {

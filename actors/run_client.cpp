@@ -115,9 +115,8 @@ caf::behavior run_client_broker(broker_ptr self, run_submission run,
     [self](caf::io::new_data_msg& m) {
       auto& st = self->state;
       st.last_heard = clock_type::now();
-      auto f = st.frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+      auto f = read_frame(self, m, st.frames);
       if (!f) return finish(self, false, "bad frame from the superlink: " + f.error().what);
-      self->configure_read(m.handle, caf::io::receive_policy::exactly(st.frames.next_read()));
       if (*f) on_frame(self, std::move(**f));
     },
     [self](const caf::io::connection_closed_msg&) {

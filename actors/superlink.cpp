@@ -320,9 +320,8 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       auto p = st.peers.find(m.handle);
       if (p == st.peers.end()) return;
       p->second.last_heard = clock_type::now();
-      auto f = p->second.frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+      auto f = read_frame(self, m, p->second.frames);
       if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
-      self->configure_read(m.handle, caf::io::receive_policy::exactly(p->second.frames.next_read()));
       if (*f) on_frame(self, m.handle, std::move(**f));
     },
     [self](const caf::io::connection_closed_msg& m) { drop(self, m.handle, "connection closed"); },

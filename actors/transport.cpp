@@ -272,6 +272,14 @@ bool heartbeat_ticks::on_time(double heartbeat_s) {
   return ok;
 }
 
+expected<std::optional<wire::frame>> read_frame(caf::io::abstract_broker* self,
+                                                caf::io::new_data_msg& m,
+                                                wire::frame_assembler& frames) {
+  auto f = frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+  if (f) self->configure_read(m.handle, caf::io::receive_policy::exactly(frames.next_read()));
+  return f;
+}
+
 void pump(caf::io::abstract_broker* self, caf::io::connection_handle hdl, link_writer& w) {
   // 4 MiB pieces: large enough that a 1 GB model costs 256 pumps, small
   // enough that copying one takes about a millisecond.

@@ -10,6 +10,7 @@
 
 #include <caf/actor_system_config.hpp>
 #include <caf/io/abstract_broker.hpp>
+#include <caf/io/system_messages.hpp>
 
 #include "actors/link_options.hpp"
 #include "actors/wire_frame.hpp"
@@ -36,6 +37,13 @@ expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port,
 /// background; a peer that fails it shows up as a closed connection.
 expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
                                                 const std::string& host, uint16_t port, bool tls);
+
+/// A connection's incoming side: feeds the bytes CAF read to `frames` and
+/// asks CAF for exactly the next piece. Returns the frame just completed, if
+/// any; a failure (a bad header) leaves the stream unusable.
+expected<std::optional<wire::frame>> read_frame(caf::io::abstract_broker* self,
+                                                caf::io::new_data_msg& m,
+                                                wire::frame_assembler& frames);
 
 /// A connection's outgoing side: frames wait in `out` and move into CAF's
 /// socket buffer as it drains, a few MiB at a time (see wire::outbox). Turn on

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include <sys/mman.h>
 
 namespace stamen::wire {
 
@@ -14,20 +13,6 @@ namespace {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format assumes little-endian hosts");
 
 size_t pad8(size_t n) { return (8 - n % 8) % 8; }
-
-// Grows a socket's write buffer for a large frame with transparent huge pages:
-// on this kind of virtual machine, filling 1 GB of fresh 4 KiB pages costs
-// seconds of page faults (the broker's thread stalls, and its peers' pings
-// wait), against a fraction of a second with 2 MiB pages.
-void reserve_for_copy(std::vector<char>& out, size_t n) {
-  if (n <= out.capacity()) return;
-  out.reserve(n);
-  constexpr uintptr_t huge = uintptr_t{2} << 20;
-  if (out.capacity() < 4 * huge) return;
-  auto begin = (reinterpret_cast<uintptr_t>(out.data()) + out.size() + huge - 1) & ~(huge - 1);
-  auto end = (reinterpret_cast<uintptr_t>(out.data()) + out.capacity()) & ~(huge - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-}
 
 }  // namespace
 
@@ -162,13 +147,12 @@ expected<void> reader::finish(const char* what) const {
   return {};
 }
 
-void write_envelope(writer& w, const envelope& e) {
-  w.str(e.message_id);
-  w.str(e.reply_to);
-  w.u64(e.node_id);
-  w.f64(e.deadline);
-  w.blob(e.bytes);
-  w.blob(e.content);
+std::vector<std::byte> envelope_payload(const envelope& e) {
+  // What the outbox writes, less the frame header: one layout for both.
+  std::vector<char> frame;
+  append_envelope_frame(frame, frame_type::instruct, e);
+  auto* p = reinterpret_cast<const std::byte*>(frame.data());
+  return {p + header_size, p + frame.size()};
 }
 
 expected<envelope> read_envelope(const buffer& payload) {
@@ -199,9 +183,7 @@ expected<envelope> read_envelope(const buffer& payload) {
 void append_envelope_frame(std::vector<char>& out, frame_type type, const envelope& e) {
   outbox box;
   box.push_envelope(type, e);
-  // Reserved once and filled in place, never resized: resizing would zero
-  // the bytes first, a second pass over the model.
-  reserve_for_copy(out, out.size() + box.queued());
+  out.reserve(out.size() + box.queued());
   box.fill(out, box.queued());
 }
 
@@ -218,7 +200,9 @@ void outbox::push(frame_type type, const std::vector<std::byte>& payload) {
 }
 
 void outbox::push_envelope(frame_type type, const envelope& e) {
-  // The layout of write_envelope, with the blobs' bytes left in place.
+  // Message id, reply-to, node id, deadline, then the two blobs (each a
+  // length, padding to 8 bytes from the payload's start, the bytes); the
+  // blobs' bytes stay where they are until fill copies them.
   writer head;
   head.str(e.message_id);
   head.str(e.reply_to);

@@ -96,7 +96,7 @@ class reader {
 
 /// An envelope's payload (instruct and reply frames): message id, reply-to,
 /// node id, deadline, then the message bytes and the shared content as blobs.
-void write_envelope(writer& w, const envelope& e);
+std::vector<std::byte> envelope_payload(const envelope& e);
 /// Reads an envelope; its bytes and content are slices of `payload`.
 expected<envelope> read_envelope(const buffer& payload);
 

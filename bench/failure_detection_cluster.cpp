@@ -31,8 +31,7 @@ int main(int argc, char** argv) {
                       "--timeout", std::to_string(timeout)},
                      (work / "superlink.log").string()};
   if (link.wait_for("listening on ", 10) < 0) return 1;
-  auto log = link.log();
-  auto address = "127.0.0.1:" + log.substr(log.find("listening on ") + 13, log.find('\n', log.find("listening on ")) - log.find("listening on ") - 13);
+  auto address = "127.0.0.1:" + link.word_after("listening on ");
   for (auto [name, sig] : {std::pair{"sigkill", SIGKILL}, std::pair{"sigstop", SIGSTOP}}) {
     std::vector<double> xs;
     for (int i = 0; i < reps; ++i) {

@@ -82,13 +82,6 @@ struct cluster_result {
   size_t rss_superlink = 0, rss_node = 0;
 };
 
-size_t rss_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
-  size_t pages = 0, resident = 0;
-  in >> pages >> resident;
-  return resident * 4096;
-}
-
 cluster_result stamen_round_trip(const std::string& stamen, const std::string& app, size_t mb,
                                  int reps, const fs::path& work, const fs::path* pki) {
   std::vector<std::string> tls_link, tls_node, tls_run;
@@ -109,9 +102,7 @@ cluster_result stamen_round_trip(const std::string& stamen, const std::string& a
   child_process link{with({stamen, "superlink", "--port", "0"}, tls_link),
                      (work / ("superlink-" + tag + ".log")).string()};
   if (link.wait_for("listening on ", 10) < 0) throw std::runtime_error("superlink did not start");
-  auto log = link.log();
-  auto port = std::stoi(log.substr(log.find("listening on ") + 13));
-  auto address = "127.0.0.1:" + std::to_string(port);
+  auto address = "127.0.0.1:" + link.word_after("listening on ");
   child_process node{with({stamen, "supernode", "--superlink", address}, tls_node),
                      (work / ("node-" + tag + ".log")).string()};
   if (link.wait_for("joined from", 10) < 0) throw std::runtime_error("node did not join");
@@ -127,8 +118,8 @@ cluster_result stamen_round_trip(const std::string& stamen, const std::string& a
     std::cerr << run.log();
     return r;
   }
-  r.rss_superlink = rss_of(link.pid());
-  r.rss_node = rss_of(node.pid());
+  r.rss_superlink = link.rss_bytes();
+  r.rss_node = node.rss_bytes();
   std::ifstream in(out);
   auto doc = nlohmann::json::parse(in);
   std::vector<double> xs;

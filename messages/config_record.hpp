@@ -27,4 +27,12 @@ std::string to_string(const config_value& x);
 /// Renders a record as "{'lr': 0.01, 'epochs': 1}".
 std::string to_string(const config_record& x);
 
+/// Typed reads of a run config for app code (Flower's `context.run_config["lr"]`).
+/// They throw std::invalid_argument naming the key when it is missing or of
+/// another type; the runtime turns that into the ServerApp's failure or the
+/// ClientApp's error reply. config_double accepts an integer.
+int64_t config_int(const config_record& c, const std::string& key);
+double config_double(const config_record& c, const std::string& key);
+std::string config_string(const config_record& c, const std::string& key);
+
 }  // namespace stamen

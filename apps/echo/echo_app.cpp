@@ -23,21 +23,6 @@ array make_model(size_t bytes) {
   return *array::make(dtype::float32, {static_cast<int64_t>(bytes / 4)}, std::move(buf));
 }
 
-int64_t config_int(const config_record& c, const std::string& key) {
-  auto* v = c.get(key);
-  if (v == nullptr || !std::holds_alternative<int64_t>(*v))
-    throw run_error("run config '" + key + "' must be an integer");
-  return std::get<int64_t>(*v);
-}
-
-double config_double(const config_record& c, const std::string& key) {
-  auto* v = c.get(key);
-  if (v != nullptr && std::holds_alternative<int64_t>(*v)) return static_cast<double>(std::get<int64_t>(*v));
-  if (v == nullptr || !std::holds_alternative<double>(*v))
-    throw run_error("run config '" + key + "' must be a number");
-  return std::get<double>(*v);
-}
-
 server_app make_server_app() {
   server_app app;
   app.main([](grid& g, context& ctx) {

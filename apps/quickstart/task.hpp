@@ -22,12 +22,10 @@ using stamen::array_record;
 using stamen::config_record;
 using stamen::expected;
 
-/// Reads a typed run-config value; throws std::invalid_argument naming the
-/// key when it is missing or of another type (a ClientApp turns that into an
-/// error reply, a ServerApp into a failed run).
-int64_t config_int(const config_record& c, const std::string& key);
-double config_double(const config_record& c, const std::string& key);
-std::string config_string(const config_record& c, const std::string& key);
+// Typed run-config reads: stamen::config_int, config_double, config_string.
+using stamen::config_double;
+using stamen::config_int;
+using stamen::config_string;
 
 /// Which data a run trains on and how it is split, from the run config.
 struct data_spec {

@@ -60,8 +60,8 @@ struct cluster_fixture {
     auto p = std::make_unique<child_process>(
         strings{stamen_bin, "superlink", "--port", std::to_string(port)} + extra, log_path("superlink"));
     BOOST_REQUIRE_MESSAGE(p->wait_for("listening on ", 15) >= 0, "superlink did not start:\n" + p->log());
-    auto log = p->log();
-    return {std::move(p), std::stoi(log.substr(log.find("listening on ") + 13))};
+    auto listening = std::stoi(p->word_after("listening on "));
+    return {std::move(p), listening};
   }
 
   std::unique_ptr<child_process> supernode(int port, const std::string& node_config,
@@ -151,13 +151,6 @@ std::string frame_header(uint8_t type, uint64_t length) {
   h[5] = static_cast<char>(type);
   std::memcpy(h.data() + 8, &length, 8);
   return h;
-}
-
-size_t rss_mb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
-  size_t pages = 0, resident = 0;
-  in >> pages >> resident;
-  return resident * 4096 / 1000000;
 }
 
 }  // namespace
@@ -303,8 +296,8 @@ BOOST_AUTO_TEST_CASE(garbage_and_oversized_frames_are_refused_while_a_run_goes_o
   for (auto& r : doc["rounds"]) BOOST_TEST(r["server_evaluate"]["intact"].get<int>() == 2);
   // Nothing was allocated for the forged lengths: the superlink holds the
   // run's models, not a terabyte or 16 MiB per bad peer.
-  BOOST_TEST_MESSAGE("superlink RSS after the bad peers: " << rss_mb(link->pid()) << " MB");
-  BOOST_TEST(rss_mb(link->pid()) < 1000u);
+  BOOST_TEST_MESSAGE("superlink RSS after the bad peers: " << link->rss_bytes() / 1000000 << " MB");
+  BOOST_TEST(link->rss_bytes() / 1000000 < 1000u);
 }
 
 BOOST_AUTO_TEST_CASE(a_gigabyte_model_crosses_processes_intact) {
@@ -358,9 +351,7 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
   BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
   // A node's id comes from its key: restarted, node 1 gets the same id back.
-  auto own = n1->log();  // "registered with superlink HOST:PORT as node N"
-  auto at = own.find(" as node ") + 9;
-  auto id1 = own.substr(at, own.find_first_not_of("0123456789", at) - at);
+  auto id1 = n1->word_after(" as node ");  // "registered with superlink HOST:PORT as node N"
   BOOST_REQUIRE(!id1.empty());
   n1->signal(SIGKILL);
   BOOST_REQUIRE(link->wait_for("disconnected", 10) >= 0);

@@ -94,6 +94,24 @@ class child_process {
     return n;
   }
 
+  /// The word that follows the first `marker` in the log (e.g. the port after
+  /// "listening on "), or "" if there is none yet.
+  std::string word_after(const std::string& marker) const {
+    auto s = log();
+    auto at = s.find(marker);
+    if (at == std::string::npos) return {};
+    at += marker.size();
+    return s.substr(at, s.find_first_of(" \n", at) - at);
+  }
+
+  /// Resident memory of the process, in bytes.
+  size_t rss_bytes() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/statm");
+    size_t pages = 0, resident = 0;
+    in >> pages >> resident;
+    return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  }
+
   /// Waits until `text` occurs at least `times` times in the log; returns the
   /// seconds waited, or -1 after `timeout_s`.
   double wait_for(const std::string& text, double timeout_s, size_t times = 1) const {
