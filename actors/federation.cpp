@@ -5,10 +5,10 @@
 
 #include <thread>
 
+#include "actors/fault_stage.hpp"
 #include "actors/grid_actor.hpp"
 #include "actors/in_process_grid.hpp"
 #include "actors/supernode.hpp"
-#include "runtime/strategy.hpp"
 
 namespace stamen {
 
@@ -27,7 +27,7 @@ actor_runtime::actor_runtime(size_t threads,
 federation::federation(caf::actor_system& sys, federation_options opts)
     : sys_(sys), opts_(std::move(opts)) {
   pool_ = std::make_unique<compute_pool>(opts_.compute_threads, opts_.on_compute_thread_start);
-  grid_ = sys_.spawn(grid_behavior, opts_.codec, opts_.log, opts_.faults);
+  grid_ = sys_.spawn(grid_behavior, opts_.codec, opts_.log);
 }
 
 federation::~federation() {
@@ -45,7 +45,10 @@ supernode_actor federation::add_node(uint64_t node_id, std::shared_ptr<const cli
   cfg.ctx = std::move(ctx);
   cfg.pool = pool_.get();
   cfg.codec = opts_.codec;
-  auto node = sys_.spawn(supernode_behavior, std::move(cfg), grid_);
+  // With a fault plan, a fault stage stands between the node and the grid.
+  node_uplink_actor uplink = grid_;
+  if (opts_.faults) uplink = sys_.spawn(fault_stage, uplink, opts_.faults, opts_.codec);
+  auto node = sys_.spawn(supernode_behavior, std::move(cfg), uplink);
   nodes_[node_id] = node;
   return node;
 }
@@ -63,15 +66,11 @@ size_t federation::wait_for_nodes(size_t n, double timeout_s) {
   return g.wait_for_nodes(n, timeout_s);
 }
 
-expected<std::optional<strategy_result>> federation::run(const server_app& app, context ctx) {
+expected<std::optional<strategy_result>> federation::run(const server_app& app, context ctx,
+                                                         run_observer* events) {
   caf::scoped_actor self{sys_};
   in_process_grid g{self.ptr(), grid_, ctx.run_id, opts_.codec, opts_.log};
-  try {
-    app.run(g, ctx);
-  } catch (const std::exception& e) {
-    return fail(errc::runtime_error, std::string{"ServerApp failed: "} + e.what());
-  }
-  return g.result();
+  return run_server_app(app, g, ctx, events);
 }
 
 }  // namespace stamen

@@ -14,6 +14,8 @@
 #include "messages/codec.hpp"
 #include "runtime/client_app.hpp"
 #include "runtime/fault_plan.hpp"
+#include "runtime/logger.hpp"
+#include "runtime/run_events.hpp"
 #include "runtime/server_app.hpp"
 #include "runtime/strategy_result.hpp"
 
@@ -66,9 +68,11 @@ class federation {
   grid_actor grid_handle() const { return grid_; }
 
   /// Runs the ServerApp's main on the calling thread, which becomes a blocking
-  /// actor talking to the grid. Exceptions from main end here as a failure.
-  /// Returns what its strategy reported, if anything.
-  expected<std::optional<strategy_result>> run(const server_app& app, context ctx);
+  /// actor talking to the grid, with the run's events going to `events` (if
+  /// given). Exceptions from main end here as a failure. Returns what its
+  /// strategy reported at the end, if anything.
+  expected<std::optional<strategy_result>> run(const server_app& app, context ctx,
+                                               run_observer* events = nullptr);
 
  private:
   caf::actor_system& sys_;

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 
 #include <caf/actor_system.hpp>
 #include <caf/blocking_actor.hpp>
@@ -27,10 +26,6 @@ class in_process_grid : public grid {
   std::vector<message> pull_messages(const std::vector<std::string>& message_ids) override;
   stream_report send_and_stream(std::vector<message> msgs, double timeout_s,
                                 reply_sink& sink) override;
-  void record_result(const strategy_result& r) override { result_ = r; }
-
-  /// What the strategy reported at the end of the run, if it did.
-  const std::optional<strategy_result>& result() const { return result_; }
 
  private:
   /// Gives each message an id and encodes it; a message that cannot be
@@ -43,7 +38,6 @@ class in_process_grid : public grid {
   codec_options codec_;
   logger log_;
   uint64_t next_id_ = 0;
-  std::optional<strategy_result> result_;
 };
 
 }  // namespace stamen

@@ -20,7 +20,7 @@ void run(size_t replies, size_t floats) {
     auto in = make_instruction({}, "train", r + 2);
     msgs.push_back(make_reply(*in, std::move(c)));
   }
-  fed_avg s({}, logger::silent());
+  fed_avg s;
   double t_fold = bench::median_time(5, 1, [&] {
     auto agg = s.make_train_aggregator(1, global);
     for (auto& m : msgs)

@@ -47,7 +47,7 @@ double round_seconds(size_t nodes, size_t floats, int rounds) {
     opts.min_train_nodes = nodes;
     opts.min_available_nodes = nodes;
     opts.seed = 1;
-    fed_avg s(opts, logger::silent());
+    fed_avg s(opts);
     array_record init{{"w", array::from_values(dtype::float32, {static_cast<int64_t>(floats)},
                                                std::vector<float>(floats, 1.f))}};
     auto r = s.start(g, init, rounds, 600);

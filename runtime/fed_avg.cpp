@@ -300,42 +300,43 @@ metric_record weighted_average(const std::vector<metric_record>& records,
   return out;
 }
 
-fed_avg::fed_avg(fed_avg_options opts, logger log)
-    : strategy(std::move(log)), opts_(std::move(opts)),
-      rng_(opts_.seed ? *opts_.seed : std::random_device{}()) {
+fed_avg::fed_avg(fed_avg_options opts)
+    : opts_(std::move(opts)), rng_(opts_.seed ? *opts_.seed : std::random_device{}()) {
   auto frac_ok = [](double f) { return f >= 0 && f <= 1; };
   if (!frac_ok(opts_.fraction_train) || !frac_ok(opts_.fraction_evaluate))
     throw std::invalid_argument("FedAvg fractions must lie in [0, 1]");
 }
 
-void fed_avg::summary(int num_rounds, const array_record& arrays,
-                      const config_record& train_config,
-                      const config_record& evaluate_config) const {
-  log_.info("Starting " + name() + " strategy:");
-  log_.info("    ├── Number of rounds: " + std::to_string(num_rounds));
-  log_.info("    ├── ArrayRecord (" + fmt("%.2f", arrays.count_bytes() / 1e6) + " MB)");
-  log_.info("    ├── ConfigRecord (train): " + config_or_empty(train_config));
-  log_.info("    ├── ConfigRecord (evaluate): " + config_or_empty(evaluate_config));
-  log_.info("    ├──> Sampling:");
-  log_.info("    │       ├──Fraction: train (" + fmt("%.2f", opts_.fraction_train) +
-            ") | evaluate (" + fmt("%5.2f", opts_.fraction_evaluate) + ")");
-  log_.info("    │       ├──Minimum nodes: train (" + std::to_string(opts_.min_train_nodes) +
-            ") | evaluate (" + std::to_string(opts_.min_evaluate_nodes) + ")");
-  log_.info("    │       └──Minimum available nodes: " +
-            std::to_string(opts_.min_available_nodes));
-  log_.info("    └──> Keys in records:");
-  log_.info("            ├── Weighted by: '" + opts_.weighted_by_key + "'");
-  log_.info("            ├── ArrayRecord key: '" + opts_.arrayrecord_key + "'");
-  log_.info("            └── ConfigRecord key: '" + opts_.configrecord_key + "'");
+std::vector<std::string> fed_avg::summary(int num_rounds, const array_record& arrays,
+                                          const config_record& train_config,
+                                          const config_record& evaluate_config) const {
+  return {
+      "Starting " + name() + " strategy:",
+      "    ├── Number of rounds: " + std::to_string(num_rounds),
+      "    ├── ArrayRecord (" + fmt("%.2f", arrays.count_bytes() / 1e6) + " MB)",
+      "    ├── ConfigRecord (train): " + config_or_empty(train_config),
+      "    ├── ConfigRecord (evaluate): " + config_or_empty(evaluate_config),
+      "    ├──> Sampling:",
+      "    │       ├──Fraction: train (" + fmt("%.2f", opts_.fraction_train) + ") | evaluate (" +
+          fmt("%5.2f", opts_.fraction_evaluate) + ")",
+      "    │       ├──Minimum nodes: train (" + std::to_string(opts_.min_train_nodes) +
+          ") | evaluate (" + std::to_string(opts_.min_evaluate_nodes) + ")",
+      "    │       └──Minimum available nodes: " + std::to_string(opts_.min_available_nodes),
+      "    └──> Keys in records:",
+      "            ├── Weighted by: '" + opts_.weighted_by_key + "'",
+      "            ├── ArrayRecord key: '" + opts_.arrayrecord_key + "'",
+      "            └── ConfigRecord key: '" + opts_.configrecord_key + "'",
+  };
 }
 
-std::vector<message> fed_avg::configure(const char* phase, const char* type, double fraction,
-                                        size_t min_nodes, int round, const array_record* arrays,
+std::vector<message> fed_avg::configure(run_phase phase, double fraction, size_t min_nodes,
+                                        int round, const array_record* arrays,
                                         config_record config, grid& g) {
   if (fraction == 0) return {};
   size_t available = g.wait_for_nodes(opts_.min_available_nodes, opts_.min_available_timeout_s);
   if (available < opts_.min_available_nodes)
-    throw run_error(std::string{phase} + ": only " + std::to_string(available) + " of the " +
+    throw run_error(std::string{"configure_"} + to_string(phase) + ": only " +
+                    std::to_string(available) + " of the " +
                     std::to_string(opts_.min_available_nodes) +
                     " nodes required by min_available_nodes are connected after waiting " +
                     fmt("%.0f", opts_.min_available_timeout_s) + "s");
@@ -345,8 +346,7 @@ std::vector<message> fed_avg::configure(const char* phase, const char* type, dou
   want = std::min(want, ids.size());
   std::vector<uint64_t> sampled;
   std::sample(ids.begin(), ids.end(), std::back_inserter(sampled), want, rng_);
-  log_.info(std::string{phase} + ": Sampled " + std::to_string(sampled.size()) +
-            " nodes (out of " + std::to_string(ids.size()) + ")");
+  events().on_sampled(round, phase, sampled.size(), ids.size());
   config.insert_or_assign("server-round", int64_t{round});
   record_dict content;
   if (arrays) content.insert_or_assign(opts_.arrayrecord_key, *arrays);
@@ -354,7 +354,7 @@ std::vector<message> fed_avg::configure(const char* phase, const char* type, dou
   std::vector<message> out;
   out.reserve(sampled.size());
   for (auto id : sampled) {
-    auto m = g.create_message(content, type, id, std::to_string(round));
+    auto m = g.create_message(content, to_string(phase), id, std::to_string(round));
     out.push_back(std::move(*m));
   }
   return out;
@@ -362,14 +362,14 @@ std::vector<message> fed_avg::configure(const char* phase, const char* type, dou
 
 std::vector<message> fed_avg::configure_train(int round, const array_record& arrays,
                                               config_record config, grid& g) {
-  return configure("configure_train", "train", opts_.fraction_train, opts_.min_train_nodes,
-                   round, &arrays, std::move(config), g);
+  return configure(run_phase::train, opts_.fraction_train, opts_.min_train_nodes, round, &arrays,
+                   std::move(config), g);
 }
 
 std::vector<message> fed_avg::configure_evaluate(int round, const array_record& arrays,
                                                  config_record config, grid& g) {
-  return configure("configure_evaluate", "evaluate", opts_.fraction_evaluate,
-                   opts_.min_evaluate_nodes, round, &arrays, std::move(config), g);
+  return configure(run_phase::evaluate, opts_.fraction_evaluate, opts_.min_evaluate_nodes, round,
+                   &arrays, std::move(config), g);
 }
 
 std::optional<std::string> fed_avg::reject_train_round(const phase_report& r) const {

@@ -51,11 +51,12 @@ struct fed_avg_options {
 /// a missing or non-positive weight, or a NaN/Inf value are rejected.
 class fed_avg : public strategy {
  public:
-  explicit fed_avg(fed_avg_options opts = {}, logger log = {});
+  explicit fed_avg(fed_avg_options opts = {});
 
   std::string name() const override { return "FedAvg"; }
-  void summary(int num_rounds, const array_record& arrays, const config_record& train_config,
-               const config_record& evaluate_config) const override;
+  std::vector<std::string> summary(int num_rounds, const array_record& arrays,
+                                   const config_record& train_config,
+                                   const config_record& evaluate_config) const override;
 
   std::vector<message> configure_train(int round, const array_record& arrays,
                                        config_record config, grid& g) override;
@@ -72,7 +73,7 @@ class fed_avg : public strategy {
   const fed_avg_options& options() const { return opts_; }
 
  private:
-  std::vector<message> configure(const char* phase, const char* type, double fraction,
+  std::vector<message> configure(run_phase phase, double fraction,
                                  size_t min_nodes, int round, const array_record* arrays,
                                  config_record config, grid& g);
 

@@ -6,7 +6,6 @@
 
 #include "messages/expected.hpp"
 #include "messages/message.hpp"
-#include "runtime/strategy_result.hpp"
 
 namespace stamen {
 
@@ -64,10 +63,6 @@ class grid {
   /// instruction got a reply or `timeout_s` passed.
   virtual stream_report send_and_stream(std::vector<message> msgs, double timeout_s,
                                         reply_sink& sink) = 0;
-
-  /// Called by a strategy when its run is over, so that the runtime can report
-  /// the result (e.g. as JSON). Does nothing by default.
-  virtual void record_result(const strategy_result&) {}
 
   /// Flower's send_and_receive: whatever replies arrived by the timeout.
   std::vector<message> send_and_receive(std::vector<message> msgs, double timeout_s);

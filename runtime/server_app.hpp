@@ -1,10 +1,14 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <stdexcept>
 
 #include "messages/context.hpp"
+#include "messages/expected.hpp"
 #include "runtime/grid.hpp"
+#include "runtime/run_events.hpp"
+#include "runtime/strategy_result.hpp"
 
 namespace stamen {
 
@@ -27,5 +31,13 @@ class server_app {
  private:
   main_fn main_;
 };
+
+/// Runs `app`'s main on the calling thread, reporting the run's events to
+/// `events` (if given): the boundary where an exception from the app's code
+/// becomes a failure naming it. Returns the result the app's strategy
+/// reported when it finished, if any.
+expected<std::optional<strategy_result>> run_server_app(const server_app& app, grid& g,
+                                                         context& ctx,
+                                                         run_observer* events = nullptr);
 
 }  // namespace stamen

@@ -10,7 +10,7 @@
 
 #include "messages/message.hpp"
 #include "runtime/grid.hpp"
-#include "runtime/logger.hpp"
+#include "runtime/run_events.hpp"
 #include "runtime/strategy_result.hpp"
 
 namespace stamen {
@@ -53,17 +53,19 @@ class evaluate_aggregator {
 using evaluate_fn = std::function<std::optional<metric_record>(int, const array_record&)>;
 
 /// Flower's Strategy (flwr.serverapp.strategy): the round loop in start(),
-/// with what to send and how to aggregate left to implementations.
+/// with what to send and how to aggregate left to implementations. The loop
+/// reports what happens as events (run_events.hpp) to the observer of the
+/// ServerApp's thread; it logs nothing itself.
 class strategy {
  public:
-  explicit strategy(logger log = {}) : log_(std::move(log)) {}
   virtual ~strategy() = default;
 
   virtual std::string name() const = 0;
 
-  /// Logs the "Starting <name> strategy:" tree.
-  virtual void summary(int num_rounds, const array_record& arrays, const config_record& train_config,
-                       const config_record& evaluate_config) const = 0;
+  /// The "Starting <name> strategy:" tree, one line per entry, as Flower logs it.
+  virtual std::vector<std::string> summary(int num_rounds, const array_record& arrays,
+                                           const config_record& train_config,
+                                           const config_record& evaluate_config) const = 0;
 
   virtual std::vector<message> configure_train(int round, const array_record& arrays,
                                                config_record config, grid& g) = 0;
@@ -90,10 +92,19 @@ class strategy {
                         double timeout_s = 3600, config_record train_config = {},
                         config_record evaluate_config = {}, evaluate_fn server_evaluate = {});
 
-  const logger& log() const { return log_; }
+  /// Where this strategy's events go: the observer of the run_scope the
+  /// calling thread is in (see run_events.hpp), or nowhere.
+  run_observer& events() const { return current_run_observer(); }
 
- protected:
-  logger log_;
+ private:
+  /// One round: train, then evaluate, then server-side evaluation.
+  void run_round(grid& g, int round, double timeout_s, const config_record& train_config,
+                 const config_record& evaluate_config, const evaluate_fn& server_evaluate,
+                 strategy_result& result);
+  void train_round(grid& g, int round, double timeout_s, const config_record& config,
+                   strategy_result& result);
+  void evaluate_round(grid& g, int round, double timeout_s, const config_record& config,
+                      strategy_result& result);
 };
 
 }  // namespace stamen

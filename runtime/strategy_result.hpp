@@ -6,7 +6,6 @@
 
 #include "messages/array_record.hpp"
 #include "messages/metric_record.hpp"
-#include "runtime/logger.hpp"
 
 namespace stamen {
 
@@ -29,11 +28,6 @@ struct strategy_result {
   std::vector<phase_report> train_rounds;
   std::vector<phase_report> evaluate_rounds;
   double seconds = 0;
-
-  /// Logs Flower's "Final results" block.
-  void log_final(const logger& log) const;
-  /// The result as a JSON document (per round: metrics, counts, failure reasons, wall time).
-  std::string to_json() const;
 };
 
 }  // namespace stamen

@@ -3,6 +3,7 @@
 
 #include "runtime/app_components.hpp"
 #include "runtime/fed_avg.hpp"
+#include "runtime/logger.hpp"
 
 namespace quickstart {
 
@@ -18,7 +19,7 @@ server_app make_server_app() {
     opts.fraction_evaluate = config_double(rc, "fraction-evaluate");
     opts.seed = static_cast<uint64_t>(config_int(rc, "seed"));
     if (rc.contains("round-timeout")) opts.min_available_timeout_s = config_double(rc, "round-timeout");
-    fed_avg strategy{opts, log};
+    fed_avg strategy{opts};
 
     model global{shape_of(config_string(rc, "dataset"))};
     auto result = strategy.start(g, global.arrays(),

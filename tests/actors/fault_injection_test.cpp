@@ -56,7 +56,7 @@ outcome run(const setup& s, fault_plan plan) {
     fed.wait_for_nodes(s.nodes);
     server_app srv;
     srv.main([&](grid& g, context&) {
-      fed_avg strategy(s.opts, logger::silent());
+      fed_avg strategy(s.opts);
       strategy.start(g, initial_arrays(), s.rounds, s.timeout);
     });
     auto t0 = std::chrono::steady_clock::now();
@@ -309,7 +309,7 @@ BOOST_AUTO_TEST_CASE(soak_with_random_churn_stays_flat) {
   std::optional<strategy_result> result;
   srv.main([&](grid& g, context&) {
     setup s;
-    fed_avg strategy(s.opts, logger::silent());
+    fed_avg strategy(s.opts);
     result = strategy.start(
         g, {{"w", array::from_values(dtype::float32, {100000}, std::vector<float>(100000, 1.f))}},
         rounds, 0.2,

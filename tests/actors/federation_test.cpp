@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "runtime/fed_avg.hpp"
+#include "runtime/result_json.hpp"
 #include "tests/actors/arithmetic_app.hpp"
 
 using namespace stamen;
@@ -39,7 +40,7 @@ struct fixture {
   expected<std::optional<strategy_result>> run(fed_avg_options o, int rounds, double timeout) {
     server_app srv;
     srv.main([&](grid& g, context&) {
-      fed_avg s(o, logger::silent());
+      fed_avg s(o);
       s.start(g, initial_arrays(), rounds, timeout);
     });
     context ctx;
@@ -100,7 +101,7 @@ BOOST_AUTO_TEST_CASE(fraction_samples_and_json_reports_rounds) {
   auto& res = **r;
   BOOST_TEST(res.train_rounds[0].sampled == 5u);
   BOOST_TEST(res.evaluate_rounds[0].sampled == 10u);
-  auto json = res.to_json();
+  auto json = to_json(res);
   BOOST_TEST(json.find("\"sampled\": 5") != std::string::npos, json);
   BOOST_TEST(json.find("\"eval_loss\"") != std::string::npos);
 }

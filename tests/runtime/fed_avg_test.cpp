@@ -62,7 +62,7 @@ BOOST_AUTO_TEST_CASE(equals_weighted_average_for_any_arrival_order) {
     auto want = expected_w(xs, 5);
     for (int order = 0; order < 3; ++order) {
       std::shuffle(xs.begin(), xs.end(), rng);
-      fed_avg s(opts(), logger::silent());
+      fed_avg s(opts());
       auto agg = s.make_train_aggregator(1, model(0));
       double loss_num = 0, total = 0;
       for (size_t c = 0; c < xs.size(); ++c) {
@@ -86,7 +86,7 @@ BOOST_AUTO_TEST_CASE(equals_weighted_average_for_any_arrival_order) {
 }
 
 BOOST_AUTO_TEST_CASE(inconsistent_replies_are_rejected_and_not_aggregated) {
-  fed_avg s(opts(), logger::silent());
+  fed_avg s(opts());
   auto agg = s.make_train_aggregator(1, model(0));
   BOOST_REQUIRE(agg->accept(reply(2, model(1), int64_t{10}, 1.0)).has_value());
 
@@ -129,7 +129,7 @@ BOOST_AUTO_TEST_CASE(inconsistent_replies_are_rejected_and_not_aggregated) {
 }
 
 BOOST_AUTO_TEST_CASE(no_valid_reply_means_no_arrays) {
-  fed_avg s(opts(), logger::silent());
+  fed_avg s(opts());
   auto out = s.aggregate_train(1, {}, model(0));
   BOOST_TEST(!out.arrays.has_value());
   BOOST_TEST(!out.metrics.has_value());

@@ -1,0 +1,107 @@
+#include "runtime/flower_log.hpp"
+
+#include <cstdio>
+
+namespace stamen {
+
+namespace {
+
+std::string sci(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4e", x);
+  return buf;
+}
+
+// Flower prints per-round metrics in scientific notation, one round a line.
+void log_metrics_history(const logger& log, const std::string& title,
+                         const std::map<int, metric_record>& history) {
+  log.info("    " + title + ":");
+  if (history.empty()) {
+    log.info("    {}");
+    return;
+  }
+  size_t i = 0;
+  for (auto& [round, rec] : history) {
+    std::string line = (i == 0 ? "    { " : "      ") + std::to_string(round) + ": {";
+    bool first = true;
+    for (auto& [k, v] : rec) {
+      double d;
+      line += (first ? "'" : ", '") + k + "': ";
+      line += metric_as_double(v, d) ? "'" + sci(d) + "'" : to_string(metric_record{{k, v}});
+      first = false;
+    }
+    line += ++i == history.size() ? "}}" : "},";
+    log.info(line);
+  }
+}
+
+}  // namespace
+
+void flower_log::on_start(const std::string&, int, const std::vector<std::string>& summary) {
+  for (auto& line : summary) log_.info(line);
+  log_.info("");
+}
+
+void flower_log::on_round_start(int round, int num_rounds) {
+  log_.info("");
+  log_.info("[ROUND " + std::to_string(round) + "/" + std::to_string(num_rounds) + "]");
+}
+
+void flower_log::on_sampled(int, run_phase phase, size_t sampled, size_t available) {
+  log_.info(std::string{"configure_"} + to_string(phase) + ": Sampled " + std::to_string(sampled) +
+            " nodes (out of " + std::to_string(available) + ")");
+}
+
+void flower_log::on_phase_end(run_phase phase, const phase_report& r) {
+  // Flower says nothing of an evaluate phase that sampled no node.
+  if (phase == run_phase::evaluate && r.sampled == 0) return;
+  log_.info(std::string{"aggregate_"} + to_string(phase) + ": Received " +
+            std::to_string(r.results) + " results and " + std::to_string(r.failures) +
+            " failures");
+  for (size_t i = 0; i < r.failure_reasons.size() && i < failures_shown; ++i)
+    log_.warn("    " + r.failure_reasons[i]);
+  if (r.failure_reasons.size() > failures_shown)
+    log_.warn("    ... and " + std::to_string(r.failure_reasons.size() - failures_shown) +
+              " more");
+}
+
+void flower_log::on_arrays_kept(int, const std::string& why) {
+  log_.warn("aggregate_train: " + why + "; keeping the previous global arrays");
+}
+
+void flower_log::on_aggregated(int, run_phase, const metric_record& metrics) {
+  log_.info("    └──> Aggregated MetricRecord: " + to_string(metrics));
+}
+
+void flower_log::on_server_evaluation(int round, const metric_record& metrics) {
+  if (round == 0) {
+    log_.info("Initial global evaluation results: " + to_string(metrics));
+    return;
+  }
+  log_.info("Global evaluation");
+  log_.info("    └──> MetricRecord: " + to_string(metrics));
+}
+
+void flower_log::on_finished(const strategy_result& result) {
+  char buf[64];
+  log_.info("");
+  std::snprintf(buf, sizeof buf, "Strategy execution finished in %.2fs", result.seconds);
+  log_.info(buf);
+  log_.info("");
+  std::snprintf(buf, sizeof buf, "ArrayRecord (%.3f MB)", result.arrays.count_bytes() / 1e6);
+  log_.info("Final results:");
+  log_.info("");
+  log_.info("    Global Arrays:");
+  log_.info(std::string{"            "} + buf);
+  log_.info("");
+  log_metrics_history(log_, "Aggregated ClientApp-side Train Metrics",
+                      result.train_metrics_clientapp);
+  log_.info("");
+  log_metrics_history(log_, "Aggregated ClientApp-side Evaluate Metrics",
+                      result.evaluate_metrics_clientapp);
+  log_.info("");
+  log_metrics_history(log_, "ServerApp-side Evaluate Metrics", result.evaluate_metrics_serverapp);
+  log_.info("");
+}
+
+}  // namespace stamen

@@ -1,0 +1,64 @@
+#include "runtime/result_json.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <variant>
+
+namespace stamen {
+
+namespace {
+
+nlohmann::json metrics_json(const metric_record& rec) {
+  auto out = nlohmann::json::object();
+  for (auto& [k, v] : rec)
+    std::visit([&](auto& x) { out[k] = x; }, v);
+  return out;
+}
+
+nlohmann::json phase_json(const phase_report& r) {
+  return {{"sampled", r.sampled},   {"results", r.results},
+          {"failures", r.failures}, {"failure_reasons", r.failure_reasons},
+          {"seconds", r.seconds}};
+}
+
+}  // namespace
+
+std::string to_json(const strategy_result& result) {
+  auto& train = result.train_rounds;
+  auto& evaluate = result.evaluate_rounds;
+  nlohmann::json rounds = nlohmann::json::array();
+  size_t n = std::max(train.size(), evaluate.size());
+  for (size_t i = 0; i < n; ++i) {
+    nlohmann::json r;
+    int round = static_cast<int>(i) + 1;
+    r["round"] = round;
+    if (i < train.size()) {
+      r["train"] = phase_json(train[i]);
+      if (auto it = result.train_metrics_clientapp.find(round);
+          it != result.train_metrics_clientapp.end())
+        r["train"]["metrics"] = metrics_json(it->second);
+    }
+    if (i < evaluate.size()) {
+      r["evaluate"] = phase_json(evaluate[i]);
+      if (auto it = result.evaluate_metrics_clientapp.find(round);
+          it != result.evaluate_metrics_clientapp.end())
+        r["evaluate"]["metrics"] = metrics_json(it->second);
+    }
+    if (auto it = result.evaluate_metrics_serverapp.find(round);
+        it != result.evaluate_metrics_serverapp.end())
+      r["server_evaluate"] = metrics_json(it->second);
+    rounds.push_back(std::move(r));
+  }
+  nlohmann::json arrays_json = nlohmann::json::array();
+  for (auto& [k, a] : result.arrays) arrays_json.push_back({{"name", k}, {"dtype", a.describe()}});
+  nlohmann::json doc{{"seconds", result.seconds},
+                     {"rounds", rounds},
+                     {"arrays", {{"bytes", result.arrays.count_bytes()}, {"entries", arrays_json}}}};
+  if (auto it = result.evaluate_metrics_serverapp.find(0);
+      it != result.evaluate_metrics_serverapp.end())
+    doc["initial_server_evaluate"] = metrics_json(it->second);
+  return doc.dump(2);
+}
+
+}  // namespace stamen

@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+
+#include "runtime/strategy_result.hpp"
+
+namespace stamen {
+
+/// A run's result as a JSON document: per round, the train and evaluate
+/// counts, failure reasons, wall time and aggregated metrics; server-side
+/// evaluations; and the final arrays' names, dtypes and size.
+std::string to_json(const strategy_result& result);
+
+}  // namespace stamen

@@ -1,0 +1,108 @@
+#pragma once
+
+// What a run reports, as events. The strategy's round loop emits them; the
+// Flower-format log, the JSON result and any other view of a run (progress
+// lines, dashboards) subscribe. Nothing here knows who listens.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "messages/metric_record.hpp"
+#include "runtime/strategy_result.hpp"
+
+namespace stamen {
+
+enum class run_phase : uint8_t { train, evaluate };
+
+/// "train" or "evaluate".
+const char* to_string(run_phase x);
+
+/// Receives a run's events in the order they happen, never concurrently
+/// (replies are reported from the actor that folds them while the ServerApp's
+/// thread waits). Every method does nothing by default: an observer
+/// overrides what it shows.
+class run_observer {
+ public:
+  virtual ~run_observer() = default;
+
+  /// A strategy starts: its name, the number of rounds, and its summary tree
+  /// (one line per entry, as Flower logs it).
+  virtual void on_start(const std::string& strategy, int num_rounds,
+                        const std::vector<std::string>& summary) {}
+  virtual void on_round_start(int round, int num_rounds) {}
+  /// `sampled` of the `available` nodes get an instruction in this phase.
+  virtual void on_sampled(int round, run_phase phase, size_t sampled, size_t available) {}
+  /// A reply was folded into the aggregate.
+  virtual void on_reply_accepted(int round, run_phase phase, uint64_t node_id) {}
+  /// A reply (or its absence by the deadline) counted as a failure.
+  virtual void on_reply_failed(int round, run_phase phase, uint64_t node_id,
+                               const std::string& reason) {}
+  /// A phase closed: what was sampled, received and failed, and its wall time.
+  virtual void on_phase_end(run_phase phase, const phase_report& report) {}
+  /// A train round's aggregate was not used; the global arrays stay as they were.
+  virtual void on_arrays_kept(int round, const std::string& why) {}
+  /// The metrics aggregated over a phase's accepted replies.
+  virtual void on_aggregated(int round, run_phase phase, const metric_record& metrics) {}
+  /// Server-side evaluation of the global arrays (round 0: the initial ones).
+  virtual void on_server_evaluation(int round, const metric_record& metrics) {}
+  /// The run is over: Flower's Result plus what happened in each round.
+  virtual void on_finished(const strategy_result& result) {}
+};
+
+/// Hands every event to each observer added, in the order they were added.
+class run_events : public run_observer {
+ public:
+  void add(std::shared_ptr<run_observer> observer);
+  /// Adds an observer owned elsewhere, which must outlive this one.
+  void add(run_observer& observer);
+
+  void on_start(const std::string& strategy, int num_rounds,
+                const std::vector<std::string>& summary) override;
+  void on_round_start(int round, int num_rounds) override;
+  void on_sampled(int round, run_phase phase, size_t sampled, size_t available) override;
+  void on_reply_accepted(int round, run_phase phase, uint64_t node_id) override;
+  void on_reply_failed(int round, run_phase phase, uint64_t node_id,
+                       const std::string& reason) override;
+  void on_phase_end(run_phase phase, const phase_report& report) override;
+  void on_arrays_kept(int round, const std::string& why) override;
+  void on_aggregated(int round, run_phase phase, const metric_record& metrics) override;
+  void on_server_evaluation(int round, const metric_record& metrics) override;
+  void on_finished(const strategy_result& result) override;
+
+ private:
+  std::vector<std::shared_ptr<run_observer>> observers_;
+};
+
+/// Keeps the result of the last run that finished.
+class result_capture : public run_observer {
+ public:
+  void on_finished(const strategy_result& result) override { result_ = result; }
+  const std::optional<strategy_result>& result() const { return result_; }
+
+ private:
+  std::optional<strategy_result> result_;
+};
+
+/// Makes `observer` the one that runs started on this thread report to, for
+/// as long as the scope lives. The runtime opens one around a ServerApp's
+/// main, much as Flower's log handlers sit on its root logger, so that an
+/// app's strategy reports without the app passing anything along. Scopes nest.
+class run_scope {
+ public:
+  explicit run_scope(run_observer& observer);
+  ~run_scope();
+  run_scope(const run_scope&) = delete;
+  run_scope& operator=(const run_scope&) = delete;
+
+ private:
+  run_observer* previous_;
+};
+
+/// The observer of the innermost run_scope on this thread, or one that
+/// ignores everything.
+run_observer& current_run_observer();
+
+}  // namespace stamen
