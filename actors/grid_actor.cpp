@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <optional>
 
 namespace stamen {
 
@@ -23,46 +21,27 @@ void deliver(self_ptr self, envelope reply) {
                   reply.reply_to + "'");
     return;
   }
-  if (i->second.node_id != reply.node_id) {
+  auto& p = i->second;
+  if (p.node_id != reply.node_id) {
     // A node answers only for what it was sent: over a network, a reply's
     // node id is the connection's, so this is a peer claiming another's work.
     st.log.warn("grid: dropped reply '" + reply.message_id + "' from node " +
                 std::to_string(reply.node_id) + " to message '" + reply.reply_to +
-                "', which was sent to node " + std::to_string(i->second.node_id));
+                "', which was sent to node " + std::to_string(p.node_id));
     return;
   }
-  if (i->second.hold_reply_ms > 0) {
-    // A slow node: the reply comes back later, as if compute took longer.
-    auto ms = i->second.hold_reply_ms;
-    i->second.hold_reply_ms = 0;
-    self->delayed_send(grid_actor{self}, std::chrono::microseconds(static_cast<int64_t>(ms * 1000)),
-                       reply_atom::value, std::move(reply));
-    return;
-  }
-  auto p = std::move(i->second);
-  st.owed.erase(i);
-  if (p.drop_reply) return;
-  if (p.corrupt) {
-    // The segment table is always hit, so decoding must fail; a few more
-    // bytes are flipped where the seed says.
-    auto [copy, raw] = buffer::allocate(reply.bytes.size());
-    std::memcpy(raw, reply.bytes.data(), reply.bytes.size());
-    for (size_t k = 0; k < 4 && k < reply.bytes.size(); ++k) raw[k] ^= std::byte{0xff};
-    auto noise = st.faults->noise(p.round, p.node_id);
-    for (int k = 0; k < 4 && reply.bytes.size() > 8; ++k, noise >>= 16)
-      raw[8 + noise % (reply.bytes.size() - 8)] ^= std::byte{0x5a};
-    reply.bytes = copy;
-  }
-  if (p.crash_after) {
-    if (auto n = st.nodes.find(p.node_id); n != st.nodes.end())
-      caf::anon_send_exit(n->second, caf::exit_reason::kill);
-  }
-  if (p.streamed) {
-    if (p.duplicate) self->send(p.stream, reply_atom::value, reply);
-    self->send(p.stream, reply_atom::value, std::move(reply));
-  } else {
+  if (!p.streamed) {
     st.inbox.insert_or_assign(reply.reply_to, std::move(reply));
+    st.owed.erase(i);
+    return;
   }
+  // The entry stays, without its bytes, until the batch is cancelled: a
+  // second reply to the same instruction then reaches the stream, which
+  // counts it as a duplicate.
+  p.answered = true;
+  p.instruction = buffer{};
+  p.content = buffer{};
+  self->send(p.stream, reply_atom::value, std::move(reply));
 }
 
 // Builds the error reply that stands for a reply a node will never send.
@@ -98,64 +77,6 @@ void expire_waiters(self_ptr self) {
            ws.end());
 }
 
-// Applies the fault plan to an instruction on its way to `node`.
-void inject(self_ptr self, envelope& env, grid_state::pending& p, const supernode_actor& node) {
-  auto& st = self->state;
-  auto msg = decode(env.bytes, env.content, st.codec);
-  int64_t round = 0;
-  auto phase = fault_phase::any;
-  if (msg) {
-    phase = phase_of(msg->meta().message_type);
-    try {
-      round = std::stoll(msg->meta().group_id);
-    } catch (const std::exception&) {
-      round = 0;  // not a strategy round: only rules for every round apply
-    }
-  }
-  p.round = round;
-  bool deliver_it = true, kill_now = false;
-  double delay_ms = 0;
-  std::optional<double> kill_after_ms;
-  for (auto* rule : st.faults->match(round, phase, env.node_id)) {
-    st.faults->record({round, env.node_id, -1, rule->action, phase});
-    switch (rule->action) {
-      case fault_action::partition: deliver_it = false, p.drop_reply = true; break;
-      case fault_action::drop:
-        if (rule->target == drop_target::instruction) deliver_it = false;
-        else p.drop_reply = true;
-        break;
-      case fault_action::delay: delay_ms += rule->delay_ms; break;
-      case fault_action::slow: p.hold_reply_ms += rule->delay_ms; break;
-      case fault_action::duplicate: p.duplicate = true; break;
-      case fault_action::corrupt: p.corrupt = true; break;
-      case fault_action::crash:
-        if (rule->when == crash_point::before) kill_now = true, deliver_it = false;
-        else if (rule->when == crash_point::during) kill_after_ms = rule->delay_ms;
-        else p.crash_after = true;
-        break;
-    }
-  }
-  auto node_id = env.node_id;
-  st.owed.emplace(env.message_id, std::move(p));
-  if (kill_now) {
-    // The node dies before it sees the instruction; its down message then
-    // answers for everything it owed, this one included.
-    caf::anon_send_exit(node, caf::exit_reason::kill);
-    return;
-  }
-  if (deliver_it) {
-    if (delay_ms > 0)
-      self->delayed_send(node, std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000)),
-                         instruct_atom::value, std::move(env));
-    else
-      self->send(node, instruct_atom::value, std::move(env));
-  }
-  if (kill_after_ms) {
-    auto d = std::chrono::microseconds(static_cast<int64_t>(*kill_after_ms * 1000 + delay_ms * 1000));
-    self->delayed_send(grid_actor{self}, d, crash_atom::value, node_id);
-  }
-}
-
 void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_stream_actor stream,
                          bool streamed) {
   auto& st = self->state;
@@ -170,58 +91,95 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
       deliver(self, std::move(reply));
       continue;
     }
-    if (st.faults) {
-      inject(self, env, p, n->second);
-      continue;
-    }
     st.owed.emplace(env.message_id, std::move(p));
     self->send(n->second, instruct_atom::value, std::move(env));
   }
 }
 
+// A node died: everything it still owed is answered with an error reply.
+void on_node_down(self_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  auto a = st.node_by_addr.find(dm.source);
+  if (a == st.node_by_addr.end()) return;
+  auto node_id = a->second;
+  st.node_by_addr.erase(a);
+  auto n = st.nodes.find(node_id);
+  if (n == st.nodes.end()) return;
+  st.nodes.erase(n);
+  // A scan of what is outstanding (not a per-node index): deaths are rare,
+  // and an index would cost every node memory and every message a hash.
+  std::vector<std::string> owed;
+  for (auto& [id, p] : st.owed)
+    if (p.node_id == node_id && !p.answered) owed.push_back(id);
+  st.log.warn("grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
+              "), answering for " + std::to_string(owed.size()) + " instruction(s)");
+  for (auto& id : owed) {
+    auto p = st.owed.find(id);
+    if (p == st.owed.end()) continue;
+    deliver(self, synthesize(self, id, p->second, error_code::node_unavailable,
+                             "node " + std::to_string(node_id) + " became unavailable"));
+  }
+}
+
+bool on_register(self_ptr self, uint64_t node_id, const supernode_actor& node) {
+  auto& st = self->state;
+  if (node_id == 0 || node_id == server_node_id || st.nodes.count(node_id) > 0) {
+    st.log.warn("grid: refused node id " + std::to_string(node_id) + " (reserved or taken)");
+    return false;
+  }
+  self->monitor(node);
+  st.node_by_addr.emplace(node.address(), node_id);
+  st.nodes.emplace(node_id, node);
+  answer_waiters(self);
+  return true;
+}
+
+caf::result<uint64_t> on_wait(self_ptr self, uint64_t n, caf::timespan timeout) {
+  auto& st = self->state;
+  // An anonymous (wait, 0, 0) is the wake-up call of an earlier waiter.
+  expire_waiters(self);
+  if (st.nodes.size() >= n) return static_cast<uint64_t>(st.nodes.size());
+  auto promise = self->make_response_promise<uint64_t>();
+  st.waiters.push_back({n, std::chrono::steady_clock::now() + timeout, promise});
+  caf::delayed_anon_send(grid_actor{self}, timeout, wait_atom::value, uint64_t{0},
+                         caf::timespan{0});
+  return promise;
+}
+
+std::vector<envelope> on_pull(self_ptr self, const std::vector<std::string>& ids) {
+  auto& st = self->state;
+  std::vector<envelope> out;
+  double now = now_seconds();
+  for (auto& id : ids) {
+    if (auto i = st.inbox.find(id); i != st.inbox.end()) {
+      out.push_back(std::move(i->second));
+      st.inbox.erase(i);
+      continue;
+    }
+    // Past its TTL, an instruction's reply is reported unavailable.
+    auto p = st.owed.find(id);
+    if (p != st.owed.end() && !p->second.streamed && p->second.deadline > 0 &&
+        p->second.deadline < now) {
+      auto reply = synthesize(self, id, p->second, error_code::reply_unavailable,
+                              "no reply from node " + std::to_string(p->second.node_id) +
+                                  " within the message's TTL");
+      st.owed.erase(p);
+      out.push_back(std::move(reply));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self,
-                                        codec_options codec, logger log,
-                                        std::shared_ptr<fault_injector> faults) {
-  self->state.faults = std::move(faults);
+                                        codec_options codec, logger log) {
   self->state.codec = codec;
   self->state.log = std::move(log);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    auto a = st.node_by_addr.find(dm.source);
-    if (a == st.node_by_addr.end()) return;
-    auto node_id = a->second;
-    st.node_by_addr.erase(a);
-    auto n = st.nodes.find(node_id);
-    if (n == st.nodes.end()) return;
-    st.nodes.erase(n);
-    // A scan of what is outstanding (not a per-node index): deaths are rare,
-    // and an index would cost every node memory and every message a hash.
-    std::vector<std::string> owed;
-    for (auto& [id, p] : st.owed)
-      if (p.node_id == node_id) owed.push_back(id);
-    st.log.warn("grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
-                "), answering for " + std::to_string(owed.size()) + " instruction(s)");
-    for (auto& id : owed) {
-      auto p = st.owed.find(id);
-      if (p == st.owed.end()) continue;
-      deliver(self, synthesize(self, id, p->second, error_code::node_unavailable,
-                               "node " + std::to_string(node_id) + " became unavailable"));
-    }
-  });
+  self->set_down_handler([self](caf::down_msg& dm) { on_node_down(self, dm); });
   return {
-    [self](register_atom, uint64_t node_id, supernode_actor node) -> bool {
-      auto& st = self->state;
-      if (node_id == 0 || node_id == server_node_id || st.nodes.count(node_id) > 0) {
-        st.log.warn("grid: refused node id " + std::to_string(node_id) + " (reserved or taken)");
-        return false;
-      }
-      self->monitor(node);
-      st.node_by_addr.emplace(node.address(), node_id);
-      st.nodes.emplace(node_id, node);
-      answer_waiters(self);
-      return true;
+    [self](register_atom, uint64_t node_id, supernode_actor node) {
+      return on_register(self, node_id, node);
     },
     [self](nodes_atom) {
       std::vector<uint64_t> ids;
@@ -229,17 +187,7 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
       for (auto& [id, n] : self->state.nodes) ids.push_back(id);
       return ids;
     },
-    [self](wait_atom, uint64_t n, caf::timespan timeout) -> caf::result<uint64_t> {
-      auto& st = self->state;
-      // An anonymous (wait, 0, 0) is the wake-up call of an earlier waiter.
-      expire_waiters(self);
-      if (st.nodes.size() >= n) return static_cast<uint64_t>(st.nodes.size());
-      auto promise = self->make_response_promise<uint64_t>();
-      st.waiters.push_back({n, std::chrono::steady_clock::now() + timeout, promise});
-      caf::delayed_anon_send(grid_actor{self}, timeout, wait_atom::value, uint64_t{0},
-                             caf::timespan{0});
-      return promise;
-    },
+    [self](wait_atom, uint64_t n, caf::timespan timeout) { return on_wait(self, n, timeout); },
     [self](push_atom, std::vector<envelope>& msgs) {
       std::vector<std::string> ids;
       for (auto& m : msgs) ids.push_back(m.message_id);
@@ -253,33 +201,7 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
     [self](cancel_atom, const std::vector<std::string>& ids) {
       for (auto& id : ids) self->state.owed.erase(id);
     },
-    [self](crash_atom, uint64_t node_id) {
-      if (auto n = self->state.nodes.find(node_id); n != self->state.nodes.end())
-        caf::anon_send_exit(n->second, caf::exit_reason::kill);
-    },
-    [self](pull_atom, const std::vector<std::string>& ids) {
-      auto& st = self->state;
-      std::vector<envelope> out;
-      double now = now_seconds();
-      for (auto& id : ids) {
-        if (auto i = st.inbox.find(id); i != st.inbox.end()) {
-          out.push_back(std::move(i->second));
-          st.inbox.erase(i);
-          continue;
-        }
-        // Past its TTL, an instruction's reply is reported unavailable.
-        auto p = st.owed.find(id);
-        if (p != st.owed.end() && !p->second.streamed && p->second.deadline > 0 &&
-            p->second.deadline < now) {
-          auto reply = synthesize(self, id, p->second, error_code::reply_unavailable,
-                                  "no reply from node " + std::to_string(p->second.node_id) +
-                                      " within the message's TTL");
-          st.owed.erase(p);
-          out.push_back(std::move(reply));
-        }
-      }
-      return out;
-    },
+    [self](pull_atom, const std::vector<std::string>& ids) { return on_pull(self, ids); },
   };
 }
 

@@ -10,7 +10,6 @@
 
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
-#include "runtime/fault_plan.hpp"
 #include "runtime/logger.hpp"
 
 namespace stamen {
@@ -26,13 +25,9 @@ struct grid_state {
     buffer content;            ///< its content part, shared with the round's other instructions
     reply_stream_actor stream;  ///< where the reply goes; invalid: keep it for pull
     bool streamed = false;
-    // What a fault plan does to the reply (see fault_plan.hpp).
-    bool drop_reply = false;
-    bool duplicate = false;
-    bool corrupt = false;
-    bool crash_after = false;
-    double hold_reply_ms = 0;
-    int64_t round = 0;
+    /// Streamed and answered: kept (without its bytes) until its batch is
+    /// cancelled, so that a second reply reaches the stream, which counts it.
+    bool answered = false;
   };
 
   struct waiter {
@@ -49,17 +44,14 @@ struct grid_state {
   codec_options codec;
   logger log;
   uint64_t synthesized = 0;
-  std::shared_ptr<fault_injector> faults;  ///< null: no fault injection
 };
 
 /// The grid actor (Flower's SuperLink role): registers and monitors nodes,
 /// routes encoded instructions and replies without decoding them, and answers
 /// for a node that dies with a node-unavailable error reply for every
-/// instruction it still owed.
-/// With `faults`, the grid is also where faults are injected: between the
-/// grid and the nodes, so they act alike on in-process and remote nodes.
+/// instruction it still owed. Faults, when a plan is set, are injected by a
+/// fault stage in front of each node (fault_stage.hpp): the grid never knows.
 grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state> self,
-                                        codec_options codec, logger log,
-                                        std::shared_ptr<fault_injector> faults = nullptr);
+                                        codec_options codec, logger log);
 
 }  // namespace stamen

@@ -6,7 +6,7 @@
 #include <unordered_map>
 
 #include "actors/reply_stream.hpp"
-#include "runtime/strategy.hpp"
+#include "runtime/strategy.hpp"  // run_error
 
 namespace stamen {
 
@@ -112,17 +112,18 @@ stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double
     ids.push_back(e.message_id);
     node_of.emplace(e.message_id, e.node_id);
   }
-  auto stream = self_->system().spawn(reply_stream_behavior, &sink, ids, to_timespan(timeout_s), codec_);
+  auto stream =
+      self_->system().spawn(reply_stream_behavior, &sink, ids, to_timespan(timeout_s), codec_);
   self_->send(grid_, stream_atom::value, std::move(envs), stream);
   std::vector<std::string> missing;
   self_->request(stream, caf::infinite, await_atom::value)
       .receive([&](std::vector<std::string>& xs) { missing = std::move(xs); },
                [&](caf::error& err) { fail_call("send_and_stream", err, self_->system()); });
   report.replied = report.sent - missing.size();
-  // The grid would otherwise keep each unanswered instruction (and its
-  // bytes) for as long as its node lives.
-  if (!missing.empty()) self_->send(grid_, cancel_atom::value, missing);
   for (auto& id : missing) report.timed_out.emplace_back(id, node_of[id]);
+  // The batch is closed: the grid forgets its instructions, so that late or
+  // second replies are dropped there and nothing of the batch is kept.
+  if (!ids.empty()) self_->send(grid_, cancel_atom::value, std::move(ids));
   return report;
 }
 

@@ -53,8 +53,17 @@ using grid_actor = caf::typed_actor<
     caf::replies_to<pull_atom, std::vector<std::string>>::with<std::vector<envelope>>,
     /// Forget instructions whose replies are no longer wanted (a round that
     /// closed without them): their late replies are then dropped.
-    caf::reacts_to<cancel_atom, std::vector<std::string>>,
-    /// Internal: a fault plan's delayed crash of a node.
-    caf::reacts_to<crash_atom, uint64_t>>;
+    caf::reacts_to<cancel_atom, std::vector<std::string>>>;
+
+/// A fault stage (fault_stage.hpp): one per node when a fault plan is set. It
+/// is the node to the grid and the grid to the node, and misbehaves between
+/// them as the plan says; neither side knows it is there.
+using fault_stage_actor = caf::typed_actor<
+    caf::reacts_to<instruct_atom, envelope>,
+    caf::reacts_to<done_atom, envelope>,
+    caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    caf::reacts_to<reply_atom, envelope>,
+    /// Internal: a delayed crash of the node (a crash "during" its work).
+    caf::reacts_to<crash_atom>>;
 
 }  // namespace stamen

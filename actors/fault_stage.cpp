@@ -1,0 +1,153 @@
+#include "actors/fault_stage.hpp"
+
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+namespace stamen {
+
+namespace {
+
+using self_ptr = fault_stage_actor::stateful_pointer<fault_stage_state>;
+
+std::chrono::microseconds after_ms(double ms) {
+  return std::chrono::microseconds(static_cast<int64_t>(ms * 1000));
+}
+
+void kill_node(self_ptr self) {
+  if (self->state.node) caf::anon_send_exit(self->state.node, caf::exit_reason::kill);
+}
+
+// What the plan does to one instruction on its way to the node.
+struct instruction_faults {
+  bool deliver = true;
+  bool kill_now = false;
+  double delay_ms = 0;
+  std::optional<double> kill_after_ms;
+  fault_stage_state::reply_faults reply;
+
+  bool touches_reply() const {
+    return reply.drop || reply.duplicate || reply.corrupt || reply.crash_after || reply.hold_ms > 0;
+  }
+};
+
+instruction_faults match(self_ptr self, const envelope& env) {
+  auto& st = self->state;
+  instruction_faults out;
+  auto msg = decode(env.bytes, env.content, st.codec);
+  auto phase = fault_phase::any;
+  if (msg) {
+    phase = phase_of(msg->meta().message_type);
+    try {
+      out.reply.round = std::stoll(msg->meta().group_id);
+    } catch (const std::exception&) {
+      out.reply.round = 0;  // not a strategy round: only rules for every round apply
+    }
+  }
+  auto round = out.reply.round;
+  for (auto* rule : st.faults->match(round, phase, st.node_id)) {
+    st.faults->record({round, st.node_id, -1, rule->action, phase});
+    switch (rule->action) {
+      case fault_action::partition: out.deliver = false, out.reply.drop = true; break;
+      case fault_action::drop:
+        if (rule->target == drop_target::instruction) out.deliver = false;
+        else out.reply.drop = true;
+        break;
+      case fault_action::delay: out.delay_ms += rule->delay_ms; break;
+      case fault_action::slow: out.reply.hold_ms += rule->delay_ms; break;
+      case fault_action::duplicate: out.reply.duplicate = true; break;
+      case fault_action::corrupt: out.reply.corrupt = true; break;
+      case fault_action::crash:
+        if (rule->when == crash_point::before) out.kill_now = true, out.deliver = false;
+        else if (rule->when == crash_point::during) out.kill_after_ms = rule->delay_ms;
+        else out.reply.crash_after = true;
+        break;
+    }
+  }
+  return out;
+}
+
+void on_instruction(self_ptr self, envelope& env) {
+  auto& st = self->state;
+  auto f = match(self, env);
+  if (f.kill_now) {
+    // The node dies before it sees the instruction; the grid then answers
+    // for everything it owed, this one included.
+    return kill_node(self);
+  }
+  if (!f.deliver) return;
+  if (f.touches_reply()) st.replies.insert_or_assign(env.message_id, f.reply);
+  if (f.delay_ms > 0)
+    self->delayed_send(st.node, after_ms(f.delay_ms), instruct_atom::value, std::move(env));
+  else
+    self->send(st.node, instruct_atom::value, std::move(env));
+  if (f.kill_after_ms)
+    self->delayed_send(self, after_ms(*f.kill_after_ms + f.delay_ms), crash_atom::value);
+}
+
+// The segment table is always hit, so decoding must fail; a few more bytes
+// are flipped where the seed says.
+buffer corrupted(const buffer& bytes, uint64_t noise) {
+  auto [copy, raw] = buffer::allocate(bytes.size());
+  std::memcpy(raw, bytes.data(), bytes.size());
+  for (size_t k = 0; k < 4 && k < bytes.size(); ++k) raw[k] ^= std::byte{0xff};
+  for (int k = 0; k < 4 && bytes.size() > 8; ++k, noise >>= 16)
+    raw[8 + noise % (bytes.size() - 8)] ^= std::byte{0x5a};
+  return copy;
+}
+
+void on_reply(self_ptr self, envelope& reply) {
+  auto& st = self->state;
+  auto i = st.replies.find(reply.reply_to);
+  if (i == st.replies.end()) return self->send(st.upstream, reply_atom::value, std::move(reply));
+  if (i->second.hold_ms > 0) {
+    // A slow node: the reply comes back later, as if compute took longer.
+    auto ms = i->second.hold_ms;
+    i->second.hold_ms = 0;
+    self->delayed_send(fault_stage_actor{self}, after_ms(ms), reply_atom::value, std::move(reply));
+    return;
+  }
+  auto f = i->second;
+  st.replies.erase(i);
+  if (!f.drop) {
+    if (f.corrupt) reply.bytes = corrupted(reply.bytes, st.faults->noise(f.round, st.node_id));
+    if (f.duplicate) self->send(st.upstream, reply_atom::value, reply);
+    self->send(st.upstream, reply_atom::value, std::move(reply));
+  }
+  if (f.crash_after) kill_node(self);
+}
+
+}  // namespace
+
+fault_stage_actor::behavior_type fault_stage(self_ptr self, node_uplink_actor upstream,
+                                             std::shared_ptr<fault_injector> faults,
+                                             codec_options codec) {
+  auto& st = self->state;
+  st.upstream = std::move(upstream);
+  st.faults = std::move(faults);
+  st.codec = codec;
+  return {
+    [self](register_atom, uint64_t node_id, supernode_actor node) -> caf::result<bool> {
+      auto& st = self->state;
+      st.node_id = node_id;
+      st.node = node;
+      // Linked both ways: a node that dies takes its stage along (so the
+      // grid, which monitors the stage, answers for what it owed).
+      self->link_to(node);
+      auto promise = self->make_response_promise<bool>();
+      self->request(st.upstream, caf::infinite, register_atom::value, node_id,
+                    supernode_actor{self})
+          .then([promise](bool ok) mutable { promise.deliver(ok); });
+      return promise;
+    },
+    [self](instruct_atom, envelope& env) { on_instruction(self, env); },
+    [self](reply_atom, envelope& reply) { on_reply(self, reply); },
+    [self](crash_atom) { kill_node(self); },
+    [](done_atom, envelope&) {},
+  };
+}
+
+}  // namespace stamen

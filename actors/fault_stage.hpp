@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "actors/interfaces.hpp"
+#include "messages/codec.hpp"
+#include "runtime/fault_plan.hpp"
+
+namespace stamen {
+
+struct fault_stage_state {
+  static inline const char* name = "stamen.fault_stage";
+
+  /// What the plan does to the reply of one instruction that was delivered.
+  struct reply_faults {
+    int64_t round = 0;
+    bool drop = false;
+    bool duplicate = false;
+    bool corrupt = false;
+    bool crash_after = false;
+    double hold_ms = 0;
+  };
+
+  uint64_t node_id = 0;
+  supernode_actor node;       ///< the node behind this stage
+  node_uplink_actor upstream;  ///< the grid, or whatever the node would talk to
+  std::shared_ptr<fault_injector> faults;
+  codec_options codec;
+  /// By instruction id; only instructions with reply-side faults are here.
+  std::unordered_map<std::string, reply_faults> replies;
+};
+
+/// A fault stage between `upstream` (the grid) and one node. The node
+/// registers with the stage as it would with the grid; the stage registers
+/// itself upstream under the node's id and links to the node, so that the
+/// node's death is the stage's and the grid answers for what the node owed.
+/// Each instruction is matched against the plan (by round, phase and node,
+/// from the seed alone) and then held, dropped or delivered, the node killed
+/// before, during or after its work; each reply is held, dropped, corrupted
+/// or duplicated. Every fault injected is recorded in `faults`.
+fault_stage_actor::behavior_type fault_stage(fault_stage_actor::stateful_pointer<fault_stage_state> self,
+                                             node_uplink_actor upstream,
+                                             std::shared_ptr<fault_injector> faults,
+                                             codec_options codec);
+
+}  // namespace stamen
