@@ -10,6 +10,8 @@
 #include <optional>
 
 #include "actors/compute_pool.hpp"
+#include "actors/handshake.hpp"
+#include "actors/link_liveness.hpp"
 #include "actors/node_identity.hpp"
 #include "actors/supernode.hpp"
 #include "actors/transport.hpp"
@@ -20,7 +22,6 @@ namespace stamen {
 namespace {
 
 using caf::io::connection_handle;
-using clock_type = std::chrono::steady_clock;
 
 struct node_link_state {
   static inline const char* name = "stamen.node_link";
@@ -30,12 +31,8 @@ struct node_link_state {
   uint64_t node_id = 0;  ///< kept across reconnections, claimed again
   wire::frame_assembler frames{64 << 10};
   link_writer writer;
-  double heartbeat_s = 0.5;
-  double timeout_s = 2;
-  clock_type::time_point last_heard;
-  clock_type::time_point last_sent;
+  link_liveness alive;  ///< with the superlink's settings once it sent them
   double backoff_s = 0;
-  heartbeat_ticks ticks;
   node_uplink_actor uplink;
   // The current run: its app, the thread its ClientApp trains on, its node.
   uint64_t run_id = 0;
@@ -63,7 +60,7 @@ void send_frame(broker_ptr self, wire::frame_type t, const std::vector<std::byte
   if (!st.hdl) return;
   st.writer.out.push(t, payload);
   pump(self, *st.hdl, st.writer);
-  st.last_sent = clock_type::now();
+  st.alive.sent();
 }
 
 // Waits, then tries again; each failure in a row doubles the wait up to the cap.
@@ -93,7 +90,7 @@ void connect(broker_ptr self) {
   st.writer = link_writer{};  // nothing of an old connection is resent on a new one
   self->ack_writes(*hdl, true);
   st.frames = wire::frame_assembler{st.opts.link.max_handshake_frame, st.opts.link.read_chunk};
-  st.last_heard = st.last_sent = clock_type::now();
+  st.alive.restart();
   self->configure_read(*hdl, caf::io::receive_policy::exactly(wire::header_size));
 }
 
@@ -108,31 +105,21 @@ node_uplink_actor::behavior_type uplink(node_uplink_actor::pointer self, caf::ac
 
 void on_challenge(broker_ptr self, const buffer& payload) {
   auto& st = self->state;
-  wire::reader r{payload};
-  auto nonce = r.str("nonce", 1024);
-  auto hb = nonce ? r.f64("heartbeat") : expected<double>{nonce.error()};
-  auto to = hb ? r.f64("timeout") : expected<double>{hb.error()};
-  auto tls = to ? r.u8("tls") : expected<uint8_t>{to.error()};
-  if (!tls) return disconnect(self, "malformed challenge: " + tls.error().what);
-  st.heartbeat_s = std::max(0.01, *hb);
-  st.timeout_s = std::max(st.heartbeat_s * 2, *to);
-  wire::writer w;
-  w.u64(st.node_id);
-  w.str(st.opts.node_config_text);
+  auto c = wire::read_challenge(payload);
+  if (!c) return disconnect(self, "malformed challenge: " + c.error().what);
+  st.alive.reset(c->heartbeat_s, c->timeout_s);
+  wire::hello h{st.node_id, st.opts.node_config_text, {}, {}};
   if (st.opts.link.tls) {
-    auto proof = prove_identity(*st.opts.link.tls, *nonce);
+    auto proof = prove_identity(*st.opts.link.tls, c->nonce);
     if (!proof) {
       st.opts.log.error("supernode: " + proof.error().what);
       disconnect(self, "cannot prove this node's identity", false);
       return self->quit(caf::sec::invalid_argument);
     }
-    w.str(proof->certificate);
-    w.str(proof->signature);
-  } else {
-    w.str("");
-    w.str("");
+    h.certificate = std::move(proof->certificate);
+    h.signature = std::move(proof->signature);
   }
-  send_frame(self, wire::frame_type::hello, w.bytes());
+  send_frame(self, wire::frame_type::hello, wire::write_hello(h));
 }
 
 // Answers an instruction this node cannot serve with an error reply, rather
@@ -266,11 +253,66 @@ void on_frame(broker_ptr self, wire::frame f) {
   disconnect(self, std::string{"unexpected "} + wire::to_string(f.type) + " frame from the superlink");
 }
 
+void on_data(broker_ptr self, caf::io::new_data_msg& m) {
+  auto& st = self->state;
+  if (!st.hdl || m.handle != *st.hdl) return;
+  st.alive.heard();
+  auto f = read_frame(self, m, st.frames);
+  if (!f) return disconnect(self, "bad frame from the superlink: " + f.error().what);
+  if (*f) on_frame(self, std::move(**f));
+}
+
+void on_closed(broker_ptr self, const caf::io::connection_closed_msg& m) {
+  auto& st = self->state;
+  if (!st.hdl || m.handle != *st.hdl) return;
+  st.hdl.reset();
+  auto was = st.registered;
+  st.registered = false;
+  schedule_reconnect(self, was ? "lost the connection to the superlink"
+                               : std::string{"the superlink closed the connection before registering"} +
+                                     (st.opts.link.tls ? " (TLS handshake refused: wrong CA or certificate?)"
+                                                       : " (is it a TLS port?)"));
+}
+
+// The run's SuperNode actor is built (or could not be): it gets the
+// instructions that came meanwhile.
+void on_node_built(broker_ptr self, uint64_t run_id, supernode_actor node) {
+  auto& st = self->state;
+  if (run_id != st.run_id) {
+    // A newer run started meanwhile; this one's node is not needed.
+    if (node) caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+    return;
+  }
+  st.building = false;
+  st.node = node;
+  auto early = std::move(st.early);
+  st.early.clear();
+  for (auto& e : early) {
+    if (st.node) self->send(st.node, instruct_atom::value, std::move(e));
+    else answer_unservable(self, e, "node " + std::to_string(st.node_id) +
+                                         " could not build its ClientApp for this run");
+  }
+}
+
+void on_heartbeat(broker_ptr self) {
+  auto& st = self->state;
+  if (st.hdl) {
+    switch (st.alive.tick(st.writer.out.empty())) {
+      case link_liveness::verdict::dead:
+        disconnect(self, "the superlink was silent for more than " +
+                             format_seconds(st.alive.timeout_s()));
+        break;
+      case link_liveness::verdict::ping: send_frame(self, wire::frame_type::ping, {}); break;
+      case link_liveness::verdict::quiet: break;
+    }
+  }
+  self->delayed_send(self, st.alive.interval(), heartbeat_atom::value);
+}
+
 caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
-  st.heartbeat_s = st.opts.link.heartbeat_s;
-  st.timeout_s = st.opts.link.timeout_s;
+  st.alive.reset(st.opts.link.heartbeat_s, st.opts.link.timeout_s);
   st.uplink = self->spawn(uplink, caf::actor{self});
   self->set_exit_handler([self](caf::exit_msg& m) {
     auto& st = self->state;
@@ -279,72 +321,28 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     self->quit(m.reason);
   });
   connect(self);
-  self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
+  self->delayed_send(self, st.alive.interval(), heartbeat_atom::value);
   return {
-    [self](caf::io::new_data_msg& m) {
-      auto& st = self->state;
-      if (!st.hdl || m.handle != *st.hdl) return;
-      st.last_heard = clock_type::now();
-      auto f = read_frame(self, m, st.frames);
-      if (!f) return disconnect(self, "bad frame from the superlink: " + f.error().what);
-      if (*f) on_frame(self, std::move(**f));
-    },
-    [self](const caf::io::connection_closed_msg& m) {
-      auto& st = self->state;
-      if (!st.hdl || m.handle != *st.hdl) return;
-      st.hdl.reset();
-      auto was = st.registered;
-      st.registered = false;
-      schedule_reconnect(self, was ? "lost the connection to the superlink"
-                                   : std::string{"the superlink closed the connection before registering"} +
-                                         (st.opts.link.tls ? " (TLS handshake refused: wrong CA or certificate?)"
-                                                           : " (is it a TLS port?)"));
-    },
+    [self](caf::io::new_data_msg& m) { on_data(self, m); },
+    [self](const caf::io::connection_closed_msg& m) { on_closed(self, m); },
     [self](reconnect_atom) { connect(self); },
-    [self](done_atom, uint64_t run_id, supernode_actor node) {
-      auto& st = self->state;
-      if (run_id != st.run_id) {
-        // A newer run started meanwhile; this one's node is not needed.
-        if (node) caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
-        return;
-      }
-      st.building = false;
-      st.node = node;
-      auto early = std::move(st.early);
-      st.early.clear();
-      for (auto& e : early) {
-        if (st.node) self->send(st.node, instruct_atom::value, std::move(e));
-        else answer_unservable(self, e, "node " + std::to_string(st.node_id) +
-                                             " could not build its ClientApp for this run");
-      }
-    },
+    [self](done_atom, uint64_t run_id, supernode_actor node) { on_node_built(self, run_id, node); },
     [self](reply_atom, const envelope& e) {
       auto& st = self->state;
       // Not connected: the superlink has already answered for this reply.
       if (!st.hdl || !st.registered) return;
       st.writer.out.push_envelope(wire::frame_type::reply, e);
       pump(self, *st.hdl, st.writer);
-      st.last_sent = clock_type::now();
+      st.alive.sent();
     },
     [self](caf::io::data_transferred_msg& m) {
       auto& st = self->state;
       if (!st.hdl || m.handle != *st.hdl) return;
       st.writer.in_flight = m.remaining;
       pump(self, m.handle, st.writer);
-      st.last_sent = clock_type::now();
+      st.alive.sent();
     },
-    [self](heartbeat_atom) {
-      auto& st = self->state;
-      auto now = clock_type::now();
-      bool on_time = st.ticks.on_time(st.heartbeat_s);
-      if (st.hdl) {
-        if (on_time && now - st.last_heard > seconds_ns(st.timeout_s))
-          disconnect(self, "the superlink was silent for more than " + format_seconds(st.timeout_s));
-        else if (now - st.last_sent >= seconds_ns(st.heartbeat_s) && st.writer.out.empty())
-          send_frame(self, wire::frame_type::ping, {});
-      }
-      self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
-    },
+    [self](heartbeat_atom) { on_heartbeat(self); },
   };
 }
 

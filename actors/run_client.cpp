@@ -8,6 +8,8 @@
 #include <chrono>
 #include <optional>
 
+#include "actors/handshake.hpp"
+#include "actors/link_liveness.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/wire_frame.hpp"
@@ -17,8 +19,6 @@ namespace stamen {
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
 struct run_client_state {
   static inline const char* name = "stamen.run_client";
   run_submission run;
@@ -26,10 +26,7 @@ struct run_client_state {
   caf::actor waiter;
   std::optional<caf::io::connection_handle> hdl;
   wire::frame_assembler frames{64 << 10};
-  double heartbeat_s = 0.5;
-  double timeout_s = 2;
-  clock_type::time_point last_heard, last_sent;
-  heartbeat_ticks ticks;
+  link_liveness alive;  ///< with the superlink's settings once it sent them
 };
 
 using broker_ptr = caf::io::stateful_broker<run_client_state>*;
@@ -46,7 +43,7 @@ void send_frame(broker_ptr self, wire::frame_type t, const std::vector<std::byte
   auto& st = self->state;
   wire::append_frame(self->wr_buf(*st.hdl), t, payload);
   self->flush(*st.hdl);
-  st.last_sent = clock_type::now();
+  st.alive.sent();
 }
 
 void on_frame(broker_ptr self, wire::frame f) {
@@ -55,12 +52,9 @@ void on_frame(broker_ptr self, wire::frame f) {
   switch (f.type) {
     case wire::frame_type::ping: return;
     case wire::frame_type::challenge: {
-      (void) r.str("nonce", 1024);
-      auto hb = r.f64("heartbeat");
-      auto to = hb ? r.f64("timeout") : expected<double>{hb.error()};
-      if (!to) return finish(self, false, "malformed challenge from the superlink: " + to.error().what);
-      st.heartbeat_s = std::max(0.01, *hb);
-      st.timeout_s = std::max(2 * st.heartbeat_s, *to);
+      auto c = wire::read_challenge(f.payload);
+      if (!c) return finish(self, false, "malformed challenge from the superlink: " + c.error().what);
+      st.alive.reset(c->heartbeat_s, c->timeout_s);
       record_dict content;
       content.insert_or_assign("run_config", st.run.run_config);
       auto msg = make_instruction(std::move(content), "query", server_node_id);
@@ -108,13 +102,13 @@ caf::behavior run_client_broker(broker_ptr self, run_submission run,
     return {};
   }
   st.hdl = *hdl;
-  st.last_heard = st.last_sent = clock_type::now();
+  st.alive.restart();
   self->configure_read(*hdl, caf::io::receive_policy::exactly(wire::header_size));
-  self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
+  self->delayed_send(self, st.alive.interval(), heartbeat_atom::value);
   return {
     [self](caf::io::new_data_msg& m) {
       auto& st = self->state;
-      st.last_heard = clock_type::now();
+      st.alive.heard();
       auto f = read_frame(self, m, st.frames);
       if (!f) return finish(self, false, "bad frame from the superlink: " + f.error().what);
       if (*f) on_frame(self, std::move(**f));
@@ -126,12 +120,11 @@ caf::behavior run_client_broker(broker_ptr self, run_submission run,
     [self](heartbeat_atom) {
       auto& st = self->state;
       if (!st.hdl) return;
-      auto now = clock_type::now();
-      bool on_time = st.ticks.on_time(st.heartbeat_s);
-      if (on_time && now - st.last_heard > seconds_ns(st.timeout_s))
+      auto verdict = st.alive.tick();
+      if (verdict == link_liveness::verdict::dead)
         return finish(self, false, "the superlink went silent during the run");
-      if (now - st.last_sent >= seconds_ns(st.heartbeat_s)) send_frame(self, wire::frame_type::ping, {});
-      self->delayed_send(self, seconds_ns(st.heartbeat_s), heartbeat_atom::value);
+      if (verdict == link_liveness::verdict::ping) send_frame(self, wire::frame_type::ping, {});
+      self->delayed_send(self, st.alive.interval(), heartbeat_atom::value);
     },
   };
 }

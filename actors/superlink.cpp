@@ -13,19 +13,20 @@
 #include <unordered_map>
 
 #include "actors/grid_actor.hpp"
+#include "actors/handshake.hpp"
 #include "actors/in_process_grid.hpp"
+#include "actors/link_liveness.hpp"
 #include "actors/node_identity.hpp"
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
-#include "config/app_config.hpp"
-#include "runtime/strategy.hpp"
+#include "runtime/flower_log.hpp"
+#include "runtime/result_json.hpp"
 
 namespace stamen {
 
 namespace {
 
 using caf::io::connection_handle;
-using clock_type = std::chrono::steady_clock;
 
 struct peer {
   enum class role { pending, node, client };
@@ -36,8 +37,7 @@ struct peer {
   supernode_actor proxy;
   wire::frame_assembler frames;
   link_writer writer;
-  clock_type::time_point last_heard;
-  clock_type::time_point last_sent;
+  link_liveness alive;
 };
 
 struct superlink_state {
@@ -54,7 +54,6 @@ struct superlink_state {
   buffer run_config;  ///< encoded, as sent to nodes
   std::optional<connection_handle> submitter;
   std::thread runner;
-  heartbeat_ticks ticks;
 
   ~superlink_state() {
     if (runner.joinable()) runner.detach();  // the process is going down
@@ -69,7 +68,7 @@ void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
   if (p == self->state.peers.end()) return;
   p->second.writer.out.push(t, payload);
   pump(self, hdl, p->second.writer);
-  p->second.last_sent = clock_type::now();
+  p->second.alive.sent();
 }
 
 // Tells a peer why it is refused, then closes its connection.
@@ -142,18 +141,13 @@ supernode_actor::behavior_type node_proxy(supernode_actor::pointer self, caf::ac
 
 void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
   auto& st = self->state;
-  wire::reader r{payload};
-  auto claim = r.u64("claimed node id");
-  auto node_config = claim ? r.str("node config", 16 << 10) : expected<std::string>{claim.error()};
-  auto cert = node_config ? r.str("certificate", 32 << 10) : expected<std::string>{node_config.error()};
-  auto sig = cert ? r.str("signature", 4 << 10) : expected<std::string>{cert.error()};
-  if (!sig) return refuse(self, hdl, "malformed hello: " + sig.error().what, false);
-  if (auto ok = r.finish("hello"); !ok) return refuse(self, hdl, "malformed hello: " + ok.error().what, false);
-  uint64_t node_id = *claim;
+  auto h = wire::read_hello(payload);
+  if (!h) return refuse(self, hdl, "malformed hello: " + h.error().what, false);
+  uint64_t node_id = h->node_id;
   if (st.opts.link.tls || !st.opts.link.allowed_nodes.empty()) {
     // The id is bound to the key that signed this connection's nonce: a node
     // cannot claim another's id, and a restarted node gets its own back.
-    auto who = authenticate_node(*cert, *sig, pr.nonce, st.opts.link);
+    auto who = authenticate_node(h->certificate, h->signature, pr.nonce, st.opts.link);
     if (!who) return refuse(self, hdl, who.error().what, false);
     node_id = who->node_id;
     st.opts.log.info("superlink: " + pr.where + " authenticated as key " +
@@ -177,11 +171,36 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   send_frame(self, hdl, wire::frame_type::accept, w.bytes());
   if (st.running) send_run(self, hdl);
   st.opts.log.info("superlink: node " + std::to_string(node_id) + " joined from " + pr.where +
-                   (node_config->empty() ? "" : " (" + *node_config + ")"));
+                   (h->node_config.empty() ? "" : " (" + h->node_config + ")"));
   self->request(st.grid, caf::infinite, register_atom::value, node_id, pr.proxy)
       .then([self, hdl](bool ok) {
         if (!ok) drop(self, hdl, "the grid refused its id");
       });
+}
+
+// Runs a ServerApp on a thread of its own (it blocks on its grid calls, so
+// never on one of the scheduler's) and tells the broker how it ended.
+// Loading the app (a dlopen that pulls in LibTorch takes a second or two)
+// happens there too: the broker must keep its heartbeats.
+void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor grid,
+                       app_resolver resolve, std::string library, context ctx,
+                       codec_options codec, logger log) {
+  auto app = resolve(library);
+  if (!app) {
+    caf::anon_send(broker, finished_atom::value, false, app.error().what);
+    return;
+  }
+  std::string out;
+  bool ok = true;
+  {
+    caf::scoped_actor scoped{sys};
+    in_process_grid g{scoped.ptr(), grid, ctx.run_id, codec, log};
+    flower_log shown{log};
+    auto result = run_server_app((*app)->server, g, ctx, &shown);
+    ok = static_cast<bool>(result);
+    out = !result ? result.error().what : *result ? to_json(**result) : "{}";
+  }
+  caf::anon_send(broker, finished_atom::value, ok, std::move(out));
 }
 
 void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
@@ -217,33 +236,8 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   ctx.run_id = st.run_id;
   ctx.node_id = server_node_id;
   ctx.run_config = *run_config;
-  // The ServerApp blocks on its grid calls, so it gets a thread of its own
-  // (as in a simulation), never one of the scheduler's.
-  // Loading the app (dlopen of a library that pulls in LibTorch takes a
-  // second or two) happens there too: this broker must keep its heartbeats.
-  st.runner = std::thread([&sys = self->system(), me, grid = st.grid, resolve = st.opts.resolve,
-                           library = *library, ctx = std::move(ctx), codec = st.opts.codec,
-                           log = st.opts.log]() mutable {
-    std::string out;
-    bool ok = true;
-    auto app = resolve(library);
-    if (!app) {
-      caf::anon_send(me, finished_atom::value, false, app.error().what);
-      return;
-    }
-    {
-      caf::scoped_actor scoped{sys};
-      in_process_grid g{scoped.ptr(), grid, ctx.run_id, codec, log};
-      try {
-        (*app)->server.run(g, ctx);
-        out = g.result() ? g.result()->to_json() : "{}";
-      } catch (const std::exception& e) {
-        ok = false;
-        out = std::string{"ServerApp failed: "} + e.what();
-      }
-    }
-    caf::anon_send(me, finished_atom::value, ok, std::move(out));
-  });
+  st.runner = std::thread(run_server_thread, std::ref(self->system()), me, st.grid,
+                          st.opts.resolve, *library, std::move(ctx), st.opts.codec, st.opts.log);
 }
 
 void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
@@ -281,21 +275,86 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
 
 void on_new_connection(broker_ptr self, connection_handle hdl) {
   auto& st = self->state;
+  auto& link = st.opts.link;
   peer pr{peer::role::pending, {}, {}, 0, {},
-          wire::frame_assembler{st.opts.link.max_handshake_frame, st.opts.link.read_chunk},
-          {}, clock_type::now(), clock_type::now()};
+          wire::frame_assembler{link.max_handshake_frame, link.read_chunk},
+          {}, link_liveness{link.heartbeat_s, link.timeout_s}};
   pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
   pr.nonce.resize(32);
   for (auto& c : pr.nonce) c = static_cast<char>(st.rng());
-  wire::writer w;
-  w.str(pr.nonce);
-  w.f64(st.opts.link.heartbeat_s);
-  w.f64(st.opts.link.timeout_s);
-  w.u8(st.opts.link.tls ? 1 : 0);
+  auto challenge = wire::write_challenge({pr.nonce, link.heartbeat_s, link.timeout_s,
+                                          link.tls.has_value()});
   st.peers.emplace(hdl, std::move(pr));
   self->ack_writes(hdl, true);  // drives the outbox
-  send_frame(self, hdl, wire::frame_type::challenge, w.bytes());
+  send_frame(self, hdl, wire::frame_type::challenge, challenge);
   self->configure_read(hdl, caf::io::receive_policy::exactly(wire::header_size));
+}
+
+void on_data(broker_ptr self, caf::io::new_data_msg& m) {
+  auto& st = self->state;
+  auto p = st.peers.find(m.handle);
+  if (p == st.peers.end()) return;
+  p->second.alive.heard();
+  auto f = read_frame(self, m, p->second.frames);
+  if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
+  if (*f) on_frame(self, m.handle, std::move(**f));
+}
+
+// The grid sent an instruction to a node's proxy: it goes out on the node's
+// connection.
+void on_instruct(broker_ptr self, uint64_t node_id, const envelope& e) {
+  auto& st = self->state;
+  auto n = st.by_node.find(node_id);
+  if (n == st.by_node.end()) return;  // gone: its proxy's death answers for this
+  auto p = st.peers.find(n->second);
+  if (p == st.peers.end()) return;
+  p->second.writer.out.push_envelope(wire::frame_type::instruct, e);
+  pump(self, n->second, p->second.writer);
+  p->second.alive.sent();
+}
+
+void on_transferred(broker_ptr self, caf::io::data_transferred_msg& m) {
+  auto p = self->state.peers.find(m.handle);
+  if (p == self->state.peers.end()) return;
+  p->second.writer.in_flight = m.remaining;
+  pump(self, m.handle, p->second.writer);
+  // Bytes leaving count as life: a peer reading a large frame is not
+  // silent towards us, and we are not silent towards it.
+  p->second.alive.sent();
+}
+
+void on_run_finished(broker_ptr self, bool ok, const std::string& out) {
+  auto& st = self->state;
+  logger::set_tee({});
+  if (st.runner.joinable()) st.runner.join();
+  st.opts.log.info("superlink: run " + std::to_string(st.run_id) +
+                   (ok ? " finished" : " failed: " + out));
+  if (st.submitter) {
+    wire::writer w;
+    w.u8(ok ? 1 : 0);
+    w.str(out);
+    send_frame(self, *st.submitter, wire::frame_type::result, w.bytes());
+  }
+  st.running = false;
+  st.submitter.reset();
+}
+
+void on_heartbeat(broker_ptr self) {
+  auto& st = self->state;
+  std::vector<connection_handle> dead;
+  for (auto& [hdl, pr] : st.peers) {
+    switch (pr.alive.tick(pr.writer.out.empty())) {
+      case link_liveness::verdict::dead: dead.push_back(hdl); break;
+      case link_liveness::verdict::ping:
+        pr.writer.out.push(wire::frame_type::ping, {});
+        pump(self, hdl, pr.writer);
+        break;
+      case link_liveness::verdict::quiet: break;
+    }
+  }
+  for (auto& hdl : dead)
+    drop(self, hdl, "silent for more than " + format_seconds(st.opts.link.timeout_s));
+  self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
 }
 
 caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_actor grid) {
@@ -315,38 +374,13 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       return *p;
     },
     [self](const caf::io::new_connection_msg& m) { on_new_connection(self, m.handle); },
-    [self](caf::io::new_data_msg& m) {
-      auto& st = self->state;
-      auto p = st.peers.find(m.handle);
-      if (p == st.peers.end()) return;
-      p->second.last_heard = clock_type::now();
-      auto f = read_frame(self, m, p->second.frames);
-      if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
-      if (*f) on_frame(self, m.handle, std::move(**f));
-    },
+    [self](caf::io::new_data_msg& m) { on_data(self, m); },
     [self](const caf::io::connection_closed_msg& m) { drop(self, m.handle, "connection closed"); },
     [self](const caf::io::acceptor_closed_msg&) {
       self->state.opts.log.error("superlink: the listening socket closed");
     },
-    [self](instruct_atom, uint64_t node_id, const envelope& e) {
-      auto& st = self->state;
-      auto n = st.by_node.find(node_id);
-      if (n == st.by_node.end()) return;  // gone: its proxy's death answers for this
-      auto p = st.peers.find(n->second);
-      if (p == st.peers.end()) return;
-      p->second.writer.out.push_envelope(wire::frame_type::instruct, e);
-      pump(self, n->second, p->second.writer);
-      p->second.last_sent = clock_type::now();
-    },
-    [self](caf::io::data_transferred_msg& m) {
-      auto p = self->state.peers.find(m.handle);
-      if (p == self->state.peers.end()) return;
-      p->second.writer.in_flight = m.remaining;
-      pump(self, m.handle, p->second.writer);
-      // Bytes leaving count as life: a peer reading a large frame is not
-      // silent towards us, and we are not silent towards it.
-      p->second.last_sent = clock_type::now();
-    },
+    [self](instruct_atom, uint64_t node_id, const envelope& e) { on_instruct(self, node_id, e); },
+    [self](caf::io::data_transferred_msg& m) { on_transferred(self, m); },
     [self](log_atom, const std::string& line) {
       auto& st = self->state;
       if (!st.submitter) return;
@@ -354,43 +388,8 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       w.str(line);
       send_frame(self, *st.submitter, wire::frame_type::log, w.bytes());
     },
-    [self](finished_atom, bool ok, const std::string& out) {
-      auto& st = self->state;
-      logger::set_tee({});
-      if (st.runner.joinable()) st.runner.join();
-      st.opts.log.info("superlink: run " + std::to_string(st.run_id) +
-                       (ok ? " finished" : " failed: " + out));
-      if (st.submitter) {
-        wire::writer w;
-        w.u8(ok ? 1 : 0);
-        w.str(out);
-        send_frame(self, *st.submitter, wire::frame_type::result, w.bytes());
-      }
-      st.running = false;
-      st.submitter.reset();
-    },
-    [self](heartbeat_atom) {
-      auto& st = self->state;
-      auto now = clock_type::now();
-      auto timeout = seconds_ns(st.opts.link.timeout_s);
-      auto beat = seconds_ns(st.opts.link.heartbeat_s);
-      bool on_time = st.ticks.on_time(st.opts.link.heartbeat_s);
-      std::vector<connection_handle> dead;
-      for (auto& [hdl, pr] : st.peers) {
-        if (on_time && now - pr.last_heard > timeout) {
-          dead.push_back(hdl);
-          continue;
-        }
-        if (now - pr.last_sent >= beat && pr.writer.out.empty()) {
-          pr.writer.out.push(wire::frame_type::ping, {});
-          pump(self, hdl, pr.writer);
-          pr.last_sent = now;
-        }
-      }
-      for (auto& hdl : dead)
-        drop(self, hdl, "silent for more than " + format_seconds(st.opts.link.timeout_s));
-      self->delayed_send(self, beat, heartbeat_atom::value);
-    },
+    [self](finished_atom, bool ok, const std::string& out) { on_run_finished(self, ok, out); },
+    [self](heartbeat_atom) { on_heartbeat(self); },
   };
 }
 
@@ -399,7 +398,7 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
 expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts) {
   if (opts.link.tls)
     if (auto ok = check_tls_files(*opts.link.tls); !ok) return ok.error();
-  auto grid = sys.spawn(grid_behavior, opts.codec, opts.log, nullptr);
+  auto grid = sys.spawn(grid_behavior, opts.codec, opts.log);
   auto port = opts.port;
   auto bind = opts.bind;
   auto tls = opts.link.tls;

@@ -265,13 +265,6 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-bool heartbeat_ticks::on_time(double heartbeat_s) {
-  auto now = std::chrono::steady_clock::now();
-  bool ok = now - last_ < 2 * seconds_ns(heartbeat_s) + std::chrono::milliseconds(100);
-  last_ = now;
-  return ok;
-}
-
 expected<std::optional<wire::frame>> read_frame(caf::io::abstract_broker* self,
                                                 caf::io::new_data_msg& m,
                                                 wire::frame_assembler& frames) {

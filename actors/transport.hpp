@@ -64,18 +64,6 @@ std::chrono::nanoseconds seconds_ns(double s);
 /// "2.00s", for log lines.
 std::string format_seconds(double s);
 
-/// A broker's heartbeat ticks. A tick that comes late means the broker was
-/// busy (copying a large frame, say): what its peers sent meanwhile is still
-/// unread, so their silence must not be judged on that tick.
-class heartbeat_ticks {
- public:
-  /// Records a tick; true when it came within two intervals of the last.
-  bool on_time(double heartbeat_s);
-
- private:
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
-
 /// Splits "host:port"; fails with a message naming `what` otherwise.
 expected<std::pair<std::string, uint16_t>> parse_address(const std::string& address,
                                                          const std::string& what);
