@@ -1,4 +1,4 @@
-#include "runtime/app_loader.hpp"
+#include "cli/app_loader.hpp"
 
 #include <dlfcn.h>
 

@@ -1,4 +1,4 @@
-#include "runtime/cluster.hpp"
+#include "cli/cluster.hpp"
 
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
@@ -14,7 +14,7 @@
 #include "actors/run_client.hpp"
 #include "actors/superlink.hpp"
 #include "actors/transport.hpp"
-#include "runtime/app_loader.hpp"
+#include "cli/app_loader.hpp"
 
 namespace stamen {
 

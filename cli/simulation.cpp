@@ -1,4 +1,4 @@
-#include "runtime/simulation.hpp"
+#include "cli/simulation.hpp"
 
 #include <random>
 #include <thread>
@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "actors/federation.hpp"
+#include "runtime/flower_log.hpp"
 
 namespace stamen {
 
@@ -62,7 +63,8 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   server_ctx.run_id = std::random_device{}() | 1;
   server_ctx.node_id = server_node_id;
   server_ctx.run_config = run_config;
-  auto result = f.run(app.server, std::move(server_ctx));
+  flower_log shown{log};
+  auto result = f.run(app.server, std::move(server_ctx), &shown);
   if (opts.faults && injected) *injected = opts.faults->events();
   return result;
 }

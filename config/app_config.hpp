@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "actors/link_options.hpp"
+#include "config/tls_files.hpp"
 #include "messages/config_record.hpp"
 #include "messages/expected.hpp"
 #include "messages/ordered_map.hpp"
