@@ -43,27 +43,42 @@ expected<double> number(const toml::value& v, const std::string& key, double lo,
   return x;
 }
 
-expected<fault_rule> parse_rule(const toml::value& t) {
-  static const std::set<std::string> keys{"action", "nodes",    "fraction",    "rounds", "phase",
-                                          "when",   "delay-ms", "probability", "target"};
-  if (!t.is_table()) return bad("a [[faults.rule]] must be a table", t, "here");
-  for (auto& [k, v] : t.as_table())
-    if (keys.count(k) == 0)
-      return bad("unknown key '" + k + "' in [[faults.rule]]", v,
-                 "expected action, nodes, fraction, rounds, phase, when, delay-ms, probability "
-                 "or target");
-  fault_rule r;
+// Sets `out` from `t[key]` when the key is there; fails on a value not listed.
+template <class Enum>
+expected<void> optional_choice(const toml::value& t, const char* key, Enum& out,
+                               std::initializer_list<std::pair<const char*, Enum>> choices) {
+  if (!t.contains(key)) return {};
+  auto v = one_of<Enum>(toml::find(t, key), key, choices);
+  if (!v) return v.error();
+  out = *v;
+  return {};
+}
+
+// Sets `out` from `t[key]` when the key is there; fails outside [lo, hi].
+expected<void> optional_number(const toml::value& t, const char* key, double& out, double lo,
+                               double hi) {
+  if (!t.contains(key)) return {};
+  auto x = number(toml::find(t, key), key, lo, hi);
+  if (!x) return x.error();
+  out = *x;
+  return {};
+}
+
+expected<fault_action> parse_action(const toml::value& t) {
   if (!t.contains("action")) return bad("[[faults.rule]] needs an 'action'", t, "here");
-  auto action = one_of<fault_action>(toml::find(t, "action"), "action",
-                                     {{"crash", fault_action::crash},
-                                      {"drop", fault_action::drop},
-                                      {"delay", fault_action::delay},
-                                      {"duplicate", fault_action::duplicate},
-                                      {"corrupt", fault_action::corrupt},
-                                      {"slow", fault_action::slow},
-                                      {"partition", fault_action::partition}});
-  if (!action) return action.error();
-  r.action = *action;
+  return one_of<fault_action>(toml::find(t, "action"), "action",
+                              {{"crash", fault_action::crash},
+                               {"drop", fault_action::drop},
+                               {"delay", fault_action::delay},
+                               {"duplicate", fault_action::duplicate},
+                               {"corrupt", fault_action::corrupt},
+                               {"slow", fault_action::slow},
+                               {"partition", fault_action::partition}});
+}
+
+// Which nodes and rounds a rule hits: `nodes` (a list or "all") or
+// `fraction`, and `rounds` (a list or "every").
+expected<void> parse_targets(const toml::value& t, fault_rule& r) {
   bool has_nodes = t.contains("nodes"), has_fraction = t.contains("fraction");
   if (has_nodes == has_fraction)
     return bad("[[faults.rule]] needs exactly one of 'nodes' and 'fraction'", t, "here");
@@ -76,10 +91,8 @@ expected<fault_rule> parse_rule(const toml::value& t) {
       if (!xs) return xs.error();
       r.nodes = std::move(*xs);
     }
-  } else {
-    auto f = number(toml::find(t, "fraction"), "fraction", 0, 1);
-    if (!f) return f.error();
-    r.fraction = *f;
+  } else if (auto ok = optional_number(t, "fraction", r.fraction, 0, 1); !ok) {
+    return ok;
   }
   if (t.contains("rounds")) {
     auto& v = toml::find(t, "rounds");
@@ -89,39 +102,47 @@ expected<fault_rule> parse_rule(const toml::value& t) {
       r.rounds = std::move(*xs);
     }
   }
-  if (t.contains("phase")) {
-    auto p = one_of<fault_phase>(toml::find(t, "phase"), "phase",
-                                 {{"train", fault_phase::train},
-                                  {"evaluate", fault_phase::evaluate},
-                                  {"any", fault_phase::any}});
-    if (!p) return p.error();
-    r.phase = *p;
-  }
-  if (t.contains("when")) {
-    auto w = one_of<crash_point>(toml::find(t, "when"), "when",
-                                 {{"before", crash_point::before},
-                                  {"during", crash_point::during},
-                                  {"after", crash_point::after}});
-    if (!w) return w.error();
-    r.when = *w;
-  }
-  if (t.contains("target")) {
-    auto d = one_of<drop_target>(toml::find(t, "target"), "target",
-                                 {{"instruction", drop_target::instruction},
-                                  {"reply", drop_target::reply}});
-    if (!d) return d.error();
-    r.target = *d;
-  }
-  if (t.contains("delay-ms")) {
-    auto d = number(toml::find(t, "delay-ms"), "delay-ms", 0, 3.6e6);
-    if (!d) return d.error();
-    r.delay_ms = *d;
-  }
-  if (t.contains("probability")) {
-    auto p = number(toml::find(t, "probability"), "probability", 0, 1);
-    if (!p) return p.error();
-    r.probability = *p;
-  }
+  return {};
+}
+
+// How the rule acts: phase, crash point, drop target, delay and probability.
+expected<void> parse_manner(const toml::value& t, fault_rule& r) {
+  if (auto ok = optional_choice<fault_phase>(t, "phase", r.phase,
+                                             {{"train", fault_phase::train},
+                                              {"evaluate", fault_phase::evaluate},
+                                              {"any", fault_phase::any}});
+      !ok)
+    return ok;
+  if (auto ok = optional_choice<crash_point>(t, "when", r.when,
+                                             {{"before", crash_point::before},
+                                              {"during", crash_point::during},
+                                              {"after", crash_point::after}});
+      !ok)
+    return ok;
+  if (auto ok = optional_choice<drop_target>(t, "target", r.target,
+                                             {{"instruction", drop_target::instruction},
+                                              {"reply", drop_target::reply}});
+      !ok)
+    return ok;
+  if (auto ok = optional_number(t, "delay-ms", r.delay_ms, 0, 3.6e6); !ok) return ok;
+  return optional_number(t, "probability", r.probability, 0, 1);
+}
+
+expected<fault_rule> parse_rule(const toml::value& t) {
+  static const std::set<std::string> keys{"action", "nodes",    "fraction",    "rounds", "phase",
+                                          "when",   "delay-ms", "probability", "target"};
+  if (!t.is_table()) return bad("a [[faults.rule]] must be a table", t, "here");
+  for (auto& [k, v] : t.as_table())
+    if (keys.count(k) == 0)
+      return bad("unknown key '" + k + "' in [[faults.rule]]", v,
+                 "expected action, nodes, fraction, rounds, phase, when, delay-ms, probability "
+                 "or target");
+  fault_rule r;
+  auto action = parse_action(t);
+  if (!action) return action.error();
+  r.action = *action;
+  if (auto ok = parse_targets(t, r); !ok) return ok.error();
+  if (auto ok = parse_manner(t, r); !ok) return ok.error();
   if ((r.action == fault_action::delay || r.action == fault_action::slow) && r.delay_ms <= 0)
     return bad("a '" + std::string{to_string(r.action)} + "' rule needs delay-ms > 0", t, "here");
   return r;
