@@ -113,13 +113,86 @@ expected<config_value> coerce(const std::string& key, const config_value& declar
                         ", got " + type_name(value) + " (" + to_string(value) + ")");
 }
 
-expected<config_record> table_to_record(const toml::value& table, const std::string& prefix = "") {
+// `key = { default = ..., min = ..., ... }`: a table with a default is a
+// value with its domain, not a nested table.
+bool declares_domain(const toml::value& v) { return v.is_table() && v.contains("default"); }
+
+expected<double> bound(const toml::value& v, const std::string& what) {
+  if (v.is_integer()) return static_cast<double>(v.as_integer());
+  if (v.is_floating()) return v.as_floating();
+  return config_failure(located(what + " must be a number", v, "here"));
+}
+
+expected<bool> flag(const toml::value& v, const std::string& what) {
+  if (v.is_boolean()) return v.as_boolean();
+  return config_failure(located(what + " must be true or false", v, "here"));
+}
+
+// Parses `{ default = ..., min, max, exclusive-min, exclusive-max, choices }`
+// into the default value and its domain; the default must lie in it.
+expected<std::pair<config_value, value_domain>> parse_domain(const toml::value& t,
+                                                             const std::string& key) {
+  static const std::set<std::string> keys{"default", "min", "max", "exclusive-min",
+                                          "exclusive-max", "choices"};
+  for (auto& [k, v] : t.as_table())
+    if (keys.count(k) == 0)
+      return config_failure(located("unknown key '" + k + "' in the domain of '" + key + "'", v,
+                                    "expected default, min, max, exclusive-min, exclusive-max "
+                                    "or choices"));
+  auto def = to_config_value(toml::find(t, "default"), key);
+  if (!def) return def.error();
+  value_domain d;
+  auto what = [&](const char* k) { return "'" + std::string{k} + "' of '" + key + "'"; };
+  for (auto* k : {"min", "max"}) {
+    if (!t.contains(k)) continue;
+    auto x = bound(toml::find(t, k), what(k));
+    if (!x) return x.error();
+    (std::string{k} == "min" ? d.min : d.max) = *x;
+  }
+  for (auto* k : {"exclusive-min", "exclusive-max"}) {
+    if (!t.contains(k)) continue;
+    auto x = flag(toml::find(t, k), what(k));
+    if (!x) return x.error();
+    (std::string{k} == "exclusive-min" ? d.exclusive_min : d.exclusive_max) = *x;
+  }
+  if ((d.min || d.max) && !std::holds_alternative<int64_t>(*def) &&
+      !std::holds_alternative<double>(*def) &&
+      !std::holds_alternative<std::vector<int64_t>>(*def) &&
+      !std::holds_alternative<std::vector<double>>(*def))
+    return config_failure(located("'" + key + "' has bounds but its default is not a number",
+                                  toml::find(t, "default"), "here"));
+  if (t.contains("choices")) {
+    auto& cs = toml::find(t, "choices");
+    if (!cs.is_array() || cs.as_array().empty())
+      return config_failure(located(what("choices") + " must be a non-empty list", cs, "here"));
+    for (auto& c : cs.as_array()) {
+      auto cv = to_config_value(c, key);
+      if (!cv) return cv.error();
+      d.choices.push_back(std::move(*cv));
+    }
+  }
+  if (auto ok = check_value(key, *def, d); !ok)
+    return config_failure(located("the default of '" + key + "' is out of its domain (" +
+                                      describe(d) + ")",
+                                  toml::find(t, "default"), "here"));
+  return std::pair{std::move(*def), std::move(d)};
+}
+
+expected<config_record> table_to_record(const toml::value& table, const std::string& prefix = "",
+                                        ordered_map<value_domain>* domains = nullptr) {
   config_record out;
   for (auto& k : keys_in_file_order(table)) {
     auto& v = toml::find(table, k);
     auto key = prefix.empty() ? k : prefix + "." + k;
+    if (domains != nullptr && declares_domain(v)) {
+      auto dv = parse_domain(v, key);
+      if (!dv) return dv.error();
+      out.insert_or_assign(key, std::move(dv->first));
+      if (!dv->second.empty()) domains->insert_or_assign(key, std::move(dv->second));
+      continue;
+    }
     if (v.is_table()) {  // nested tables flatten to dotted keys, as Flower does
-      auto sub = table_to_record(v, key);
+      auto sub = table_to_record(v, key, domains);
       if (!sub) return sub.error();
       for (auto& [sk, sv] : *sub) out.insert_or_assign(sk, sv);
       continue;
@@ -241,7 +314,7 @@ expected<app_config> parse_app_config(const toml::value& root, const fs::path& d
     return config_failure(e.what());
   }
   if (app.contains("config")) {
-    auto rc = table_to_record(toml::find(app, "config"));
+    auto rc = table_to_record(toml::find(app, "config"), "", &cfg.domains);
     if (!rc) return rc.error();
     cfg.run_config = std::move(*rc);
   }
@@ -302,6 +375,26 @@ expected<app_config> load_app_config(const fs::path& app_dir) {
     // toml11 puts the file, line and a caret under the offending text in what().
     return config_failure(e.what());
   }
+}
+
+expected<void> check_run_config(const config_record& run_config,
+                                const ordered_map<value_domain>& domains) {
+  for (auto& [key, d] : domains)
+    if (auto* v = run_config.get(key))
+      if (auto ok = check_value(key, *v, d); !ok) return ok;
+  return {};
+}
+
+expected<void> check_fault_plan(const fault_plan& plan, const federation_config& fed) {
+  for (size_t r = 0; r < plan.rules.size(); ++r)
+    for (auto n : plan.rules[r].nodes)
+      if (n < 0 || static_cast<size_t>(n) >= fed.num_supernodes)
+        return config_failure("fault rule " + std::to_string(r + 1) + " (" +
+                              to_string(plan.rules[r].action) + ") names node " +
+                              std::to_string(n) + ", but federation '" + fed.name + "' has " +
+                              std::to_string(fed.num_supernodes) + " SuperNodes (0 to " +
+                              std::to_string(fed.num_supernodes - 1) + ")");
+  return {};
 }
 
 expected<fault_plan> load_fault_plan(const fs::path& file) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/tls_files.hpp"
+#include "config/value_domain.hpp"
 #include "messages/config_record.hpp"
 #include "messages/expected.hpp"
 #include "messages/ordered_map.hpp"
@@ -38,6 +39,8 @@ struct app_config {
   std::string library;
   /// [app.config], in file order: the run config a ServerApp and ClientApps see.
   config_record run_config;
+  /// The domains declared in [app.config] (`key = { default = ..., min = ... }`).
+  ordered_map<value_domain> domains;
   std::string default_federation;
   ordered_map<federation_config> federations;
   /// [faults]: what to inject into runs of this app (empty: nothing).
@@ -63,6 +66,16 @@ expected<void> apply_run_config_overrides(config_record& run_config, const std::
 /// root-certificates, certificate, private-key, num-supernodes,
 /// compute-threads, seed. Unknown keys and wrong types are errors.
 expected<void> apply_federation_overrides(federation_config& fed, const std::string& spec);
+
+/// Checks every run-config value that has a declared domain (after
+/// overrides, before anything starts); the failure names the key, the value
+/// and the domain.
+expected<void> check_run_config(const config_record& run_config,
+                                const ordered_map<value_domain>& domains);
+
+/// Checks a fault plan against the federation it will run on: every node
+/// index a rule lists must exist among its `num_nodes` SuperNodes.
+expected<void> check_fault_plan(const fault_plan& plan, const federation_config& fed);
 
 /// Loads a fault plan from the [faults] table of a TOML file (--faults FILE).
 expected<fault_plan> load_fault_plan(const std::filesystem::path& file);
