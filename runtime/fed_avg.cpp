@@ -133,6 +133,28 @@ const metric_record* first_metrics(const message& reply) {
   return nullptr;
 }
 
+// Metric records keyed by the node that sent them. Aggregated in node order,
+// not arrival order, so that the same replies give the same bits whatever
+// order the threads delivered them in.
+class metric_records {
+ public:
+  void add(const message& reply) {
+    if (auto* m = first_metrics(reply)) records_.emplace_back(reply.meta().src_node_id, *m);
+  }
+  bool empty() const { return records_.empty(); }
+  std::vector<metric_record> in_node_order() {
+    std::stable_sort(records_.begin(), records_.end(),
+                     [](auto& a, auto& b) { return a.first < b.first; });
+    std::vector<metric_record> out;
+    out.reserve(records_.size());
+    for (auto& [node, m] : records_) out.push_back(std::move(m));
+    return out;
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, metric_record>> records_;
+};
+
 class fed_avg_train_aggregator : public train_aggregator {
  public:
   fed_avg_train_aggregator(const fed_avg_options& opts, const array_record& current)
@@ -157,7 +179,7 @@ class fed_avg_train_aggregator : public train_aggregator {
       ++i;
     }
     total_ += *weight;
-    if (auto* m = first_metrics(reply)) metrics_.push_back(*m);
+    metrics_.add(reply);
     return {};
   }
 
@@ -169,7 +191,7 @@ class fed_avg_train_aggregator : public train_aggregator {
     for (auto& [k, a] : layout_) result.insert_or_assign(k, finish_any(a, sums_[i++], total_));
     out.arrays = std::move(result);
     if (opts_.train_metrics_aggr_fn && !metrics_.empty())
-      out.metrics = opts_.train_metrics_aggr_fn(metrics_, opts_.weighted_by_key);
+      out.metrics = opts_.train_metrics_aggr_fn(metrics_.in_node_order(), opts_.weighted_by_key);
     return out;
   }
 
@@ -204,7 +226,7 @@ class fed_avg_train_aggregator : public train_aggregator {
   array_record layout_;
   std::vector<running_sum> sums_;
   double total_ = 0;
-  std::vector<metric_record> metrics_;
+  metric_records metrics_;
 };
 
 class fed_avg_evaluate_aggregator : public evaluate_aggregator {
@@ -214,18 +236,18 @@ class fed_avg_evaluate_aggregator : public evaluate_aggregator {
   expected<void> accept(const message& reply) override {
     auto weight = reply_weight(reply, opts_.weighted_by_key);
     if (!weight) return weight.error();
-    metrics_.push_back(*first_metrics(reply));
+    metrics_.add(reply);
     return {};
   }
 
   std::optional<metric_record> finish() override {
     if (metrics_.empty() || !opts_.evaluate_metrics_aggr_fn) return std::nullopt;
-    return opts_.evaluate_metrics_aggr_fn(metrics_, opts_.weighted_by_key);
+    return opts_.evaluate_metrics_aggr_fn(metrics_.in_node_order(), opts_.weighted_by_key);
   }
 
  private:
   const fed_avg_options& opts_;
-  std::vector<metric_record> metrics_;
+  metric_records metrics_;
 };
 
 }  // namespace

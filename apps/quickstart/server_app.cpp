@@ -21,7 +21,8 @@ server_app make_server_app() {
     if (rc.contains("round-timeout")) opts.min_available_timeout_s = config_double(rc, "round-timeout");
     fed_avg strategy{opts};
 
-    model global{shape_of(config_string(rc, "dataset"))};
+    // The initial model is drawn from the run's seed: same seed, same run.
+    model global{shape_of(config_string(rc, "dataset")), static_cast<uint64_t>(config_int(rc, "seed"))};
     auto result = strategy.start(g, global.arrays(),
                                  static_cast<int>(config_int(rc, "num-server-rounds")),
                                  rc.contains("round-timeout") ? config_double(rc, "round-timeout") : 3600.0,

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <random>
 
@@ -147,7 +148,19 @@ struct model::impl {
   torch::Device device;
 };
 
-model::model(image_shape shape) : impl_(std::make_unique<impl>(shape)) {}
+model::model(image_shape shape, std::optional<uint64_t> seed) {
+  if (!seed) {
+    impl_ = std::make_unique<impl>(shape);
+    return;
+  }
+  // LibTorch's module initializers draw from its global generator, which
+  // starts from a random seed: seeding it, under a lock so that no other
+  // thread's draws interleave, makes the initial weights a function of the seed.
+  static std::mutex global_generator;
+  std::lock_guard<std::mutex> guard{global_generator};
+  torch::manual_seed(*seed);
+  impl_ = std::make_unique<impl>(shape);
+}
 model::~model() = default;
 
 array_record model::arrays() const { return stamen::state_dict_to_arrays(*impl_->net); }

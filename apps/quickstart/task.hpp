@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -66,7 +67,10 @@ class data_store {
 /// The tutorial's CNN on the best device (CUDA when available, else CPU).
 class model {
  public:
-  explicit model(image_shape shape);
+  /// A Net with LibTorch's default initialization. With a seed, the initial
+  /// weights are drawn from it (the same seed, the same weights); without,
+  /// from whatever state torch's global generator is in.
+  explicit model(image_shape shape, std::optional<uint64_t> seed = std::nullopt);
   ~model();
   model(const model&) = delete;
   model& operator=(const model&) = delete;
