@@ -3,6 +3,8 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <chrono>
+
 namespace stamen {
 
 envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
@@ -30,6 +32,17 @@ envelope answer_instruction(const client_app& app, context& ctx, const envelope&
   return envelope{reply.meta().message_id, in.message_id, node_id, 0, std::move(*bytes)};
 }
 
+envelope expired_reply(const envelope& in, uint64_t node_id, uint64_t seq,
+                       const codec_options& codec) {
+  auto err = make_error_reply_to(in.message_id, node_id,
+                                 {error_code::reply_unavailable,
+                                  "node " + std::to_string(node_id) +
+                                      " got the instruction after its deadline"});
+  err.meta().message_id = std::to_string(node_id) + "-" + std::to_string(seq);
+  auto bytes = encode(err, codec);
+  return envelope{err.meta().message_id, in.message_id, node_id, 0, std::move(*bytes), {}};
+}
+
 supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
                                          supernode_config cfg, node_uplink_actor grid) {
   auto& st = self->state;
@@ -46,16 +59,31 @@ supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_poin
       });
   auto start_next = [self] {
     auto& st = self->state;
-    if (st.busy || st.queue.empty()) return;
-    st.busy = true;
-    auto in = std::move(st.queue.front());
-    st.queue.pop_front();
-    // The job holds what it needs by value or shared pointer: it may outlive
-    // this actor (a node killed mid-training), and then its reply is dropped.
-    st.pool->post([me = supernode_actor{self}, app = st.app, ctx = st.ctx, in = std::move(in),
-                   id = st.node_id, seq = st.replies++, codec = st.codec] {
-      caf::anon_send(me, done_atom::value, answer_instruction(*app, *ctx, in, id, seq, codec));
-    });
+    while (!st.busy && !st.queue.empty()) {
+      auto in = std::move(st.queue.front());
+      st.queue.pop_front();
+      double left = in.deadline > 0 ? in.deadline - now_seconds() : 0;
+      if (in.deadline > 0 && left <= 0) {
+        // Its round is over: no one waits for the reply, so no compute is spent.
+        self->send(st.grid, reply_atom::value,
+                   expired_reply(in, st.node_id, st.replies++, st.codec));
+        continue;
+      }
+      st.busy = true;
+      auto deadline = in.deadline > 0
+                          ? compute_pool::clock_type::now() +
+                                std::chrono::duration_cast<compute_pool::clock_type::duration>(
+                                    std::chrono::duration<double>(left))
+                          : compute_pool::clock_type::time_point::max();
+      // The job holds what it needs by value or shared pointer: it may outlive
+      // this actor (a node killed mid-training), and then its reply is dropped.
+      st.pool->post(
+          [me = supernode_actor{self}, app = st.app, ctx = st.ctx, in = std::move(in),
+           id = st.node_id, seq = st.replies++, codec = st.codec] {
+            caf::anon_send(me, done_atom::value, answer_instruction(*app, *ctx, in, id, seq, codec));
+          },
+          deadline);
+    }
   };
   return {
     [self, start_next](instruct_atom, envelope& in) {

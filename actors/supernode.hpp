@@ -42,6 +42,10 @@ struct supernode_state {
 supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
                                          supernode_config cfg, node_uplink_actor grid);
 
+/// The error reply for an instruction that waited past its deadline.
+envelope expired_reply(const envelope& in, uint64_t node_id, uint64_t seq,
+                       const codec_options& codec);
+
 /// Runs one encoded instruction through `app` and returns the encoded reply.
 /// Never throws: undecodable input or an unencodable reply yields an error reply.
 envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
