@@ -67,10 +67,13 @@ size_t federation::wait_for_nodes(size_t n, double timeout_s) {
 }
 
 expected<std::optional<strategy_result>> federation::run(const server_app& app, context ctx,
-                                                         run_observer* events) {
+                                                         run_observer* events, run_stop* stop) {
   caf::scoped_actor self{sys_};
   in_process_grid g{self.ptr(), grid_, ctx.run_id, opts_.codec, opts_.log};
-  return run_server_app(app, g, ctx, events);
+  if (stop) stop->set_interrupt([&g] { g.interrupt(); });
+  auto result = run_server_app(app, g, ctx, events, stop);
+  if (stop) stop->set_interrupt({});
+  return result;
 }
 
 }  // namespace stamen

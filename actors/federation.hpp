@@ -69,10 +69,12 @@ class federation {
 
   /// Runs the ServerApp's main on the calling thread, which becomes a blocking
   /// actor talking to the grid, with the run's events going to `events` (if
-  /// given). Exceptions from main end here as a failure. Returns what its
-  /// strategy reported at the end, if anything.
+  /// given); a request on `stop` (from any thread) ends the run after the
+  /// phase in flight, which it cuts short. Exceptions from main end here as a
+  /// failure. Returns what its strategy reported at the end, if anything.
   expected<std::optional<strategy_result>> run(const server_app& app, context ctx,
-                                               run_observer* events = nullptr);
+                                               run_observer* events = nullptr,
+                                               run_stop* stop = nullptr);
 
  private:
   caf::actor_system& sys_;

@@ -1,6 +1,7 @@
 #include "actors/in_process_grid.hpp"
 
 #include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
 
 #include <chrono>
 #include <unordered_map>
@@ -115,16 +116,29 @@ stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double
   auto stream =
       self_->system().spawn(reply_stream_behavior, &sink, ids, to_timespan(timeout_s), codec_);
   self_->send(grid_, stream_atom::value, std::move(envs), stream);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    current_ = stream;
+  }
   std::vector<std::string> missing;
   self_->request(stream, caf::infinite, await_atom::value)
       .receive([&](std::vector<std::string>& xs) { missing = std::move(xs); },
                [&](caf::error& err) { fail_call("send_and_stream", err, self_->system()); });
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    current_ = reply_stream_actor{};
+  }
   report.replied = report.sent - missing.size();
   for (auto& id : missing) report.timed_out.emplace_back(id, node_of[id]);
   // The batch is closed: the grid forgets its instructions, so that late or
   // second replies are dropped there and nothing of the batch is kept.
   if (!ids.empty()) self_->send(grid_, cancel_atom::value, std::move(ids));
   return report;
+}
+
+void in_process_grid::interrupt() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (current_) caf::anon_send(current_, deadline_atom::value);
 }
 
 }  // namespace stamen

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 
 #include <caf/actor_system.hpp>
 #include <caf/blocking_actor.hpp>
@@ -27,6 +28,11 @@ class in_process_grid : public grid {
   stream_report send_and_stream(std::vector<message> msgs, double timeout_s,
                                 reply_sink& sink) override;
 
+  /// Closes the batch in flight now, as if its deadline had passed (its
+  /// instructions without a reply count as timed out). Thread-safe: this is
+  /// how a stopped run cuts its phase short.
+  void interrupt();
+
  private:
   /// Gives each message an id and encodes it; a message that cannot be
   /// encoded is logged and left out.
@@ -38,6 +44,8 @@ class in_process_grid : public grid {
   codec_options codec_;
   logger log_;
   uint64_t next_id_ = 0;
+  std::mutex mtx_;
+  reply_stream_actor current_;  ///< the batch in flight, if any
 };
 
 }  // namespace stamen

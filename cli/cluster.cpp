@@ -4,9 +4,7 @@
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
-#include <csignal>
 #include <iostream>
-#include <pthread.h>
 #include <thread>
 
 #include "actors/federation.hpp"
@@ -15,6 +13,7 @@
 #include "actors/superlink.hpp"
 #include "actors/transport.hpp"
 #include "cli/app_loader.hpp"
+#include "cli/signals.hpp"
 
 namespace stamen {
 
@@ -45,24 +44,9 @@ bool tls_files_usable(const std::optional<tls_files>& tls, const std::string& wh
   return static_cast<bool>(ok);
 }
 
-// Blocks SIGINT and SIGTERM in every thread (call before any starts), so
-// that one thread can wait for them with sigwait.
-sigset_t block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
-}
-
 // Runs until `actor` ends or a stop signal arrives (which ends it).
 bool wait_for(caf::actor_system& sys, const caf::actor& actor, sigset_t set) {
-  std::thread([set, actor]() mutable {
-    int sig = 0;
-    sigwait(&set, &sig);
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-  }).detach();
+  on_stop_signal(set, [actor](int) { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); });
   caf::scoped_actor self{sys};
   self->monitor(actor);
   bool clean = true;

@@ -2,8 +2,10 @@
 // in its own file (run_command, cluster); this one only parses.
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 
+#include "actors/compute_pool.hpp"
 #include "actors/node_identity.hpp"
 #include "cli/cluster.hpp"
 #include "cli/run_command.hpp"
@@ -105,7 +107,16 @@ int main(int argc, char** argv) {
   }
   if (cli.got_subcommand("run")) {
     run.json = format == "json";
-    return run_app(run);
+    auto rc = run_app(run);
+    if (compute_pool::abandoned() > 0) {
+      // A ClientApp never returned: its thread still runs app code, so the
+      // process ends here, without the static destructors that would pull
+      // the app's library and the actor system from under it.
+      std::cout.flush();
+      std::clog.flush();
+      std::_Exit(rc);
+    }
+    return rc;
   }
   link_options link;
   link.heartbeat_s = heartbeat;

@@ -2,12 +2,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <iostream>
 
 #include "cli/app_loader.hpp"
 #include "cli/cluster.hpp"
+#include "cli/signals.hpp"
 #include "cli/simulation.hpp"
 #include "config/app_config.hpp"
+#include "runtime/flower_log.hpp"
 #include "runtime/result_json.hpp"
 
 namespace stamen {
@@ -34,6 +37,10 @@ expected<prepared_run> prepare(const run_command& cmd) {
     if (!plan) return plan.error();
     cfg->faults = std::move(*plan);
   }
+  // Every value is checked before any node starts.
+  if (auto ok = check_run_config(cfg->run_config, cfg->domains); !ok) return ok.error();
+  if (!fed->address)
+    if (auto ok = check_fault_plan(cfg->faults, *fed); !ok) return ok.error();
   return prepared_run{std::move(*cfg), std::move(*fed)};
 }
 
@@ -46,6 +53,15 @@ nlohmann::json faults_json(const std::vector<fault_event>& injected) {
 }
 
 int simulate(const prepared_run& run, bool json, const logger& log) {
+  // SIGINT or SIGTERM stops the run after the phase in flight; the result so
+  // far is reported as usual, and the exit code says which signal it was.
+  // Blocked before anything (the app's library included) starts a thread.
+  auto stop = std::make_shared<run_stop>();
+  auto signal = std::make_shared<std::atomic<int>>(0);
+  on_stop_signal(block_stop_signals(), [stop, signal](int sig) {
+    *signal = sig;
+    stop->request();
+  });
   auto& cfg = run.app;
   auto app = load_app(cfg.library, default_app_search_path());
   if (!app) {
@@ -59,22 +75,24 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
     log.info("Fault plan: " + std::to_string(cfg.faults.rules.size()) + " rule(s), seed " +
              std::to_string(cfg.faults.seed));
   std::vector<fault_event> injected;
-  auto result = run_simulation(app->components, cfg.run_config, run.federation, log, cfg.faults,
-                               &injected);
-  if (!result) {
-    log.error(result.error().what);
-    if (json)
-      std::cout << nlohmann::json{{"error", result.error().what}, {"faults", faults_json(injected)}}
-                       .dump(2)
-                << std::endl;
-    return 1;
-  }
+  run_events events;
+  events.add(std::make_shared<flower_log>(log));
+  auto capture = std::make_shared<result_capture>();
+  events.add(capture);
+  auto result = run_simulation(app->components, cfg.run_config, run.federation, log, events,
+                               stop.get(), cfg.faults, &injected);
+  if (!result) log.error(result.error().what);
   if (json) {
-    auto doc = *result ? nlohmann::json::parse(to_json(**result)) : nlohmann::json::object();
+    // What the strategy reported is printed even when the run failed (every
+    // train reply failed, say): the failures and their reasons are in it.
+    auto doc = capture->result() ? nlohmann::json::parse(to_json(*capture->result()))
+                                 : nlohmann::json::object();
+    if (!result) doc["error"] = result.error().what;
     doc["faults"] = faults_json(injected);
     std::cout << doc.dump(2) << std::endl;
   }
-  return 0;
+  if (*signal != 0) return 128 + *signal;
+  return result ? 0 : 1;
 }
 
 }  // namespace

@@ -6,22 +6,59 @@
 #include <unordered_set>
 
 #include "actors/federation.hpp"
-#include "runtime/flower_log.hpp"
 
 namespace stamen {
+
+namespace {
+
+// Adds a SuperNode per id, each with the ClientApp the app builds for it,
+// then runs the ServerApp; the federation ends (its pool with it) on return.
+expected<std::optional<strategy_result>> run_on(caf::actor_system& sys,
+                                                const federation_options& opts,
+                                                const app_components& app,
+                                                const config_record& run_config,
+                                                const std::vector<uint64_t>& ids,
+                                                run_observer& events, run_stop* stop) {
+  federation f{sys, opts};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    context ctx;
+    ctx.node_id = ids[i];
+    ctx.run_config = run_config;
+    ctx.node_config = {{"partition-id", static_cast<int64_t>(i)},
+                       {"num-partitions", static_cast<int64_t>(ids.size())}};
+    std::shared_ptr<const client_app> client;
+    try {
+      client = app.make_client(ctx);
+    } catch (const std::exception& e) {
+      return fail(errc::runtime_error, "building the ClientApp of node " + std::to_string(i) +
+                                           " failed: " + e.what());
+    }
+    f.add_node(ids[i], std::move(client), std::move(ctx));
+  }
+  context server_ctx;
+  server_ctx.run_id = std::random_device{}() | 1;
+  server_ctx.node_id = server_node_id;
+  server_ctx.run_config = run_config;
+  return f.run(app.server, std::move(server_ctx), &events, stop);
+}
+
+}  // namespace
 
 expected<std::optional<strategy_result>> run_simulation(const app_components& app,
                                                         const config_record& run_config,
                                                         const federation_config& fed,
-                                                        const logger& log,
-                                                        const fault_plan& faults,
+                                                        const logger& log, run_observer& events,
+                                                        run_stop* stop, const fault_plan& faults,
                                                         std::vector<fault_event>* injected) {
   if (fed.address)
     return fail(errc::config_error, "federation '" + fed.name + "' names a superlink (" +
                                         *fed.address +
                                         "); this build runs simulation federations only");
   size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  actor_runtime rt;
+  // Leaked on purpose when a compute thread was abandoned (a ClientApp that
+  // never returned): that thread may still reach its actors, so their system
+  // must outlive it; the process then ends without static destructors.
+  auto rt = std::make_unique<actor_runtime>();
   federation_options opts;
   opts.compute_threads = fed.compute_threads == 0 ? cores : fed.compute_threads;
   opts.on_compute_thread_start = app.on_compute_thread_start;
@@ -42,30 +79,9 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   }
   if (!faults.empty())
     opts.faults = std::make_shared<fault_injector>(faults, index_of, fed.num_supernodes);
-  federation f{*rt.sys, opts};
-  for (size_t i = 0; i < fed.num_supernodes; ++i) {
-    auto id = ids[i];
-    context ctx;
-    ctx.node_id = id;
-    ctx.run_config = run_config;
-    ctx.node_config = {{"partition-id", static_cast<int64_t>(i)},
-                       {"num-partitions", static_cast<int64_t>(fed.num_supernodes)}};
-    std::shared_ptr<const client_app> client;
-    try {
-      client = app.make_client(ctx);
-    } catch (const std::exception& e) {
-      return fail(errc::runtime_error, "building the ClientApp of node " + std::to_string(i) +
-                                           " failed: " + e.what());
-    }
-    f.add_node(id, std::move(client), std::move(ctx));
-  }
-  context server_ctx;
-  server_ctx.run_id = std::random_device{}() | 1;
-  server_ctx.node_id = server_node_id;
-  server_ctx.run_config = run_config;
-  flower_log shown{log};
-  auto result = f.run(app.server, std::move(server_ctx), &shown);
+  auto result = run_on(*rt->sys, opts, app, run_config, ids, events, stop);
   if (opts.faults && injected) *injected = opts.faults->events();
+  if (compute_pool::abandoned() > 0) (void)rt.release();
   return result;
 }
 

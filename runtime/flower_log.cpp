@@ -85,6 +85,9 @@ void flower_log::on_server_evaluation(int round, const metric_record& metrics) {
 void flower_log::on_finished(const strategy_result& result) {
   char buf[64];
   log_.info("");
+  if (result.stopped)
+    log_.warn("Run stopped after " + std::to_string(result.train_rounds.size()) +
+              " round(s); what follows is the result so far");
   std::snprintf(buf, sizeof buf, "Strategy execution finished in %.2fs", result.seconds);
   log_.info(buf);
   log_.info("");

@@ -53,6 +53,7 @@ std::string to_json(const strategy_result& result) {
   nlohmann::json arrays_json = nlohmann::json::array();
   for (auto& [k, a] : result.arrays) arrays_json.push_back({{"name", k}, {"dtype", a.describe()}});
   nlohmann::json doc{{"seconds", result.seconds},
+                     {"stopped", result.stopped},
                      {"rounds", rounds},
                      {"arrays", {{"bytes", result.arrays.count_bytes()}, {"entries", arrays_json}}}};
   if (auto it = result.evaluate_metrics_serverapp.find(0);

@@ -5,6 +5,7 @@ namespace stamen {
 namespace {
 
 thread_local run_observer* current = nullptr;
+thread_local const run_stop* current_stop = nullptr;
 
 }  // namespace
 
@@ -63,9 +64,36 @@ void run_events::on_finished(const strategy_result& result) {
   for (auto& o : observers_) o->on_finished(result);
 }
 
-run_scope::run_scope(run_observer& observer) : previous_(current) { current = &observer; }
+void run_stop::request() {
+  requested_ = true;
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    hook = interrupt_;
+  }
+  if (hook) hook();
+}
 
-run_scope::~run_scope() { current = previous_; }
+void run_stop::set_interrupt(std::function<void()> hook) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    interrupt_ = hook;
+  }
+  if (hook && requested()) hook();
+}
+
+run_scope::run_scope(run_observer& observer, const run_stop* stop)
+    : previous_(current), previous_stop_(current_stop) {
+  current = &observer;
+  current_stop = stop;
+}
+
+run_scope::~run_scope() {
+  current = previous_;
+  current_stop = previous_stop_;
+}
+
+bool run_stop_requested() { return current_stop != nullptr && current_stop->requested(); }
 
 run_observer& current_run_observer() {
   static run_observer ignore_all;

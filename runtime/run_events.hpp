@@ -4,8 +4,11 @@
 // Flower-format log, the JSON result and any other view of a run (progress
 // lines, dashboards) subscribe. Nothing here knows who listens.
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,23 +89,45 @@ class result_capture : public run_observer {
   std::optional<strategy_result> result_;
 };
 
-/// Makes `observer` the one that runs started on this thread report to, for
-/// as long as the scope lives. The runtime opens one around a ServerApp's
-/// main, much as Flower's log handlers sit on its root logger, so that an
-/// app's strategy reports without the app passing anything along. Scopes nest.
+/// Lets another thread (a signal handler's, say) stop a run: the strategy
+/// ends after the phase in flight, with the result so far.
+class run_stop {
+ public:
+  /// Thread-safe and idempotent; runs the interrupt hook, if one is set.
+  void request();
+  bool requested() const { return requested_.load(); }
+  /// What cuts the phase in flight short (the grid's); {} unsets it. Runs at
+  /// once if a stop was already requested.
+  void set_interrupt(std::function<void()> hook);
+
+ private:
+  std::atomic<bool> requested_{false};
+  std::mutex mtx_;
+  std::function<void()> interrupt_;
+};
+
+/// Makes `observer` the one that runs started on this thread report to (and
+/// `stop`, if given, what may stop them), for as long as the scope lives.
+/// The runtime opens one around a ServerApp's main, much as Flower's log
+/// handlers sit on its root logger, so that an app's strategy reports
+/// without the app passing anything along. Scopes nest.
 class run_scope {
  public:
-  explicit run_scope(run_observer& observer);
+  explicit run_scope(run_observer& observer, const run_stop* stop = nullptr);
   ~run_scope();
   run_scope(const run_scope&) = delete;
   run_scope& operator=(const run_scope&) = delete;
 
  private:
   run_observer* previous_;
+  const run_stop* previous_stop_;
 };
 
 /// The observer of the innermost run_scope on this thread, or one that
 /// ignores everything.
 run_observer& current_run_observer();
+
+/// True once the innermost run_scope's run_stop was requested.
+bool run_stop_requested();
 
 }  // namespace stamen

@@ -5,12 +5,13 @@
 namespace stamen {
 
 expected<std::optional<strategy_result>> run_server_app(const server_app& app, grid& g,
-                                                         context& ctx, run_observer* events) {
+                                                         context& ctx, run_observer* events,
+                                                         const run_stop* stop) {
   run_events all;
   if (events) all.add(*events);
   auto capture = std::make_shared<result_capture>();
   all.add(capture);
-  run_scope scope{all};
+  run_scope scope{all, stop};
   try {
     app.run(g, ctx);
   } catch (const std::exception& e) {

@@ -33,11 +33,13 @@ class server_app {
 };
 
 /// Runs `app`'s main on the calling thread, reporting the run's events to
-/// `events` (if given): the boundary where an exception from the app's code
-/// becomes a failure naming it. Returns the result the app's strategy
-/// reported when it finished, if any.
+/// `events` (if given), and stopping it when `stop` (if given) is requested:
+/// the boundary where an exception from the app's code becomes a failure
+/// naming it. Returns the result the app's strategy reported when it
+/// finished, if any.
 expected<std::optional<strategy_result>> run_server_app(const server_app& app, grid& g,
                                                          context& ctx,
-                                                         run_observer* events = nullptr);
+                                                         run_observer* events = nullptr,
+                                                         const run_stop* stop = nullptr);
 
 }  // namespace stamen

@@ -1,5 +1,6 @@
 #include "runtime/strategy.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <unordered_set>
@@ -73,6 +74,9 @@ phase_report run_phase_of(grid& g, std::vector<message> msgs, double timeout_s, 
   report.round = round;
   report.sampled = msgs.size();
   auto t0 = clock_type::now();
+  // An instruction is worth nothing once its round closed: a node that gets
+  // it later skips it, and one whose handler runs past it is abandoned.
+  for (auto& m : msgs) m.meta().ttl = std::min(m.meta().ttl, timeout_s);
   if (!msgs.empty()) {
     phase_sink<Aggregator> sink{agg, msgs, phase, report, events};
     auto sr = g.send_and_stream(std::move(msgs), timeout_s, sink);
@@ -145,6 +149,7 @@ void strategy::run_round(grid& g, int round, double timeout_s, const config_reco
                          const config_record& evaluate_config, const evaluate_fn& server_evaluate,
                          strategy_result& result) {
   train_round(g, round, timeout_s, train_config, result);
+  if (run_stop_requested()) return;
   evaluate_round(g, round, timeout_s, evaluate_config, result);
   if (server_evaluate) {
     if (auto m = server_evaluate(round, result.arrays)) {
@@ -172,15 +177,22 @@ strategy_result strategy::start(grid& g, array_record initial_arrays, int num_ro
     }
   }
   for (int round = 1; round <= num_rounds; ++round) {
+    if (run_stop_requested()) {
+      result.stopped = true;
+      break;
+    }
     ev.on_round_start(round, num_rounds);
     run_round(g, round, timeout_s, train_config, evaluate_config, server_evaluate, result);
   }
   result.seconds = seconds_since(t0);
+  result.stopped = result.stopped || (num_rounds > 0 && run_stop_requested());
   size_t sampled = 0, results = 0;
   for (auto& tr : result.train_rounds) sampled += tr.sampled, results += tr.results;
+  ev.on_finished(result);
   if (sampled > 0 && results == 0) {
-    // Nothing was ever trained: report the first cause rather than a model
-    // that is still the initial one.
+    // Nothing was ever trained: the result (with every failure) is reported
+    // above, and the run fails with the first cause rather than handing back
+    // a model that is still the initial one.
     std::string first;
     for (auto& tr : result.train_rounds)
       if (!tr.failure_reasons.empty()) {
@@ -189,7 +201,6 @@ strategy_result strategy::start(grid& g, array_record initial_arrays, int num_ro
       }
     throw run_error("every train reply of the run failed; the first: " + first);
   }
-  ev.on_finished(result);
   return result;
 }
 

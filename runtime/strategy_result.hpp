@@ -17,6 +17,9 @@ struct phase_report {
   size_t failures = 0;
   std::vector<std::string> failure_reasons;
   double seconds = 0;
+  /// The run was stopped (SIGINT, say) before its last round: what is here
+  /// is the result so far.
+  bool stopped = false;
 };
 
 /// Flower's Result, plus what happened in each round.
@@ -28,6 +31,9 @@ struct strategy_result {
   std::vector<phase_report> train_rounds;
   std::vector<phase_report> evaluate_rounds;
   double seconds = 0;
+  /// The run was stopped (SIGINT, say) before its last round: what is here
+  /// is the result so far.
+  bool stopped = false;
 };
 
 }  // namespace stamen
