@@ -48,7 +48,9 @@ reply_stream_actor::behavior_type reply_stream_behavior(self_ptr self, reply_sin
             {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
       }
       st.outstanding.erase(env.reply_to);
-      if (st.outstanding.empty()) finish(self);
+      // Closed by a message to itself rather than at once, so that whatever
+      // is already queued behind this reply (a duplicate, say) is seen first.
+      if (st.outstanding.empty()) self->send(reply_stream_actor{self}, deadline_atom::value);
     },
     [self](await_atom) -> caf::result<std::vector<std::string>> {
       auto& st = self->state;

@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -15,12 +17,46 @@
 
 namespace stamen::test {
 
+/// What a test holds a handler on, so that it acts (kills a node, closes a
+/// round) at a point it observes rather than after a guessed time: the
+/// handler says it arrived, then waits until the test opens the gate.
+class gate {
+ public:
+  /// Called by the handler: marks the arrival, then blocks until open.
+  void pass() {
+    std::unique_lock<std::mutex> lock{mtx_};
+    ++arrived_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+  }
+  /// Blocks until `n` handlers arrived (or `timeout_s` passed); true if they did.
+  bool wait_arrivals(size_t n, double timeout_s = 60) {
+    std::unique_lock<std::mutex> lock{mtx_};
+    return cv_.wait_for(lock, std::chrono::duration<double>(timeout_s),
+                        [&] { return arrived_ >= n; });
+  }
+  void open() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  size_t arrived_ = 0;
+  bool open_ = false;
+};
+
 // Node p replies to train with (global + p + 1), weighted num-examples = p + 1,
 // after sleeping `sleep_ms`, and counts its calls in Context.state ("calls");
 // evaluate replies eval_loss = p.
-inline std::shared_ptr<client_app> arithmetic_app(int64_t p, int sleep_ms = 0) {
+// With a gate, train passes it first.
+inline std::shared_ptr<client_app> arithmetic_app(int64_t p, int sleep_ms = 0,
+                                                  std::shared_ptr<gate> held = nullptr) {
   auto app = std::make_shared<client_app>();
-  app->train([p, sleep_ms](const message& m, context& ctx) {
+  app->train([p, sleep_ms, held](const message& m, context& ctx) {
+    if (held) held->pass();
     if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     if (!ctx.state.contains("calls")) ctx.state.insert_or_assign("calls", metric_record{});
     auto& counter = std::get<metric_record>(*ctx.state.get("calls"));

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "apps/data/loaders.hpp"
+#include "tests/support/child_process.hpp"
 
 namespace fs = std::filesystem;
 
@@ -175,11 +176,92 @@ BOOST_AUTO_TEST_CASE(command_line_errors_are_clear_and_non_zero) {
   BOOST_TEST(toml.code == 2);
   BOOST_TEST(toml.err.find("stamen.toml") != std::string::npos, toml.err);
 
-  // A data directory without the data set fails the run, naming the file.
+  // A data directory without the data set fails the run, naming the file;
+  // the summary and the JSON (every failure with its reason) still come out.
   ws.write_app();
-  auto nodata = ws.stamen("run " + app);
+  auto nodata = ws.stamen("run " + app + " --format json");
   BOOST_TEST(nodata.code == 1);
   BOOST_TEST(nodata.err.find("train-images-idx3-ubyte") != std::string::npos, nodata.err);
+  BOOST_TEST(nodata.err.find("Final results:") != std::string::npos, nodata.err);
+  auto doc = nlohmann::json::parse(nodata.out);
+  BOOST_TEST(doc["error"].get<std::string>().find("every train reply of the run failed") !=
+             std::string::npos);
+  BOOST_REQUIRE(doc["rounds"].size() == 1u);
+  BOOST_TEST(doc["rounds"][0]["train"]["failures"].get<int>() == 3);
+  BOOST_TEST(doc["rounds"][0]["train"]["failure_reasons"][0].get<std::string>().find(
+                 "train-images-idx3-ubyte") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(values_outside_their_domain_are_refused_before_anything_starts) {
+  // The real quickstart declares a domain for every key: batch-size=0 once
+  // made every node loop forever.
+  workspace ws;
+  auto app = std::string{STAMEN_SOURCE_DIR} + "/apps/quickstart";
+  auto zero = ws.stamen("run " + app + " --run-config batch-size=0");
+  BOOST_TEST(zero.code == 2);
+  BOOST_TEST(zero.err.find("run config key 'batch-size' = 0 is out of its domain: >= 1") !=
+                 std::string::npos, zero.err);
+  BOOST_TEST(zero.err.find("Starting") == std::string::npos, zero.err);  // nothing started
+  auto lr = ws.stamen("run " + app + " --run-config lr=-0.1");
+  BOOST_TEST(lr.code == 2);
+  BOOST_TEST(lr.err.find("'lr' = -0.1 is out of its domain: > 0") != std::string::npos, lr.err);
+  auto dataset = ws.stamen("run " + app + " --run-config dataset=imagenet");
+  BOOST_TEST(dataset.code == 2);
+  BOOST_TEST(dataset.err.find("one of 'fashion-mnist', 'mnist', 'cifar10'") != std::string::npos,
+             dataset.err);
+  auto faults = ws.stamen("run " + app + " --federation-config num-supernodes=3 --faults " + app +
+                          "/faults/kill-3-in-round-2.toml");
+  BOOST_TEST(faults.code == 2);
+  BOOST_TEST(faults.err.find("names node 5, but federation 'local-simulation' has 3 SuperNodes") !=
+                 std::string::npos, faults.err);
+}
+
+BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_run_bit_for_bit) {
+  workspace ws;
+  write_slice(ws.dir / "data", 1500);
+  ws.write_app();
+  auto app = (ws.dir / "app").string();
+  std::string first_model, first_json;
+  for (const char* threads : {"1", "2"}) {
+    auto r = ws.stamen("run " + app + " --format json --federation-config compute-threads=" +
+                       threads + " --run-config \"num-server-rounds=2\"");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    auto doc = nlohmann::json::parse(r.out);
+    doc.erase("seconds");
+    for (auto& round : doc["rounds"]) {
+      round["train"].erase("seconds");
+      round["evaluate"].erase("seconds");
+    }
+    auto model = slurp(ws.dir / "final.pt");
+    BOOST_REQUIRE(!model.empty());
+    if (first_model.empty()) {
+      first_model = model;
+      first_json = doc.dump();
+      continue;
+    }
+    BOOST_TEST((model == first_model), "final.pt differs between runs with the same seed");
+    BOOST_TEST(doc.dump() == first_json);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sigint_stops_a_run_with_the_result_so_far) {
+  workspace ws;
+  write_slice(ws.dir / "data", 1500);
+  ws.write_app();
+  stamen::test::child_process run(
+      {STAMEN_BIN, "run", (ws.dir / "app").string(), "--format", "json", "--run-config",
+       "num-server-rounds=1000"},
+      (ws.dir / "log").string(), (ws.dir / "out.json").string());
+  // Interrupted once round 2 has begun: round 1 is complete by then.
+  BOOST_REQUIRE_MESSAGE(run.wait_for("[ROUND 2/1000]", 120) >= 0, run.log());
+  run.signal(SIGINT);
+  BOOST_TEST(run.wait(120) == 128 + SIGINT, run.log());
+  BOOST_TEST(run.log().find("Run stopped after") != std::string::npos, run.log());
+  auto doc = nlohmann::json::parse(slurp(ws.dir / "out.json"));
+  BOOST_TEST(doc["stopped"].get<bool>());
+  BOOST_TEST(doc["rounds"].size() >= 1u);
+  BOOST_TEST(doc["rounds"].size() < 1000u);
+  BOOST_TEST(doc["rounds"][0]["train"]["results"].get<int>() == 3);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

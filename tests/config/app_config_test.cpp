@@ -237,4 +237,81 @@ rounds = "every"
   BOOST_TEST(!load_fault_plan(d.path / "missing.toml"));
 }
 
+BOOST_AUTO_TEST_CASE(domains_declared_beside_defaults_are_checked) {
+  app_dir d{R"([app]
+name = "demo"
+library = "demo_app"
+
+[app.config]
+batch-size = { default = 32, min = 1 }
+lr = { default = 0.01, min = 0.0, exclusive-min = true }
+fraction = { default = 0.5, min = 0.0, max = 1.0 }
+dataset = { default = "mnist", choices = ["mnist", "cifar10"] }
+plain = 3
+nested.inner = 4
+)"};
+  auto cfg = load_app_config(d.path);
+  BOOST_REQUIRE_MESSAGE(cfg.has_value(), (cfg ? std::string{} : cfg.error().what));
+  // Defaults become the run config; domains are kept beside it.
+  BOOST_TEST(std::get<int64_t>(*cfg->run_config.get("batch-size")) == 32);
+  BOOST_TEST(std::get<std::string>(*cfg->run_config.get("dataset")) == "mnist");
+  BOOST_TEST(std::get<int64_t>(*cfg->run_config.get("nested.inner")) == 4);
+  BOOST_TEST(cfg->domains.size() == 4u);
+  BOOST_TEST(!cfg->domains.contains("plain"));
+  BOOST_TEST(check_run_config(cfg->run_config, cfg->domains).has_value());
+
+  auto refused = [&](const std::string& override_spec, const std::string& needle) {
+    auto rc = cfg->run_config;
+    BOOST_REQUIRE(apply_run_config_overrides(rc, override_spec).has_value());
+    auto ok = check_run_config(rc, cfg->domains);
+    BOOST_REQUIRE_MESSAGE(!ok.has_value(), "accepted: " << override_spec);
+    BOOST_TEST(ok.error().what.find(needle) != std::string::npos, ok.error().what);
+  };
+  refused("batch-size=0", "run config key 'batch-size' = 0 is out of its domain: >= 1");
+  refused("lr=0", "'lr' = 0.0 is out of its domain: > 0");
+  refused("lr=-1.5", "'lr' = -1.5 is out of its domain: > 0");
+  refused("fraction=1.5", "'fraction' = 1.5 is out of its domain: >= 0 and <= 1");
+  refused("dataset=imagenet", "'dataset' = 'imagenet' is out of its domain: one of 'mnist', 'cifar10'");
+  for (auto* fine : {"batch-size=1", "lr=1e-9", "fraction=1.0", "fraction=0", "dataset=cifar10"}) {
+    auto rc = cfg->run_config;
+    BOOST_REQUIRE(apply_run_config_overrides(rc, fine).has_value());
+    BOOST_TEST(check_run_config(rc, cfg->domains).has_value(), fine);
+  }
+
+  auto expect_error = [](const std::string& config, const std::string& needle) {
+    app_dir bad{"[app]\nname = \"x\"\nlibrary = \"y\"\n[app.config]\n" + config};
+    auto r = load_app_config(bad.path);
+    BOOST_REQUIRE_MESSAGE(!r.has_value(), "accepted: " << config);
+    BOOST_TEST(r.error().what.find(needle) != std::string::npos, r.error().what);
+  };
+  // A default outside its own domain is caught where it is written.
+  expect_error("batch-size = { default = 0, min = 1 }\n",
+               "the default of 'batch-size' is out of its domain (>= 1)");
+  expect_error("batch-size = { default = 0, min = 1 }\n", "stamen.toml");
+  expect_error("k = { default = 1, minimum = 0 }\n", "unknown key 'minimum' in the domain of 'k'");
+  expect_error("k = { default = \"a\", min = 0 }\n", "'k' has bounds but its default is not a number");
+  expect_error("k = { default = 1, min = \"zero\" }\n", "'min' of 'k' must be a number");
+  expect_error("k = { default = 1, exclusive-min = 1 }\n", "'exclusive-min' of 'k' must be true or false");
+  expect_error("k = { default = \"a\", choices = [] }\n", "'choices' of 'k' must be a non-empty list");
+}
+
+BOOST_AUTO_TEST_CASE(fault_plans_must_fit_the_federation) {
+  fault_plan plan;
+  fault_rule r;
+  r.action = fault_action::crash;
+  r.nodes = {0, 9};
+  plan.rules.push_back(r);
+  federation_config ten;
+  ten.name = "ten";
+  ten.num_supernodes = 10;
+  BOOST_TEST(check_fault_plan(plan, ten).has_value());
+  federation_config three = ten;
+  three.num_supernodes = 3;
+  auto ok = check_fault_plan(plan, three);
+  BOOST_REQUIRE(!ok.has_value());
+  BOOST_TEST(ok.error().what.find("fault rule 1 (crash) names node 9, but federation 'ten' has 3 "
+                                  "SuperNodes (0 to 2)") != std::string::npos,
+             ok.error().what);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

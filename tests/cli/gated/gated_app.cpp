@@ -1,0 +1,66 @@
+// The gated app: node p (its partition-id) answers train with the global
+// arrays plus p + 1, weighted p + 1, so the FedAvg result is known exactly.
+// With `gate-file` set, train first logs that it waits and then waits until
+// that file exists: the test acts on a node it knows to be mid-round.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "runtime/app_components.hpp"
+#include "runtime/fed_avg.hpp"
+#include "runtime/logger.hpp"
+
+namespace gated {
+
+using namespace stamen;
+
+namespace {
+
+void wait_at_gate(const config_record& rc, int64_t p) {
+  auto file = config_string(rc, "gate-file");
+  if (file.empty() || std::filesystem::exists(file)) return;
+  logger{}.info("gated: node " + std::to_string(p) + " waiting at the gate");
+  while (!std::filesystem::exists(file)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+std::shared_ptr<const client_app> make_client(const context& node) {
+  auto p = config_int(node.node_config, "partition-id");
+  auto app = std::make_shared<client_app>();
+  app->train([p](const message& m, context& ctx) {
+    wait_at_gate(ctx.run_config, p);
+    auto w = m.content().arrays("arrays")->get("w")->to_vector<float>();
+    for (auto& x : w) x += static_cast<float>(p + 1);
+    record_dict c;
+    c.insert_or_assign("arrays", array_record{{"w", array::from_values(
+                                                        dtype::float32, {static_cast<int64_t>(w.size())}, w)}});
+    c.insert_or_assign("metrics", metric_record{{"num-examples", p + 1}});
+    return make_reply(m, c);
+  });
+  app->evaluate([p](const message& m, context&) {
+    record_dict c;
+    c.insert_or_assign("metrics",
+                       metric_record{{"eval_loss", static_cast<double>(p)}, {"num-examples", p + 1}});
+    return make_reply(m, c);
+  });
+  return app;
+}
+
+void components(app_components& out) {
+  out.server.main([](grid& g, context& ctx) {
+    auto& rc = ctx.run_config;
+    fed_avg_options opts;
+    opts.seed = 1;
+    opts.min_available_timeout_s = config_double(rc, "round-timeout");
+    fed_avg strategy{opts};
+    strategy.start(g, {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}},
+                   static_cast<int>(config_int(rc, "num-server-rounds")),
+                   config_double(rc, "round-timeout"));
+  });
+  out.make_client = make_client;
+}
+
+}  // namespace
+
+}  // namespace gated
+
+STAMEN_APP(gated::components)
