@@ -1,5 +1,6 @@
 #include "actors/compute_pool.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -54,7 +55,9 @@ struct compute_pool::state {
       auto j = std::move(jobs.front());
       jobs.pop_front();
       w.busy = true;
-      w.deadline = j.deadline;
+      // A job that waited in the queue past its deadline still gets the
+      // grace from when it starts.
+      w.deadline = std::max(j.deadline, clock_type::now());
       watch_cv.notify_all();
       lock.unlock();
       j.fn();

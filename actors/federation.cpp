@@ -26,7 +26,8 @@ actor_runtime::actor_runtime(size_t threads,
 
 federation::federation(caf::actor_system& sys, federation_options opts)
     : sys_(sys), opts_(std::move(opts)) {
-  pool_ = std::make_unique<compute_pool>(opts_.compute_threads, opts_.on_compute_thread_start);
+  pool_ = std::make_unique<compute_pool>(opts_.compute_threads, opts_.on_compute_thread_start,
+                                         opts_.stuck_grace);
   grid_ = sys_.spawn(grid_behavior, opts_.codec, opts_.log);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +40,9 @@ struct federation_options {
   size_t compute_threads = 0;
   /// Runs once on each compute thread (e.g. to cap torch's intra-op threads).
   std::function<void()> on_compute_thread_start;
+  /// How long past its instruction's deadline a ClientApp may run before its
+  /// thread is abandoned and replaced (see compute_pool).
+  std::chrono::milliseconds stuck_grace = std::chrono::seconds(2);
   codec_options codec;
   logger log;
   /// Faults to inject between the grid and the nodes (null: none).
