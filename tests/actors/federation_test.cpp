@@ -8,6 +8,8 @@
 #include <cmath>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/fed_avg.hpp"
 #include "runtime/result_json.hpp"
 #include "tests/actors/arithmetic_app.hpp"
@@ -222,6 +224,66 @@ BOOST_AUTO_TEST_CASE(a_handler_that_never_returns_does_not_hold_the_others) {
   BOOST_TEST(third.failures == 1u);
   BOOST_TEST(third.failure_reasons.at(0).find("node 103: no reply within the timeout") !=
                  std::string::npos, third.failure_reasons.at(0));
+}
+
+BOOST_AUTO_TEST_CASE(configs_carry_the_server_round_and_evaluate_fn_sees_each_global_model) {
+  // Each node echoes the server-round of its train and evaluate configs as a
+  // metric; the server-side evaluate_fn reports the sum of the global arrays.
+  fixture f;
+  f.add(3, [](int64_t p) {
+    auto inner = arithmetic_app(p);
+    auto app = std::make_shared<client_app>();
+    auto round_of = [](const message& m) {
+      return config_int(*m.content().configs("config"), "server-round");
+    };
+    app->train([inner, round_of](const message& m, context& c) {
+      auto reply = inner->handle(m, c);
+      auto content = reply.content();
+      content.insert_or_assign("metrics", metric_record{{"num-examples", int64_t{1}},
+                                                        {"round-seen", round_of(m)}});
+      return make_reply(m, content);
+    });
+    app->evaluate([round_of](const message& m, context&) {
+      return make_reply(m, record_dict{{"metrics", metric_record{{"num-examples", int64_t{1}},
+                                                                 {"round-seen", round_of(m)}}}});
+    });
+    return app;
+  });
+  server_app srv;
+  std::optional<strategy_result> result;
+  std::vector<int> evaluated_rounds;
+  srv.main([&](grid& g, context&) {
+    fed_avg s(all_nodes());
+    result = s.start(g, initial_arrays(), 3, 30, {}, {},
+                     [&](int round, const array_record& arrays) -> std::optional<metric_record> {
+                       evaluated_rounds.push_back(round);
+                       double sum = 0;
+                       for (float x : arrays.get("w")->to_vector<float>()) sum += x;
+                       return metric_record{{"w_sum", sum}};
+                     });
+  });
+  BOOST_REQUIRE(f.fed->run(srv, {}).has_value());
+  BOOST_REQUIRE(result.has_value());
+  BOOST_TEST((evaluated_rounds == std::vector<int>{0, 1, 2, 3}));
+  for (int round = 1; round <= 3; ++round) {
+    auto seen = [&](const std::map<int, metric_record>& m) {
+      double x = 0;
+      metric_as_double(*m.at(round).get("round-seen"), x);
+      return x;
+    };
+    BOOST_TEST(seen(result->train_metrics_clientapp) == round);
+    BOOST_TEST(seen(result->evaluate_metrics_clientapp) == round);
+  }
+  // Round 0 is the initial model (0 + 1 + 2); after each round every weight
+  // grows by the weighted mean of p + 1 with equal weights: (1 + 2 + 3) / 3.
+  for (int round = 0; round <= 3; ++round) {
+    double sum = 0;
+    metric_as_double(*result->evaluate_metrics_serverapp.at(round).get("w_sum"), sum);
+    BOOST_TEST(std::abs(sum - (3.0 + 3 * 2.0 * round)) < 1e-5, "round " << round << ": " << sum);
+  }
+  auto json = nlohmann::json::parse(to_json(*result));
+  BOOST_TEST(json["rounds"][2]["server_evaluate"]["w_sum"].get<double>() == 21.0);
+  BOOST_TEST(json["initial_server_evaluate"]["w_sum"].get<double>() == 3.0);
 }
 
 BOOST_AUTO_TEST_CASE(too_few_nodes_fails_with_a_clear_message) {
