@@ -21,10 +21,19 @@ void kill_node(self_ptr self) {
   if (self->state.node) caf::anon_send_exit(self->state.node, caf::exit_reason::kill);
 }
 
+// Kills the node and has it brought back `after_ms` later, fresh.
+void restart_node(self_ptr self, double down_ms) {
+  auto& st = self->state;
+  if (st.respawner)
+    self->delayed_send(st.respawner, after_ms(down_ms), restart_atom::value, st.node_id);
+  kill_node(self);
+}
+
 // What the plan does to one instruction on its way to the node.
 struct instruction_faults {
   bool deliver = true;
   bool kill_now = false;
+  std::optional<double> restart_now_ms;  ///< restart before delivery, back after this long
   double delay_ms = 0;
   std::optional<double> kill_after_ms;
   fault_stage_state::reply_faults reply;
@@ -65,6 +74,10 @@ instruction_faults match(self_ptr self, const envelope& env) {
         else if (rule->when == crash_point::during) out.kill_after_ms = rule->delay_ms;
         else out.reply.crash_after = true;
         break;
+      case fault_action::restart:
+        if (rule->when == crash_point::before) out.restart_now_ms = rule->delay_ms, out.deliver = false;
+        else out.reply.crash_after = true, out.reply.restart_after_ms = rule->delay_ms;
+        break;
     }
   }
   return out;
@@ -73,10 +86,10 @@ instruction_faults match(self_ptr self, const envelope& env) {
 void on_instruction(self_ptr self, envelope& env) {
   auto& st = self->state;
   auto f = match(self, env);
-  if (f.kill_now) {
+  if (f.kill_now || f.restart_now_ms) {
     // The node dies before it sees the instruction; the grid then answers
     // for everything it owed, this one included.
-    return kill_node(self);
+    return f.restart_now_ms ? restart_node(self, *f.restart_now_ms) : kill_node(self);
   }
   if (!f.deliver) return;
   if (f.touches_reply()) st.replies.insert_or_assign(env.message_id, f.reply);
@@ -117,18 +130,40 @@ void on_reply(self_ptr self, envelope& reply) {
     if (f.duplicate) self->send(st.upstream, reply_atom::value, reply);
     self->send(st.upstream, reply_atom::value, std::move(reply));
   }
-  if (f.crash_after) kill_node(self);
+  if (f.crash_after) {
+    if (f.restart_after_ms) restart_node(self, *f.restart_after_ms);
+    else kill_node(self);
+  }
+}
+
+// Registers the node upstream under its id; a refusal is tried again for
+// about a second (a restarted node's previous incarnation may not be gone
+// there yet), then passed on to the node.
+void register_upstream(self_ptr self) {
+  auto& st = self->state;
+  self->request(st.upstream, caf::infinite, register_atom::value, st.node_id,
+                supernode_actor{self})
+      .then([self](bool ok) {
+        auto& st = self->state;
+        if (!ok && ++st.register_attempts < 50) {
+          self->delayed_send(self, std::chrono::milliseconds(20), reconnect_atom::value);
+          return;
+        }
+        st.registering->deliver(ok);
+        st.registering.reset();
+      });
 }
 
 }  // namespace
 
 fault_stage_actor::behavior_type fault_stage(self_ptr self, node_uplink_actor upstream,
                                              std::shared_ptr<fault_injector> faults,
-                                             codec_options codec) {
+                                             codec_options codec, respawner_actor respawner) {
   auto& st = self->state;
   st.upstream = std::move(upstream);
   st.faults = std::move(faults);
   st.codec = codec;
+  st.respawner = std::move(respawner);
   return {
     [self](register_atom, uint64_t node_id, supernode_actor node) -> caf::result<bool> {
       auto& st = self->state;
@@ -137,12 +172,11 @@ fault_stage_actor::behavior_type fault_stage(self_ptr self, node_uplink_actor up
       // Linked both ways: a node that dies takes its stage along (so the
       // grid, which monitors the stage, answers for what it owed).
       self->link_to(node);
-      auto promise = self->make_response_promise<bool>();
-      self->request(st.upstream, caf::infinite, register_atom::value, node_id,
-                    supernode_actor{self})
-          .then([promise](bool ok) mutable { promise.deliver(ok); });
-      return promise;
+      st.registering = self->make_response_promise<bool>();
+      register_upstream(self);
+      return *st.registering;
     },
+    [self](reconnect_atom) { register_upstream(self); },
     [self](instruct_atom, envelope& env) { on_instruction(self, env); },
     [self](reply_atom, envelope& reply) { on_reply(self, reply); },
     [self](crash_atom) { kill_node(self); },

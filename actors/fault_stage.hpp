@@ -3,7 +3,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <optional>
 #include <unordered_map>
+
+#include <caf/typed_response_promise.hpp>
 
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
@@ -21,6 +24,7 @@ struct fault_stage_state {
     bool duplicate = false;
     bool corrupt = false;
     bool crash_after = false;
+    std::optional<double> restart_after_ms;  ///< with crash_after: rejoin this long after
     double hold_ms = 0;
   };
 
@@ -29,8 +33,12 @@ struct fault_stage_state {
   node_uplink_actor upstream;  ///< the grid, or whatever the node would talk to
   std::shared_ptr<fault_injector> faults;
   codec_options codec;
+  respawner_actor respawner;  ///< brings restarted nodes back; invalid: none
   /// By instruction id; only instructions with reply-side faults are here.
   std::unordered_map<std::string, reply_faults> replies;
+  /// The node's registration while the grid refuses it (see fault_stage).
+  std::optional<caf::typed_response_promise<bool>> registering;
+  int register_attempts = 0;
 };
 
 /// A fault stage between `upstream` (the grid) and one node. The node
@@ -40,10 +48,13 @@ struct fault_stage_state {
 /// Each instruction is matched against the plan (by round, phase and node,
 /// from the seed alone) and then held, dropped or delivered, the node killed
 /// before, during or after its work; each reply is held, dropped, corrupted
-/// or duplicated. Every fault injected is recorded in `faults`.
+/// or duplicated. Every fault injected is recorded in `faults`. A restarted
+/// node is brought back by `respawner` after the rule's delay; since the grid
+/// may not yet have seen its previous incarnation go, a refused registration
+/// is tried again for a while before the node is told no.
 fault_stage_actor::behavior_type fault_stage(fault_stage_actor::stateful_pointer<fault_stage_state> self,
                                              node_uplink_actor upstream,
                                              std::shared_ptr<fault_injector> faults,
-                                             codec_options codec);
+                                             codec_options codec, respawner_actor respawner);
 
 }  // namespace stamen

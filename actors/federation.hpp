@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -47,6 +48,9 @@ struct federation_options {
   logger log;
   /// Faults to inject between the grid and the nodes (null: none).
   std::shared_ptr<fault_injector> faults;
+  /// Builds a node's ClientApp anew when a fault plan restarts the node, as
+  /// a restarted process would; unset: its first ClientApp is used again.
+  std::function<std::shared_ptr<const client_app>(const context&)> make_client;
 };
 
 /// A grid actor and its SuperNode actors in one actor system: what the
@@ -65,6 +69,10 @@ class federation {
 
   /// Kills a node's actor, as a crash would.
   void kill_node(uint64_t node_id);
+
+  /// Brings back a node that a fault plan restarted: the same id, node and
+  /// run config, a fresh Context state and (with make_client) a fresh ClientApp.
+  void respawn(uint64_t node_id);
 
   /// Blocks until the grid has `n` nodes (or the timeout passed); returns the count.
   size_t wait_for_nodes(size_t n, double timeout_s = 10);
@@ -85,7 +93,11 @@ class federation {
   federation_options opts_;
   std::unique_ptr<compute_pool> pool_;
   grid_actor grid_;
+  respawner_actor respawner_;  ///< only with a fault plan that restarts nodes
+  std::mutex mtx_;             ///< nodes_ and first_: respawns come from an actor
   std::unordered_map<uint64_t, supernode_actor> nodes_;
+  /// What each node started with, kept only when nodes may be restarted.
+  std::unordered_map<uint64_t, std::pair<std::shared_ptr<const client_app>, context>> first_;
 };
 
 }  // namespace stamen

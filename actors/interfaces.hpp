@@ -64,6 +64,12 @@ using fault_stage_actor = caf::typed_actor<
     caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
     caf::reacts_to<reply_atom, envelope>,
     /// Internal: a delayed crash of the node (a crash "during" its work).
-    caf::reacts_to<crash_atom>>;
+    caf::reacts_to<crash_atom>,
+    /// Internal: registers again (the grid may still hold a restarted node's
+    /// previous incarnation).
+    caf::reacts_to<reconnect_atom>>;
+
+/// Brings a node that a fault plan restarted back, with a fresh Context.
+using respawner_actor = caf::typed_actor<caf::reacts_to<restart_atom, uint64_t>>;
 
 }  // namespace stamen

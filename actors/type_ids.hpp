@@ -36,6 +36,7 @@ using await_atom = caf::atom_constant<caf::atom("await")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
 // The cluster's brokers (superlink.hpp, node_link.hpp).
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;

@@ -62,6 +62,7 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   federation_options opts;
   opts.compute_threads = fed.compute_threads == 0 ? cores : fed.compute_threads;
   opts.on_compute_thread_start = app.on_compute_thread_start;
+  opts.make_client = app.make_client;  // a restarted node builds its ClientApp anew
   opts.log = log;
 
   // Node ids are random 63-bit numbers as in Flower, drawn from the seed so

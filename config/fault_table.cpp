@@ -73,7 +73,8 @@ expected<fault_action> parse_action(const toml::value& t) {
                                {"duplicate", fault_action::duplicate},
                                {"corrupt", fault_action::corrupt},
                                {"slow", fault_action::slow},
-                               {"partition", fault_action::partition}});
+                               {"partition", fault_action::partition},
+                               {"restart", fault_action::restart}});
 }
 
 // Which nodes and rounds a rule hits: `nodes` (a list or "all") or
@@ -143,6 +144,10 @@ expected<fault_rule> parse_rule(const toml::value& t) {
   r.action = *action;
   if (auto ok = parse_targets(t, r); !ok) return ok.error();
   if (auto ok = parse_manner(t, r); !ok) return ok.error();
+  if (r.action == fault_action::restart && r.when == crash_point::during)
+    return bad("a 'restart' rule takes when = \"before\" or \"after\" (delay-ms is how long the "
+               "node stays down)",
+               t, "here");
   if ((r.action == fault_action::delay || r.action == fault_action::slow) && r.delay_ms <= 0)
     return bad("a '" + std::string{to_string(r.action)} + "' rule needs delay-ms > 0", t, "here");
   return r;

@@ -20,6 +20,8 @@ enum class fault_action : uint8_t {
   corrupt,    ///< flips bytes of the encoded reply, so decoding must fail
   slow,       ///< holds the reply for delay-ms, as if compute took longer
   partition,  ///< cuts the node off (instructions and replies) for the rule's rounds
+  restart,    ///< crashes the node (before or after it handles the instruction); it rejoins
+              ///< delay-ms later with a fresh Context, as a restarted process would
 };
 enum class fault_phase : uint8_t { train, evaluate, any };
 enum class crash_point : uint8_t { before, during, after };

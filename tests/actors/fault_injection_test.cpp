@@ -201,6 +201,33 @@ BOOST_AUTO_TEST_CASE(duplicates_count_once) {
   check_arrays(r, expected_arrays({all_but(6, {}), all_but(6, {}), all_but(6, {})}));
 }
 
+BOOST_AUTO_TEST_CASE(restarted_nodes_rejoin_with_a_fresh_context) {
+  setup s;
+  s.rounds = 3;
+  // Sampling waits for all six: round 3 starts once both are back.
+  s.opts.min_available_nodes = 6;
+  s.opts.min_available_timeout_s = 60;
+  // Node 2 dies on its round-2 instruction and is back at once; node 4 dies
+  // right after replying in round 2 and is back 100 ms later.
+  auto before = rule(fault_action::restart, {2}, {2});
+  auto after = rule(fault_action::restart, {4}, {2});
+  after.when = crash_point::after;
+  after.delay_ms = 100;
+  auto o = run(s, plan_of({before, after}));
+  auto& r = ok(o);
+  check_counts(r, 1, 6, 0);
+  check_counts(r, 2, 5, 1, "node 102: error 5");
+  check_counts(r, 3, 6, 0);  // both are back
+  check_arrays(r, expected_arrays({all_but(6, {}), all_but(6, {2}), all_but(6, {})}));
+  // Context.state counts each node's train calls: nodes 2 and 4 start again
+  // from one in round 3, the others are at three. Weighted by p + 1:
+  double want = (3.0 * (1 + 2 + 4 + 6) + 1.0 * (3 + 5)) / 21.0;
+  double calls = 0;
+  metric_as_double(*r.train_metrics_clientapp.at(3).get("calls"), calls);
+  BOOST_TEST(std::abs(calls - want) < 1e-9, "calls " << calls << ", want " << want);
+  BOOST_TEST(o.events.size() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(corrupt_replies_fail_to_decode) {
   setup s;
   auto o = run(s, plan_of({rule(fault_action::corrupt, {1, 2}, {3})}));

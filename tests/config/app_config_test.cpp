@@ -229,6 +229,8 @@ rounds = "every"
   expect_error("[[faults.rule]]\naction = \"drop\"\nnodes = [1]\nwhen = \"later\"\n",
                "'when' must be one of");
   expect_error("sede = 1\n", "unknown key 'sede' in [faults]");
+  expect_error("[[faults.rule]]\naction = \"restart\"\nnodes = [1]\nwhen = \"during\"\n",
+               "a 'restart' rule takes when = \"before\" or \"after\"");
 
   std::ofstream(d.path / "plan.toml") << "[faults]\nseed = 3\n[[faults.rule]]\naction = \"corrupt\"\nnodes = [0]\n";
   auto plan2 = load_fault_plan(d.path / "plan.toml");
