@@ -1,7 +1,8 @@
-// The gated app: node p (its partition-id) answers train with the global
-// arrays plus p + 1, weighted p + 1, so the FedAvg result is known exactly.
-// With `gate-file` set, train first logs that it waits and then waits until
-// that file exists: the test acts on a node it knows to be mid-round.
+// The gated app: the tests' arithmetic app (node p, its partition-id, answers
+// train with the global arrays plus p + 1, weighted p + 1, so the FedAvg
+// result is known exactly). With `gate-file` set, train first logs that it
+// waits and then waits until that file exists: the test acts on a node it
+// knows to be mid-round.
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "runtime/app_components.hpp"
 #include "runtime/fed_avg.hpp"
 #include "runtime/logger.hpp"
+#include "tests/support/arithmetic_app.hpp"
 
 namespace gated {
 
@@ -23,25 +25,18 @@ void wait_at_gate(const config_record& rc, int64_t p) {
   while (!std::filesystem::exists(file)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
+// The arithmetic app, with its train held at the gate.
 std::shared_ptr<const client_app> make_client(const context& node) {
   auto p = config_int(node.node_config, "partition-id");
-  auto app = std::make_shared<client_app>();
-  app->train([p](const message& m, context& ctx) {
-    wait_at_gate(ctx.run_config, p);
-    auto w = m.content().arrays("arrays")->get("w")->to_vector<float>();
-    for (auto& x : w) x += static_cast<float>(p + 1);
-    record_dict c;
-    c.insert_or_assign("arrays", array_record{{"w", array::from_values(
-                                                        dtype::float32, {static_cast<int64_t>(w.size())}, w)}});
-    c.insert_or_assign("metrics", metric_record{{"num-examples", p + 1}});
-    return make_reply(m, c);
-  });
-  app->evaluate([p](const message& m, context&) {
-    record_dict c;
-    c.insert_or_assign("metrics",
-                       metric_record{{"eval_loss", static_cast<double>(p)}, {"num-examples", p + 1}});
-    return make_reply(m, c);
-  });
+  auto inner = stamen::test::arithmetic_app(p);
+  auto app = std::make_shared<client_app>(std::vector<mod>{
+      [p](const message& m, context& ctx, const handler& next) {
+        if (m.meta().message_type == "train") wait_at_gate(ctx.run_config, p);
+        return next(m, ctx);
+      }});
+  auto forward = [inner](const message& m, context& ctx) { return inner->handle(m, ctx); };
+  app->train(forward);
+  app->evaluate(forward);
   return app;
 }
 
@@ -52,7 +47,7 @@ void components(app_components& out) {
     opts.seed = 1;
     opts.min_available_timeout_s = config_double(rc, "round-timeout");
     fed_avg strategy{opts};
-    strategy.start(g, {{"w", array::from_values(dtype::float32, {3}, std::vector<float>{0, 1, 2})}},
+    strategy.start(g, stamen::test::initial_arrays(),
                    static_cast<int>(config_int(rc, "num-server-rounds")),
                    config_double(rc, "round-timeout"));
   });
