@@ -64,22 +64,18 @@ void run_events::on_finished(const strategy_result& result) {
   for (auto& o : observers_) o->on_finished(result);
 }
 
+// The hook runs under the lock: once set_interrupt({}) returns, no call of
+// the old hook is under way (it may reach an object that is about to go).
 void run_stop::request() {
   requested_ = true;
-  std::function<void()> hook;
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    hook = interrupt_;
-  }
-  if (hook) hook();
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (interrupt_) interrupt_();
 }
 
 void run_stop::set_interrupt(std::function<void()> hook) {
-  {
-    std::lock_guard<std::mutex> guard{mtx_};
-    interrupt_ = hook;
-  }
-  if (hook && requested()) hook();
+  std::lock_guard<std::mutex> guard{mtx_};
+  interrupt_ = std::move(hook);
+  if (interrupt_ && requested()) interrupt_();
 }
 
 run_scope::run_scope(run_observer& observer, const run_stop* stop)
