@@ -31,7 +31,6 @@ struct setup {
   size_t nodes = 6;
   int rounds = 3;
   double timeout = 5;
-  int sleep_ms = 0;
   /// Nodes whose train handler waits on a gate that opens once the run is
   /// over: they never reply by themselves.
   std::vector<int64_t> held;
@@ -60,8 +59,7 @@ outcome run(const setup& s, fault_plan plan) {
     auto held = std::make_shared<gate>();
     for (size_t p = 0; p < s.nodes; ++p) {
       bool gated = std::count(s.held.begin(), s.held.end(), static_cast<int64_t>(p)) > 0;
-      fed.add_node(100 + p, arithmetic_app(static_cast<int64_t>(p), s.sleep_ms,
-                                           gated ? held : nullptr));
+      fed.add_node(100 + p, arithmetic_app(static_cast<int64_t>(p), gated ? held : nullptr));
     }
     fed.wait_for_nodes(s.nodes);
     server_app srv;

@@ -205,7 +205,7 @@ BOOST_AUTO_TEST_CASE(a_handler_that_never_returns_does_not_hold_the_others) {
   auto never = std::make_shared<gate>();  // never opened
   federation fed{*rt.sys, o};
   for (int64_t p = 0; p < 4; ++p)
-    fed.add_node(100 + static_cast<uint64_t>(p), arithmetic_app(p, 0, p == 3 ? never : nullptr));
+    fed.add_node(100 + static_cast<uint64_t>(p), arithmetic_app(p, p == 3 ? never : nullptr));
   BOOST_REQUIRE(fed.wait_for_nodes(4) >= 4);
   server_app srv;
   srv.main([](grid& g, context&) {

@@ -9,7 +9,6 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "runtime/client_app.hpp"
@@ -48,15 +47,12 @@ class gate {
 };
 
 // Node p replies to train with (global + p + 1), weighted num-examples = p + 1,
-// after sleeping `sleep_ms`, and counts its calls in Context.state ("calls");
-// evaluate replies eval_loss = p.
-// With a gate, train passes it first.
-inline std::shared_ptr<client_app> arithmetic_app(int64_t p, int sleep_ms = 0,
-                                                  std::shared_ptr<gate> held = nullptr) {
+// and counts its calls in Context.state ("calls"); evaluate replies
+// eval_loss = p. With a gate, train passes it first.
+inline std::shared_ptr<client_app> arithmetic_app(int64_t p, std::shared_ptr<gate> held = nullptr) {
   auto app = std::make_shared<client_app>();
-  app->train([p, sleep_ms, held](const message& m, context& ctx) {
+  app->train([p, held](const message& m, context& ctx) {
     if (held) held->pass();
-    if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     if (!ctx.state.contains("calls")) ctx.state.insert_or_assign("calls", metric_record{});
     auto& counter = std::get<metric_record>(*ctx.state.get("calls"));
     int64_t calls = counter.contains("n") ? std::get<int64_t>(*counter.get("n")) : 0;
