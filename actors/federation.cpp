@@ -54,10 +54,13 @@ federation::~federation() {
     caf::anon_send_exit(respawner_, caf::exit_reason::user_shutdown);
     self->receive([](const caf::down_msg&) {});
   }
-  std::lock_guard<std::mutex> guard{mtx_};
-  for (auto& [id, n] : nodes_) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& [id, n] : nodes_) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+  }
   caf::anon_send_exit(grid_, caf::exit_reason::user_shutdown);
-  // Jobs still queued on the pool are dropped with it; running ones finish.
+  // Jobs still queued on the pool are dropped with it; running ones finish,
+  // each until its deadline plus the grace at most.
   pool_.reset();
 }
 
