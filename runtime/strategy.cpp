@@ -122,7 +122,7 @@ void strategy::train_round(grid& g, int round, double timeout_s, const config_re
   if (rejected)
     ev.on_arrays_kept(round, *rejected);
   else if (aggregate.arrays)
-    result.arrays = std::move(*aggregate.arrays);
+    result.arrays = update_global(round, result.arrays, std::move(*aggregate.arrays));
   else if (report.sampled > 0)
     ev.on_arrays_kept(round, "no valid update in round " + std::to_string(round));
   if (aggregate.metrics) {

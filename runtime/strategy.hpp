@@ -81,6 +81,14 @@ class strategy {
     return std::nullopt;
   }
 
+  /// The new global arrays from an aggregate that was accepted: the
+  /// aggregate itself by default; a server-side optimizer (FedAvgM) steps
+  /// from `current` here, so that its state moves only on accepted rounds.
+  virtual array_record update_global(int round, const array_record& current,
+                                     array_record aggregated) {
+    return aggregated;
+  }
+
   /// Flower's batch form: aggregates replies already received (errors skipped).
   train_aggregate aggregate_train(int round, const std::vector<message>& replies,
                                   const array_record& current);

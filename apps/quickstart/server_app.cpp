@@ -3,27 +3,44 @@
 
 #include "runtime/app_components.hpp"
 #include "runtime/fed_avg.hpp"
+#include "runtime/fed_avgm.hpp"
 #include "runtime/logger.hpp"
 
 namespace quickstart {
 
 using namespace stamen;
 
+namespace {
+
+// The strategy the run config names (`strategy`, with its own parameters).
+std::unique_ptr<strategy> make_strategy(const config_record& rc) {
+  fed_avgm_options opts;
+  opts.fraction_train = config_double(rc, "fraction-train");
+  opts.fraction_evaluate = config_double(rc, "fraction-evaluate");
+  opts.seed = static_cast<uint64_t>(config_int(rc, "seed"));
+  if (rc.contains("round-timeout")) opts.min_available_timeout_s = config_double(rc, "round-timeout");
+  auto name = rc.contains("strategy") ? config_string(rc, "strategy") : "fedavg";
+  if (name == "fedavg") return std::make_unique<fed_avg>(opts);
+  if (name == "fedavgm") {
+    opts.server_learning_rate = config_double(rc, "server-learning-rate");
+    opts.server_momentum = config_double(rc, "server-momentum");
+    return std::make_unique<fed_avgm>(opts);
+  }
+  throw run_error("unknown strategy '" + name + "' (fedavg, fedavgm)");
+}
+
+}  // namespace
+
 server_app make_server_app() {
   server_app app;
   app.main([](grid& g, context& ctx) {
     auto& rc = ctx.run_config;
     logger log;
-    fed_avg_options opts;
-    opts.fraction_train = config_double(rc, "fraction-train");
-    opts.fraction_evaluate = config_double(rc, "fraction-evaluate");
-    opts.seed = static_cast<uint64_t>(config_int(rc, "seed"));
-    if (rc.contains("round-timeout")) opts.min_available_timeout_s = config_double(rc, "round-timeout");
-    fed_avg strategy{opts};
+    auto strategy = make_strategy(rc);
 
     // The initial model is drawn from the run's seed: same seed, same run.
     model global{shape_of(config_string(rc, "dataset")), static_cast<uint64_t>(config_int(rc, "seed"))};
-    auto result = strategy.start(g, global.arrays(),
+    auto result = strategy->start(g, global.arrays(),
                                  static_cast<int>(config_int(rc, "num-server-rounds")),
                                  rc.contains("round-timeout") ? config_double(rc, "round-timeout") : 3600.0,
                                  config_record{{"lr", config_double(rc, "lr")}});

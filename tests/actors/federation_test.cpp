@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/fed_avg.hpp"
+#include "runtime/fed_avgm.hpp"
 #include "runtime/result_json.hpp"
 #include "tests/actors/arithmetic_app.hpp"
 
@@ -284,6 +285,50 @@ BOOST_AUTO_TEST_CASE(configs_carry_the_server_round_and_evaluate_fn_sees_each_gl
   auto json = nlohmann::json::parse(to_json(*result));
   BOOST_TEST(json["rounds"][2]["server_evaluate"]["w_sum"].get<double>() == 21.0);
   BOOST_TEST(json["initial_server_evaluate"]["w_sum"].get<double>() == 3.0);
+}
+
+BOOST_AUTO_TEST_CASE(fedavgm_steps_with_server_momentum) {
+  // Three nodes, three rounds. The reference follows Hsu et al. (2019) with
+  // PyTorch's SGD convention, in double: the pseudo-gradient is
+  // d = x - FedAvg(x); v = d in round 1, then v = beta v + d; x -= eta v.
+  const double eta = 0.7, beta = 0.9;
+  fixture f;
+  f.add(3);
+  fed_avgm_options o;
+  static_cast<fed_avg_options&>(o) = all_nodes();
+  o.fraction_evaluate = 0;
+  o.server_learning_rate = eta;
+  o.server_momentum = beta;
+  server_app srv;
+  std::optional<strategy_result> result;
+  srv.main([&](grid& g, context&) {
+    fed_avgm s(o);
+    result = s.start(g, initial_arrays(), 3, 30);
+  });
+  BOOST_REQUIRE(f.fed->run(srv, {}).has_value());
+  BOOST_REQUIRE(result.has_value());
+  std::vector<double> x{0, 1, 2}, v(3, 0);
+  for (int round = 1; round <= 3; ++round) {
+    // Node p adds p + 1 with weight p + 1: FedAvg adds 14 / 6 to every weight.
+    for (size_t i = 0; i < 3; ++i) {
+      double fedavg = x[i] + (1.0 * 1 + 2.0 * 2 + 3.0 * 3) / (1 + 2 + 3);
+      double d = x[i] - fedavg;
+      v[i] = round == 1 ? d : beta * v[i] + d;
+      x[i] -= eta * v[i];
+    }
+  }
+  check_arrays(*result, x);
+  for (auto& tr : result->train_rounds) BOOST_TEST(tr.results == 3u);
+  // With the defaults (learning rate 1, no momentum) it is FedAvg.
+  fed_avgm_options plain;
+  static_cast<fed_avg_options&>(plain) = all_nodes();
+  plain.fraction_evaluate = 0;
+  srv.main([&](grid& g, context&) {
+    fed_avgm s(plain);
+    result = s.start(g, initial_arrays(), 3, 30);
+  });
+  BOOST_REQUIRE(f.fed->run(srv, {}).has_value());
+  check_arrays(*result, expected_after({0, 1, 2}, 3));
 }
 
 BOOST_AUTO_TEST_CASE(too_few_nodes_fails_with_a_clear_message) {
