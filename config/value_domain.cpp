@@ -1,16 +1,10 @@
 #include "config/value_domain.hpp"
 
-#include <cstdio>
+#include "runtime/format.hpp"
 
 namespace stamen {
 
 namespace {
-
-std::string number_text(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", x);
-  return buf;
-}
 
 bool in_bounds(double x, const value_domain& d) {
   if (d.min && (d.exclusive_min ? !(x > *d.min) : !(x >= *d.min))) return false;
@@ -58,9 +52,9 @@ bool same_scalar(const config_value& a, const config_value& b) {
 
 std::string describe(const value_domain& d) {
   std::string out;
-  if (d.min) out += (d.exclusive_min ? "> " : ">= ") + number_text(*d.min);
+  if (d.min) out += (d.exclusive_min ? "> " : ">= ") + format_double("%g", *d.min);
   if (d.max) out += (out.empty() ? "" : " and ") + std::string{d.exclusive_max ? "< " : "<= "} +
-                    number_text(*d.max);
+                    format_double("%g", *d.max);
   if (!d.choices.empty()) {
     out += out.empty() ? "one of " : " and one of ";
     for (size_t i = 0; i < d.choices.size(); ++i)

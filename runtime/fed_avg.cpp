@@ -2,18 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
+
+#include "runtime/format.hpp"
 
 namespace stamen {
 
 namespace {
-
-std::string fmt(const char* f, double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, x);
-  return buf;
-}
 
 std::string config_or_empty(const config_record& c) {
   return c.empty() ? "(empty!)" : to_string(c);
@@ -263,7 +258,7 @@ expected<double> reply_weight(const message& reply, const std::string& key) {
       return fail(errc::invalid_message, "weight '" + key + "' is a list");
     if (!std::isfinite(w) || w <= 0)
       return fail(errc::invalid_message, "weight '" + key + "' must be positive, got " +
-                                             fmt("%g", w));
+                                             format_double("%g", w));
     return w;
   }
   return fail(errc::invalid_message, "no MetricRecord holds the weight '" + key + "'");
@@ -335,12 +330,12 @@ std::vector<std::string> fed_avg::summary(int num_rounds, const array_record& ar
   return {
       "Starting " + name() + " strategy:",
       "    ├── Number of rounds: " + std::to_string(num_rounds),
-      "    ├── ArrayRecord (" + fmt("%.2f", arrays.count_bytes() / 1e6) + " MB)",
+      "    ├── ArrayRecord (" + format_double("%.2f", arrays.count_bytes() / 1e6) + " MB)",
       "    ├── ConfigRecord (train): " + config_or_empty(train_config),
       "    ├── ConfigRecord (evaluate): " + config_or_empty(evaluate_config),
       "    ├──> Sampling:",
-      "    │       ├──Fraction: train (" + fmt("%.2f", opts_.fraction_train) + ") | evaluate (" +
-          fmt("%5.2f", opts_.fraction_evaluate) + ")",
+      "    │       ├──Fraction: train (" + format_double("%.2f", opts_.fraction_train) + ") | evaluate (" +
+          format_double("%5.2f", opts_.fraction_evaluate) + ")",
       "    │       ├──Minimum nodes: train (" + std::to_string(opts_.min_train_nodes) +
           ") | evaluate (" + std::to_string(opts_.min_evaluate_nodes) + ")",
       "    │       └──Minimum available nodes: " + std::to_string(opts_.min_available_nodes),
@@ -361,7 +356,7 @@ std::vector<message> fed_avg::configure(run_phase phase, double fraction, size_t
                     std::to_string(available) + " of the " +
                     std::to_string(opts_.min_available_nodes) +
                     " nodes required by min_available_nodes are connected after waiting " +
-                    fmt("%.0f", opts_.min_available_timeout_s) + "s");
+                    format_double("%.0f", opts_.min_available_timeout_s) + "s");
   auto ids = g.node_ids();
   std::sort(ids.begin(), ids.end());  // sampling depends on the seed only
   size_t want = std::max(static_cast<size_t>(static_cast<double>(ids.size()) * fraction), min_nodes);
@@ -402,8 +397,8 @@ std::optional<std::string> fed_avg::reject_train_round(const phase_report& r) co
     return std::to_string(r.failures) + " failure(s) and accept_failures is off";
   if (r.sampled > 0 &&
       static_cast<double>(r.results) / static_cast<double>(r.sampled) < opts_.min_completion_rate)
-    return "completion rate " + fmt("%.2f", static_cast<double>(r.results) / static_cast<double>(r.sampled)) +
-           " is under min_completion_rate (" + fmt("%.2f", opts_.min_completion_rate) + ")";
+    return "completion rate " + format_double("%.2f", static_cast<double>(r.results) / static_cast<double>(r.sampled)) +
+           " is under min_completion_rate (" + format_double("%.2f", opts_.min_completion_rate) + ")";
   return std::nullopt;
 }
 

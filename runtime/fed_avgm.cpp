@@ -1,7 +1,8 @@
 #include "runtime/fed_avgm.hpp"
 
-#include <cstdio>
 #include <iterator>
+
+#include "runtime/format.hpp"
 
 namespace stamen {
 
@@ -20,12 +21,6 @@ array from_doubles(const array& like, const std::vector<double>& xs) {
 
 bool steppable(dtype t) { return t == dtype::float32 || t == dtype::float64; }
 
-std::string number(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", x);
-  return buf;
-}
-
 }  // namespace
 
 fed_avgm::fed_avgm(fed_avgm_options opts)
@@ -41,8 +36,8 @@ std::vector<std::string> fed_avgm::summary(int num_rounds, const array_record& a
   std::vector<std::string> mine{
       "    ├──> FedAvgM settings:",
       std::string{"    │       ├── Server optimization: "} + (on ? "ON" : "OFF"),
-      "    │       ├── Server learning rate: " + number(server_learning_rate_),
-      "    │       └── Server Momentum: " + number(server_momentum_),
+      "    │       ├── Server learning rate: " + format_double("%g", server_learning_rate_),
+      "    │       └── Server Momentum: " + format_double("%g", server_momentum_),
   };
   lines.insert(std::next(lines.begin()), mine.begin(), mine.end());
   return lines;

@@ -1,16 +1,10 @@
 #include "runtime/flower_log.hpp"
 
-#include <cstdio>
+#include "runtime/format.hpp"
 
 namespace stamen {
 
 namespace {
-
-std::string sci(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4e", x);
-  return buf;
-}
 
 // Flower prints per-round metrics in scientific notation, one round a line.
 void log_metrics_history(const logger& log, const std::string& title,
@@ -27,7 +21,7 @@ void log_metrics_history(const logger& log, const std::string& title,
     for (auto& [k, v] : rec) {
       double d;
       line += (first ? "'" : ", '") + k + "': ";
-      line += metric_as_double(v, d) ? "'" + sci(d) + "'" : to_string(metric_record{{k, v}});
+      line += metric_as_double(v, d) ? "'" + format_double("%.4e", d) + "'" : to_string(metric_record{{k, v}});
       first = false;
     }
     line += ++i == history.size() ? "}}" : "},";
@@ -83,19 +77,17 @@ void flower_log::on_server_evaluation(int round, const metric_record& metrics) {
 }
 
 void flower_log::on_finished(const strategy_result& result) {
-  char buf[64];
   log_.info("");
   if (result.stopped)
     log_.warn("Run stopped after " + std::to_string(result.train_rounds.size()) +
               " round(s); what follows is the result so far");
-  std::snprintf(buf, sizeof buf, "Strategy execution finished in %.2fs", result.seconds);
-  log_.info(buf);
+  log_.info("Strategy execution finished in " + format_double("%.2f", result.seconds) + "s");
   log_.info("");
-  std::snprintf(buf, sizeof buf, "ArrayRecord (%.3f MB)", result.arrays.count_bytes() / 1e6);
   log_.info("Final results:");
   log_.info("");
   log_.info("    Global Arrays:");
-  log_.info(std::string{"            "} + buf);
+  log_.info("            ArrayRecord (" + format_double("%.3f", result.arrays.count_bytes() / 1e6) +
+            " MB)");
   log_.info("");
   log_metrics_history(log_, "Aggregated ClientApp-side Train Metrics",
                       result.train_metrics_clientapp);

@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <unordered_set>
+
+#include "runtime/format.hpp"
 
 namespace stamen {
 
@@ -46,9 +47,8 @@ class phase_sink : public reply_sink {
   }
 
   void timed_out(uint64_t node, double timeout_s) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f", timeout_s);
-    failed(node, "node " + std::to_string(node) + ": no reply within the timeout of " + buf + "s");
+    failed(node, "node " + std::to_string(node) + ": no reply within the timeout of " +
+                     format_double("%.2f", timeout_s) + "s");
   }
 
  private:
