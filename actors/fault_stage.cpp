@@ -39,7 +39,8 @@ struct instruction_faults {
   fault_stage_state::reply_faults reply;
 
   bool touches_reply() const {
-    return reply.drop || reply.duplicate || reply.corrupt || reply.crash_after || reply.hold_ms > 0;
+    return reply.drop || reply.duplicate || reply.corrupt || reply.crash_after ||
+           reply.hold_ms > 0 || reply.poison;
   }
 };
 
@@ -69,6 +70,11 @@ instruction_faults match(self_ptr self, const envelope& env) {
       case fault_action::slow: out.reply.hold_ms += rule->delay_ms; break;
       case fault_action::duplicate: out.reply.duplicate = true; break;
       case fault_action::corrupt: out.reply.corrupt = true; break;
+      case fault_action::poison:
+        out.reply.poison = rule->poison;
+        out.reply.poison_seed = st.faults->noise(round, st.node_id);
+        if (msg && msg->has_content()) out.reply.instruction = msg->content();
+        break;
       case fault_action::crash:
         if (rule->when == crash_point::before) out.kill_now = true, out.deliver = false;
         else if (rule->when == crash_point::during) out.kill_after_ms = rule->delay_ms;
@@ -112,6 +118,19 @@ buffer corrupted(const buffer& bytes, uint64_t noise) {
   return copy;
 }
 
+// A valid but malicious reply: decoded, its update changed, encoded again.
+// A reply that does not decode, or is an error, goes on unchanged.
+void poison_reply(self_ptr self, envelope& reply, const fault_stage_state::reply_faults& f) {
+  auto& st = self->state;
+  auto msg = decode(reply.bytes, reply.content, st.codec);
+  if (!msg || !msg->has_content()) return;
+  poison_content(msg->content(), f.instruction, *f.poison, f.poison_seed);
+  auto bytes = encode(*msg, st.codec);
+  if (!bytes) return;
+  reply.bytes = std::move(*bytes);
+  reply.content = buffer{};
+}
+
 void on_reply(self_ptr self, envelope& reply) {
   auto& st = self->state;
   auto i = st.replies.find(reply.reply_to);
@@ -126,6 +145,7 @@ void on_reply(self_ptr self, envelope& reply) {
   auto f = i->second;
   st.replies.erase(i);
   if (!f.drop) {
+    if (f.poison) poison_reply(self, reply, f);
     if (f.corrupt) reply.bytes = corrupted(reply.bytes, st.faults->noise(f.round, st.node_id));
     if (f.duplicate) self->send(st.upstream, reply_atom::value, reply);
     self->send(st.upstream, reply_atom::value, std::move(reply));

@@ -26,6 +26,11 @@ struct fault_stage_state {
     bool crash_after = false;
     std::optional<double> restart_after_ms;  ///< with crash_after: rejoin this long after
     double hold_ms = 0;
+    /// A poison rule's parameters and what it needs: the instruction's
+    /// content (the global arrays, shared, not copied) and a seed.
+    std::optional<poison_spec> poison;
+    record_dict instruction;
+    uint64_t poison_seed = 0;
   };
 
   uint64_t node_id = 0;

@@ -74,7 +74,8 @@ expected<fault_action> parse_action(const toml::value& t) {
                                {"corrupt", fault_action::corrupt},
                                {"slow", fault_action::slow},
                                {"partition", fault_action::partition},
-                               {"restart", fault_action::restart}});
+                               {"restart", fault_action::restart},
+                               {"poison", fault_action::poison}});
 }
 
 // Which nodes and rounds a rule hits: `nodes` (a list or "all") or
@@ -129,21 +130,60 @@ expected<void> parse_manner(const toml::value& t, fault_rule& r) {
   return optional_number(t, "probability", r.probability, 0, 1);
 }
 
+// A poison rule's `how`, `factor`, `sigma` and `num-examples`.
+expected<void> parse_poison(const toml::value& t, fault_rule& r) {
+  static const char* own[] = {"how", "factor", "sigma", "num-examples"};
+  if (r.action != fault_action::poison) {
+    for (auto* k : own)
+      if (t.contains(k))
+        return bad("'" + std::string{k} + "' belongs to a 'poison' rule", toml::find(t, k),
+                   "here");
+    return {};
+  }
+  if (!t.contains("how"))
+    return bad("a 'poison' rule needs 'how' (sign-flip, scale, gaussian, zero or random)", t,
+               "here");
+  auto how = one_of<poison_kind>(toml::find(t, "how"), "how",
+                                 {{"sign-flip", poison_kind::sign_flip},
+                                  {"scale", poison_kind::scale},
+                                  {"gaussian", poison_kind::gaussian},
+                                  {"zero", poison_kind::zero},
+                                  {"random", poison_kind::random}});
+  if (!how) return how.error();
+  r.poison.how = *how;
+  if (auto ok = optional_number(t, "factor", r.poison.factor, -1e6, 1e6); !ok) return ok;
+  if (auto ok = optional_number(t, "sigma", r.poison.sigma, 0, 1e6); !ok) return ok;
+  if (t.contains("num-examples")) {
+    auto& v = toml::find(t, "num-examples");
+    if (!v.is_integer() || v.as_integer() < 1)
+      return bad("'num-examples' must be a positive integer", v, "here");
+    r.poison.num_examples = v.as_integer();
+  }
+  if (r.phase == fault_phase::evaluate)
+    return bad("a 'poison' rule changes train replies: phase = \"evaluate\" does not apply", t,
+               "here");
+  r.phase = fault_phase::train;
+  return {};
+}
+
 expected<fault_rule> parse_rule(const toml::value& t) {
-  static const std::set<std::string> keys{"action", "nodes",    "fraction",    "rounds", "phase",
-                                          "when",   "delay-ms", "probability", "target"};
+  static const std::set<std::string> keys{"action",      "nodes",  "fraction", "rounds",
+                                          "phase",       "when",   "delay-ms", "probability",
+                                          "target",      "how",    "factor",   "sigma",
+                                          "num-examples"};
   if (!t.is_table()) return bad("a [[faults.rule]] must be a table", t, "here");
   for (auto& [k, v] : t.as_table())
     if (keys.count(k) == 0)
       return bad("unknown key '" + k + "' in [[faults.rule]]", v,
-                 "expected action, nodes, fraction, rounds, phase, when, delay-ms, probability "
-                 "or target");
+                 "expected action, nodes, fraction, rounds, phase, when, delay-ms, probability, "
+                 "target, how, factor, sigma or num-examples");
   fault_rule r;
   auto action = parse_action(t);
   if (!action) return action.error();
   r.action = *action;
   if (auto ok = parse_targets(t, r); !ok) return ok.error();
   if (auto ok = parse_manner(t, r); !ok) return ok.error();
+  if (auto ok = parse_poison(t, r); !ok) return ok.error();
   if (r.action == fault_action::restart && r.when == crash_point::during)
     return bad("a 'restart' rule takes when = \"before\" or \"after\" (delay-ms is how long the "
                "node stays down)",

@@ -34,6 +34,7 @@ const char* to_string(fault_action x) {
     case fault_action::slow: return "slow";
     case fault_action::partition: return "partition";
     case fault_action::restart: return "restart";
+    case fault_action::poison: return "poison";
   }
   return "?";
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "messages/expected.hpp"
+#include "runtime/poison.hpp"
 
 namespace stamen {
 
@@ -22,6 +23,7 @@ enum class fault_action : uint8_t {
   partition,  ///< cuts the node off (instructions and replies) for the rule's rounds
   restart,    ///< crashes the node (before or after it handles the instruction); it rejoins
               ///< delay-ms later with a fresh Context, as a restarted process would
+  poison,     ///< replaces the train reply's update with a valid but malicious one
 };
 enum class fault_phase : uint8_t { train, evaluate, any };
 enum class crash_point : uint8_t { before, during, after };
@@ -44,6 +46,7 @@ struct fault_rule {
   drop_target target = drop_target::instruction;
   double delay_ms = 0;
   double probability = 1;  ///< drawn per (rule, round, node) from the seed
+  poison_spec poison;      ///< for action = poison
 };
 
 /// A [faults] table: the same seed and rules give the same faults, run after run.

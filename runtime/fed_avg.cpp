@@ -14,214 +14,34 @@ std::string config_or_empty(const config_record& c) {
   return c.empty() ? "(empty!)" : to_string(c);
 }
 
-// --- the running sum ------------------------------------------------------
-
-// Values are folded in blocks small enough to stay in L1: each block is first
-// checked for NaN/Inf, then added, so the reply's bytes are streamed from
-// memory once and a bad value is never added.
-constexpr size_t block = 2048;
-
-template <class T>
-bool block_is_finite(const T* x, size_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, x + i, 4);
-      bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-  } else if constexpr (std::is_same_v<T, double>) {
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t bits;
-      std::memcpy(&bits, x + i, 8);
-      bad |= static_cast<uint64_t>((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull);
-    }
-    return bad == 0;
-  } else {
-    return true;
-  }
-}
-
-// sum += w * x; on a non-finite value, takes back what it added and fails.
-template <class T>
-bool fold(double* sum, const std::byte* raw, size_t n, double w) {
-  auto* x = reinterpret_cast<const T*>(raw);  // buffers are 8-byte aligned
-  for (size_t b = 0; b < n; b += block) {
-    size_t len = std::min(block, n - b);
-    if (!block_is_finite(x + b, len)) {
-      // Rare path: subtracting back is exact to rounding, far below 1e-12.
-      for (size_t i = 0; i < b; ++i) sum[i] -= w * static_cast<double>(x[i]);
-      return false;
-    }
-    for (size_t i = b; i < b + len; ++i) sum[i] += w * static_cast<double>(x[i]);
-  }
-  return true;
-}
-
-bool fold_any(dtype t, double* sum, const std::byte* raw, size_t n, double w) {
-  switch (t) {
-    case dtype::float32: return fold<float>(sum, raw, n, w);
-    case dtype::float64: return fold<double>(sum, raw, n, w);
-    case dtype::int64: return fold<int64_t>(sum, raw, n, w);
-    case dtype::int32: return fold<int32_t>(sum, raw, n, w);
-    case dtype::int16: return fold<int16_t>(sum, raw, n, w);
-    case dtype::int8: return fold<int8_t>(sum, raw, n, w);
-    case dtype::uint8:
-    case dtype::bool_: return fold<uint8_t>(sum, raw, n, w);
-    default: return false;
-  }
-}
-
-// Zeroed doubles, allocated like message buffers (huge pages when large).
-class running_sum {
- public:
-  explicit running_sum(size_t n) : n_(n) {
-    auto [buf, raw] = buffer::allocate(n * sizeof(double));
-    buf_ = std::move(buf);
-    data_ = reinterpret_cast<double*>(raw);
-  }
-  double* data() { return data_; }
-  const double* data() const { return data_; }
-  size_t size() const { return n_; }
-  double operator[](size_t i) const { return data_[i]; }
-
- private:
-  buffer buf_;
-  double* data_;
-  size_t n_;
-};
-
-template <class T>
-array finish_as(dtype t, const std::vector<int64_t>& shape, const running_sum& sum,
-                double total) {
-  auto [buf, out] = buffer::allocate(sum.size() * sizeof(T));
-  auto* y = reinterpret_cast<T*>(out);
-  for (size_t i = 0; i < sum.size(); ++i) {
-    double v = sum[i] / total;
-    if constexpr (std::is_floating_point_v<T>)
-      y[i] = static_cast<T>(v);
-    else
-      y[i] = static_cast<T>(std::llround(v));
-  }
-  return *array::make(t, shape, buf);
-}
-
-array finish_any(const array& like, const running_sum& sum, double total) {
-  switch (like.type()) {
-    case dtype::float32: return finish_as<float>(like.type(), like.shape(), sum, total);
-    case dtype::float64: return finish_as<double>(like.type(), like.shape(), sum, total);
-    case dtype::int64: return finish_as<int64_t>(like.type(), like.shape(), sum, total);
-    case dtype::int32: return finish_as<int32_t>(like.type(), like.shape(), sum, total);
-    case dtype::int16: return finish_as<int16_t>(like.type(), like.shape(), sum, total);
-    case dtype::int8: return finish_as<int8_t>(like.type(), like.shape(), sum, total);
-    default: return finish_as<uint8_t>(like.type(), like.shape(), sum, total);
-  }
-}
-
-bool aggregatable(dtype t) { return t != dtype::float16 && t != dtype::bfloat16; }
-
-const metric_record* first_metrics(const message& reply) {
-  for (auto& [name, rec] : reply.content())
-    if (auto* m = std::get_if<metric_record>(&rec)) return m;
-  return nullptr;
-}
-
-// Metric records keyed by the node that sent them. Aggregated in node order,
-// not arrival order, so that the same replies give the same bits whatever
-// order the threads delivered them in.
-class metric_records {
- public:
-  void add(const message& reply) {
-    if (auto* m = first_metrics(reply)) records_.emplace_back(reply.meta().src_node_id, *m);
-  }
-  bool empty() const { return records_.empty(); }
-  std::vector<metric_record> in_node_order() {
-    std::stable_sort(records_.begin(), records_.end(),
-                     [](auto& a, auto& b) { return a.first < b.first; });
-    std::vector<metric_record> out;
-    out.reserve(records_.size());
-    for (auto& [node, m] : records_) out.push_back(std::move(m));
-    return out;
-  }
-
- private:
-  std::vector<std::pair<uint64_t, metric_record>> records_;
-};
-
 class fed_avg_train_aggregator : public train_aggregator {
  public:
   fed_avg_train_aggregator(const fed_avg_options& opts, const array_record& current)
-      : opts_(opts), layout_(current) {}
+      : opts_(opts), sum_(current) {}
 
   expected<void> accept(const message& reply) override {
-    auto& key = opts_.arrayrecord_key;
-    auto* arrays = reply.content().arrays(key);
-    if (arrays == nullptr) return fail(errc::invalid_message, "no ArrayRecord '" + key + "'");
+    auto arrays = reply_arrays(reply, opts_.arrayrecord_key);
+    if (!arrays) return arrays.error();
     auto weight = reply_weight(reply, opts_.weighted_by_key);
     if (!weight) return weight.error();
-    if (layout_.empty() && sums_.empty()) layout_ = *arrays;  // no initial arrays given
-    if (auto ok = check_layout(*arrays); !ok) return ok;
-    if (sums_.empty())
-      for (auto& [k, a] : layout_) sums_.push_back(running_sum(static_cast<size_t>(a.numel())));
-    size_t i = 0;
-    for (auto& [k, a] : *arrays) {
-      if (!fold_any(a.type(), sums_[i].data(), a.data(), sums_[i].size(), *weight)) {
-        for (size_t j = 0; j < i; ++j) unfold(j, *std::next(arrays->begin(), j), *weight);
-        return fail(errc::invalid_message, "array '" + k + "' holds NaN or Inf");
-      }
-      ++i;
-    }
-    total_ += *weight;
+    if (auto ok = sum_.add(**arrays, *weight); !ok) return ok;
     metrics_.add(reply);
     return {};
   }
 
   train_aggregate finish() override {
     train_aggregate out;
-    if (total_ <= 0) return out;
-    array_record result;
-    size_t i = 0;
-    for (auto& [k, a] : layout_) result.insert_or_assign(k, finish_any(a, sums_[i++], total_));
-    out.arrays = std::move(result);
+    if (sum_.count() == 0) return out;
+    out.arrays = sum_.mean();
     if (opts_.train_metrics_aggr_fn && !metrics_.empty())
       out.metrics = opts_.train_metrics_aggr_fn(metrics_.in_node_order(), opts_.weighted_by_key);
     return out;
   }
 
  private:
-  expected<void> check_layout(const array_record& arrays) const {
-    if (arrays.size() != layout_.size())
-      return fail(errc::shape_mismatch, "ArrayRecord has " + std::to_string(arrays.size()) +
-                                            " arrays, the global model " +
-                                            std::to_string(layout_.size()));
-    auto it = layout_.begin();
-    for (auto& [k, a] : arrays) {
-      auto& [want_k, want] = *it++;
-      if (k != want_k)
-        return fail(errc::shape_mismatch, "array '" + k + "' where the global model has '" +
-                                              want_k + "'");
-      if (a.type() != want.type() || a.shape() != want.shape())
-        return fail(errc::shape_mismatch, "array '" + k + "' is " + a.describe() +
-                                              ", the global model's is " + want.describe());
-      if (!aggregatable(a.type()))
-        return fail(errc::shape_mismatch, "array '" + k + "': FedAvg does not average " +
-                                              std::string{to_string(a.type())});
-    }
-    return {};
-  }
-
-  void unfold(size_t i, const std::pair<std::string, array>& entry, double w) {
-    // Re-folding with -w subtracts what an earlier, finite array added.
-    fold_any(entry.second.type(), sums_[i].data(), entry.second.data(), sums_[i].size(), -w);
-  }
-
   const fed_avg_options& opts_;
-  array_record layout_;
-  std::vector<running_sum> sums_;
-  double total_ = 0;
-  metric_records metrics_;
+  weighted_sum sum_;
+  reply_metrics metrics_;
 };
 
 class fed_avg_evaluate_aggregator : public evaluate_aggregator {
@@ -242,27 +62,10 @@ class fed_avg_evaluate_aggregator : public evaluate_aggregator {
 
  private:
   const fed_avg_options& opts_;
-  metric_records metrics_;
+  reply_metrics metrics_;
 };
 
 }  // namespace
-
-expected<double> reply_weight(const message& reply, const std::string& key) {
-  for (auto& [name, rec] : reply.content()) {
-    auto* m = std::get_if<metric_record>(&rec);
-    if (m == nullptr) continue;
-    auto* v = m->get(key);
-    if (v == nullptr) continue;
-    double w;
-    if (!metric_as_double(*v, w))
-      return fail(errc::invalid_message, "weight '" + key + "' is a list");
-    if (!std::isfinite(w) || w <= 0)
-      return fail(errc::invalid_message, "weight '" + key + "' must be positive, got " +
-                                             format_double("%g", w));
-    return w;
-  }
-  return fail(errc::invalid_message, "no MetricRecord holds the weight '" + key + "'");
-}
 
 metric_record weighted_average(const std::vector<metric_record>& records,
                                const std::string& weight_key) {
@@ -344,6 +147,17 @@ std::vector<std::string> fed_avg::summary(int num_rounds, const array_record& ar
       "            ├── ArrayRecord key: '" + opts_.arrayrecord_key + "'",
       "            └── ConfigRecord key: '" + opts_.configrecord_key + "'",
   };
+}
+
+std::vector<std::string> insert_settings(std::vector<std::string> summary,
+                                         const std::string& title,
+                                         const std::vector<std::string>& items) {
+  std::vector<std::string> mine{"    ├──> " + title + ":"};
+  for (size_t i = 0; i < items.size(); ++i)
+    mine.push_back(std::string{"    │       "} + (i + 1 == items.size() ? "└── " : "├── ") +
+                   items[i]);
+  summary.insert(summary.begin() + (summary.empty() ? 0 : 1), mine.begin(), mine.end());
+  return summary;
 }
 
 std::vector<message> fed_avg::configure(run_phase phase, double fraction, size_t min_nodes,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/array_fold.hpp"
 #include "runtime/strategy.hpp"
 
 namespace stamen {
@@ -81,8 +82,10 @@ class fed_avg : public strategy {
   std::mt19937_64 rng_;
 };
 
-/// The weight of a reply: `key` in any of its MetricRecords, as a positive,
-/// finite number, or a failure saying what is wrong.
-expected<double> reply_weight(const message& reply, const std::string& key);
+/// Adds a strategy's own settings to FedAvg's summary tree, after its first
+/// line, as Flower's subclasses do: "├──> <title>:" then one line per item.
+std::vector<std::string> insert_settings(std::vector<std::string> summary,
+                                         const std::string& title,
+                                         const std::vector<std::string>& items);
 
 }  // namespace stamen

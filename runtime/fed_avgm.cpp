@@ -31,16 +31,12 @@ fed_avgm::fed_avgm(fed_avgm_options opts)
 std::vector<std::string> fed_avgm::summary(int num_rounds, const array_record& arrays,
                                            const config_record& train_config,
                                            const config_record& evaluate_config) const {
-  auto lines = fed_avg::summary(num_rounds, arrays, train_config, evaluate_config);
   bool on = server_momentum_ != 0.0 || server_learning_rate_ != 1.0;
-  std::vector<std::string> mine{
-      "    ├──> FedAvgM settings:",
-      std::string{"    │       ├── Server optimization: "} + (on ? "ON" : "OFF"),
-      "    │       ├── Server learning rate: " + format_double("%g", server_learning_rate_),
-      "    │       └── Server Momentum: " + format_double("%g", server_momentum_),
-  };
-  lines.insert(std::next(lines.begin()), mine.begin(), mine.end());
-  return lines;
+  return insert_settings(fed_avg::summary(num_rounds, arrays, train_config, evaluate_config),
+                         "FedAvgM settings",
+                         {std::string{"Server optimization: "} + (on ? "ON" : "OFF"),
+                          "Server learning rate: " + format_double("%g", server_learning_rate_),
+                          "Server Momentum: " + format_double("%g", server_momentum_)});
 }
 
 array_record fed_avgm::update_global(int, const array_record& current, array_record aggregated) {

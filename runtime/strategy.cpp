@@ -118,7 +118,10 @@ void strategy::train_round(grid& g, int round, double timeout_s, const config_re
   auto report = run_phase_of(g, std::move(msgs), timeout_s, *agg, round, run_phase::train, ev);
   auto aggregate = agg->finish();
   agg.reset();  // release the running sums before evaluation
-  auto rejected = aggregate.arrays ? reject_train_round(report) : std::nullopt;
+  // A strategy may refuse a round whose replies it accepted (too few for
+  // its guarantees) whether or not it produced arrays from them.
+  bool judged = aggregate.arrays || report.results > 0;
+  auto rejected = judged ? reject_train_round(report) : std::nullopt;
   if (rejected)
     ev.on_arrays_kept(round, *rejected);
   else if (aggregate.arrays)

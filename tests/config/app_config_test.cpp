@@ -232,6 +232,28 @@ rounds = "every"
   expect_error("[[faults.rule]]\naction = \"restart\"\nnodes = [1]\nwhen = \"during\"\n",
                "a 'restart' rule takes when = \"before\" or \"after\"");
 
+  expect_error("[[faults.rule]]\naction = \"poison\"\nnodes = [1]\n", "a 'poison' rule needs 'how'");
+  expect_error("[[faults.rule]]\naction = \"poison\"\nnodes = [1]\nhow = \"flip\"\n",
+               "'how' must be one of: sign-flip, scale, gaussian, zero, random");
+  expect_error("[[faults.rule]]\naction = \"drop\"\nnodes = [1]\nfactor = 5\n",
+               "'factor' belongs to a 'poison' rule");
+  expect_error("[[faults.rule]]\naction = \"poison\"\nnodes = [1]\nhow = \"zero\"\nnum-examples = 0\n",
+               "'num-examples' must be a positive integer");
+  expect_error("[[faults.rule]]\naction = \"poison\"\nnodes = [1]\nhow = \"zero\"\nphase = \"evaluate\"\n",
+               "a 'poison' rule changes train replies");
+  {
+    app_dir ok{"[app]\nname = \"x\"\nlibrary = \"y\"\n[faults]\n[[faults.rule]]\naction = \"poison\"\n"
+               "nodes = [0, 2]\nhow = \"sign-flip\"\nfactor = 5\nnum-examples = 9000\n"};
+    auto r = load_app_config(ok.path);
+    BOOST_REQUIRE_MESSAGE(r.has_value(), (r ? std::string{} : r.error().what));
+    auto& rule = r->faults.rules.at(0);
+    BOOST_TEST((rule.action == fault_action::poison));
+    BOOST_TEST((rule.poison.how == poison_kind::sign_flip));
+    BOOST_TEST(rule.poison.factor == 5.0);
+    BOOST_TEST(*rule.poison.num_examples == 9000);
+    BOOST_TEST((rule.phase == fault_phase::train));
+  }
+
   std::ofstream(d.path / "plan.toml") << "[faults]\nseed = 3\n[[faults.rule]]\naction = \"corrupt\"\nnodes = [0]\n";
   auto plan2 = load_fault_plan(d.path / "plan.toml");
   BOOST_REQUIRE(plan2.has_value());

@@ -1,0 +1,249 @@
+#include "runtime/array_fold.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "runtime/format.hpp"
+
+namespace stamen {
+
+namespace {
+
+// Values are folded in blocks small enough to stay in L1: each block is first
+// checked for NaN/Inf, then added, so the reply's bytes are streamed from
+// memory once and a bad value is never added.
+constexpr size_t block = 2048;
+
+template <class T>
+bool block_is_finite(const T* x, size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i, 4);
+      bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+  } else if constexpr (std::is_same_v<T, double>) {
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t bits;
+      std::memcpy(&bits, x + i, 8);
+      bad |= static_cast<uint64_t>((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull);
+    }
+    return bad == 0;
+  } else {
+    return true;
+  }
+}
+
+// sum += w * x; on a non-finite value, takes back what it added and fails.
+template <class T>
+bool fold(double* sum, const std::byte* raw, size_t n, double w) {
+  auto* x = reinterpret_cast<const T*>(raw);  // buffers are 8-byte aligned
+  for (size_t b = 0; b < n; b += block) {
+    size_t len = std::min(block, n - b);
+    if (!block_is_finite(x + b, len)) {
+      // Rare path: subtracting back is exact to rounding, far below 1e-12.
+      for (size_t i = 0; i < b; ++i) sum[i] -= w * static_cast<double>(x[i]);
+      return false;
+    }
+    for (size_t i = b; i < b + len; ++i) sum[i] += w * static_cast<double>(x[i]);
+  }
+  return true;
+}
+
+// Calls f(T*) with the array's element type.
+template <class F>
+decltype(auto) with_type(dtype t, F&& f) {
+  switch (t) {
+    case dtype::float32: return f(static_cast<float*>(nullptr));
+    case dtype::float64: return f(static_cast<double*>(nullptr));
+    case dtype::int64: return f(static_cast<int64_t*>(nullptr));
+    case dtype::int32: return f(static_cast<int32_t*>(nullptr));
+    case dtype::int16: return f(static_cast<int16_t*>(nullptr));
+    case dtype::int8: return f(static_cast<int8_t*>(nullptr));
+    default: return f(static_cast<uint8_t*>(nullptr));  // uint8, bool
+  }
+}
+
+bool fold_any(dtype t, double* sum, const std::byte* raw, size_t n, double w) {
+  return with_type(t, [&](auto* tag) { return fold<std::remove_pointer_t<decltype(tag)>>(sum, raw, n, w); });
+}
+
+bool averageable(dtype t) { return t != dtype::float16 && t != dtype::bfloat16; }
+
+const metric_record* first_metrics(const message& reply) {
+  for (auto& [name, rec] : reply.content())
+    if (auto* m = std::get_if<metric_record>(&rec)) return m;
+  return nullptr;
+}
+
+}  // namespace
+
+expected<const array_record*> reply_arrays(const message& reply, const std::string& key) {
+  auto* arrays = reply.content().arrays(key);
+  if (arrays == nullptr) return fail(errc::invalid_message, "no ArrayRecord '" + key + "'");
+  return arrays;
+}
+
+namespace {
+
+// The first value of `key` among a reply's MetricRecords, or nothing.
+const metric_value* find_metric(const message& reply, const std::string& key) {
+  for (auto& [name, rec] : reply.content())
+    if (auto* m = std::get_if<metric_record>(&rec))
+      if (auto* v = m->get(key)) return v;
+  return nullptr;
+}
+
+}  // namespace
+
+expected<double> reply_metric(const message& reply, const std::string& key) {
+  auto* v = find_metric(reply, key);
+  if (v == nullptr) return fail(errc::invalid_message, "no MetricRecord holds '" + key + "'");
+  double x;
+  if (!metric_as_double(*v, x)) return fail(errc::invalid_message, "metric '" + key + "' is a list");
+  if (!std::isfinite(x))
+    return fail(errc::invalid_message, "metric '" + key + "' is " + format_double("%g", x));
+  return x;
+}
+
+expected<double> reply_weight(const message& reply, const std::string& key) {
+  auto* v = find_metric(reply, key);
+  if (v == nullptr)
+    return fail(errc::invalid_message, "no MetricRecord holds the weight '" + key + "'");
+  double w;
+  if (!metric_as_double(*v, w)) return fail(errc::invalid_message, "weight '" + key + "' is a list");
+  if (!std::isfinite(w) || w <= 0)
+    return fail(errc::invalid_message, "weight '" + key + "' must be positive, got " +
+                                           format_double("%g", w));
+  return w;
+}
+
+expected<void> check_layout(const array_record& arrays, const array_record& layout) {
+  if (arrays.size() != layout.size())
+    return fail(errc::shape_mismatch, "ArrayRecord has " + std::to_string(arrays.size()) +
+                                          " arrays, the global model " +
+                                          std::to_string(layout.size()));
+  auto it = layout.begin();
+  for (auto& [k, a] : arrays) {
+    auto& [want_k, want] = *it++;
+    if (k != want_k)
+      return fail(errc::shape_mismatch, "array '" + k + "' where the global model has '" +
+                                            want_k + "'");
+    if (a.type() != want.type() || a.shape() != want.shape())
+      return fail(errc::shape_mismatch, "array '" + k + "' is " + a.describe() +
+                                            ", the global model's is " + want.describe());
+    if (!averageable(a.type()))
+      return fail(errc::shape_mismatch, "array '" + k + "': cannot average " +
+                                            std::string{to_string(a.type())});
+  }
+  return {};
+}
+
+expected<void> check_finite(const array_record& arrays) {
+  for (auto& [k, a] : arrays) {
+    auto n = static_cast<size_t>(a.numel());
+    bool ok = true;
+    if (a.type() == dtype::float32)
+      ok = block_is_finite(reinterpret_cast<const float*>(a.data()), n);
+    else if (a.type() == dtype::float64)
+      ok = block_is_finite(reinterpret_cast<const double*>(a.data()), n);
+    if (!ok) return fail(errc::invalid_message, "array '" + k + "' holds NaN or Inf");
+  }
+  return {};
+}
+
+bool is_floating(dtype t) { return t == dtype::float32 || t == dtype::float64; }
+
+void read_doubles(const array& a, size_t begin, size_t len, double* out) {
+  with_type(a.type(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    auto* x = reinterpret_cast<const T*>(a.data()) + begin;
+    for (size_t i = 0; i < len; ++i) out[i] = static_cast<double>(x[i]);
+  });
+}
+
+std::vector<double> to_doubles(const array& a) {
+  std::vector<double> out(static_cast<size_t>(a.numel()));
+  read_doubles(a, 0, out.size(), out.data());
+  return out;
+}
+
+array from_doubles(const array& like, const double* values) {
+  auto n = static_cast<size_t>(like.numel());
+  return with_type(like.type(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    auto [buf, raw] = buffer::allocate(n * sizeof(T));
+    auto* y = reinterpret_cast<T*>(raw);
+    for (size_t i = 0; i < n; ++i) {
+      if constexpr (std::is_floating_point_v<T>) y[i] = static_cast<T>(values[i]);
+      else y[i] = static_cast<T>(std::llround(values[i]));
+    }
+    return *array::make(like.type(), like.shape(), buf);
+  });
+}
+
+double_buffer::double_buffer(size_t n) : n_(n) {
+  auto [buf, raw] = buffer::allocate(n * sizeof(double));
+  buf_ = std::move(buf);
+  data_ = reinterpret_cast<double*>(raw);
+}
+
+weighted_sum::weighted_sum(array_record layout) : layout_(std::move(layout)) {}
+
+expected<void> weighted_sum::add(const array_record& arrays, double w) {
+  if (layout_.empty() && sums_.empty()) layout_ = arrays;  // no layout given
+  if (auto ok = check_layout(arrays, layout_); !ok) return ok;
+  if (sums_.empty())
+    for (auto& [k, a] : layout_) sums_.emplace_back(static_cast<size_t>(a.numel()));
+  size_t i = 0;
+  for (auto& [k, a] : arrays) {
+    if (!fold_any(a.type(), sums_[i].data(), a.data(), sums_[i].size(), w)) {
+      // Re-folding with -w takes back what the earlier, finite arrays added.
+      size_t j = 0;
+      for (auto& [k2, a2] : arrays) {
+        if (j == i) break;
+        fold_any(a2.type(), sums_[j].data(), a2.data(), sums_[j].size(), -w);
+        ++j;
+      }
+      return fail(errc::invalid_message, "array '" + k + "' holds NaN or Inf");
+    }
+    ++i;
+  }
+  total_ += w;
+  ++count_;
+  return {};
+}
+
+array_record weighted_sum::mean() const {
+  array_record out;
+  if (total_ <= 0) return out;
+  size_t i = 0;
+  std::vector<double> scratch;
+  for (auto& [k, a] : layout_) {
+    auto& s = sums_[i++];
+    scratch.resize(s.size());
+    for (size_t j = 0; j < s.size(); ++j) scratch[j] = s[j] / total_;
+    out.insert_or_assign(k, from_doubles(a, scratch));
+  }
+  return out;
+}
+
+void reply_metrics::add(const message& reply) {
+  if (auto* m = first_metrics(reply)) records_.emplace_back(reply.meta().src_node_id, *m);
+}
+
+std::vector<metric_record> reply_metrics::in_node_order() const {
+  auto sorted = records_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<metric_record> out;
+  out.reserve(sorted.size());
+  for (auto& [node, m] : sorted) out.push_back(std::move(m));
+  return out;
+}
+
+}  // namespace stamen

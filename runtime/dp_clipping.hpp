@@ -1,0 +1,112 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+
+#include "runtime/strategy_wrapper.hpp"
+
+namespace stamen {
+
+/// Where updates are clipped: by the wrapper on the server, or by the
+/// clients' mods (fixedclipping_mod, adaptiveclipping_mod) before they reply.
+enum class clipping_side : uint8_t { server, client };
+
+/// The parameters of the fixed-clipping wrappers, with Flower's names.
+struct dp_fixed_clipping_options {
+  double noise_multiplier = 0;  ///< z; >= 0
+  double clipping_norm = 0;     ///< C; > 0
+  /// m, which sizes the noise (z * C / m); 0: the number of nodes sampled in
+  /// the round (Flower requires it to be given).
+  size_t num_sampled_clients = 0;
+  /// Seed of the noise; unset draws one from std::random_device.
+  std::optional<uint64_t> seed;
+};
+
+/// The parameters of the adaptive-clipping wrappers, with Flower's names and defaults.
+struct dp_adaptive_clipping_options {
+  double noise_multiplier = 0;
+  size_t num_sampled_clients = 0;  ///< 0: as sampled (see above)
+  double initial_clipping_norm = 0.1;
+  /// γ, the fraction of updates that should end a round unclipped.
+  double target_clipped_quantile = 0.5;
+  double clip_norm_lr = 0.2;
+  /// σ_b, noise on the count of unclipped updates; unset: m / 20.
+  std::optional<double> clipped_count_stddev;
+  std::optional<uint64_t> seed;
+};
+
+/// Central differential privacy with fixed clipping (McMahan et al., 2018;
+/// Flower's DifferentialPrivacy{Server,Client}SideFixedClipping) around any
+/// strategy. Each update w_k - w is clipped to norm C (here on the server as
+/// each reply arrives, or by fixedclipping_mod on the clients, which get C
+/// in the train ConfigRecord as `clipping_norm`), the wrapped strategy
+/// aggregates, and Gaussian noise of stddev z * C / m is added to every
+/// floating-point value of the aggregate. Streaming is kept: a reply is
+/// clipped and folded, then let go. As in Flower, a round with any failure
+/// is not aggregated: the noise is calibrated to m replies.
+class dp_fixed_clipping : public strategy_wrapper {
+ public:
+  dp_fixed_clipping(std::unique_ptr<strategy> inner, clipping_side side,
+                    dp_fixed_clipping_options opts);
+
+  std::string name() const override;
+  std::vector<std::string> summary(int num_rounds, const array_record& arrays,
+                                   const config_record& train_config,
+                                   const config_record& evaluate_config) const override;
+  std::vector<message> configure_train(int round, const array_record& arrays,
+                                       config_record config, grid& g) override;
+  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
+                                                          const array_record& current) override;
+  std::optional<std::string> reject_train_round(const phase_report& report) const override;
+
+  /// The stddev of the noise added in the last round that had an aggregate.
+  double last_noise_stddev() const { return last_stddev_; }
+
+ private:
+  clipping_side side_;
+  dp_fixed_clipping_options o_;
+  std::mt19937_64 rng_;
+  size_t sampled_ = 0;
+  double last_stddev_ = 0;
+};
+
+/// Central DP with adaptive clipping (Andrew et al., 2021; Flower's
+/// DifferentialPrivacy{Server,Client}SideAdaptiveClipping). As above, with
+/// a clipping norm C that follows the γ quantile of the update norms: after
+/// each round, with b̃ = (#unclipped + N(0, σ_b²)) / n over the n accepted
+/// updates, C ← C * exp(-clip_norm_lr * (b̃ - γ)). The noise on the aggregate
+/// has stddev z_Δ * C / m, C being the norm this round's updates were
+/// clipped to. Client side, adaptiveclipping_mod reports `norm_bit` = 1 when
+/// a client's update was left unclipped, the paper's b_i.
+class dp_adaptive_clipping : public strategy_wrapper {
+ public:
+  dp_adaptive_clipping(std::unique_ptr<strategy> inner, clipping_side side,
+                       dp_adaptive_clipping_options opts);
+
+  std::string name() const override;
+  std::vector<std::string> summary(int num_rounds, const array_record& arrays,
+                                   const config_record& train_config,
+                                   const config_record& evaluate_config) const override;
+  std::vector<message> configure_train(int round, const array_record& arrays,
+                                       config_record config, grid& g) override;
+  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
+                                                          const array_record& current) override;
+  std::optional<std::string> reject_train_round(const phase_report& report) const override;
+
+  /// The clipping norm the next round uses.
+  double clipping_norm() const { return clipping_norm_; }
+  double last_noise_stddev() const { return last_stddev_; }
+
+ private:
+  void finish_round(train_aggregate& agg, size_t unclipped, size_t accepted);
+
+  clipping_side side_;
+  dp_adaptive_clipping_options o_;
+  std::mt19937_64 rng_;
+  double clipping_norm_;
+  size_t sampled_ = 0;
+  double last_stddev_ = 0;
+};
+
+}  // namespace stamen

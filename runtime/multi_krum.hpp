@@ -1,0 +1,58 @@
+#pragma once
+
+#include "runtime/fed_avg.hpp"
+
+namespace stamen {
+
+class reply_set;
+
+/// MultiKrum's parameters, with Flower's names and defaults.
+struct multi_krum_options : fed_avg_options {
+  /// f, the number of Byzantine nodes the rule must withstand.
+  size_t num_malicious_nodes = 0;
+  /// m, how many of the best-scored updates are averaged (1: Krum).
+  size_t num_nodes_to_select = 1;
+};
+
+/// The indices (into `set`) of the `m` updates with the lowest Krum scores
+/// (Blanchard et al., 2017): a score is the sum of squared distances to the
+/// n - f - 2 closest other updates (at least 1). Ties go to the lower node id.
+std::vector<size_t> select_multi_krum(const reply_set& set, size_t f, size_t m);
+
+/// MultiKrum (Blanchard et al., 2017; Flower's MultiKrum): the weighted
+/// average of the num_nodes_to_select updates with the lowest Krum scores.
+/// A round with fewer than 2f + 3 valid replies keeps the previous arrays,
+/// since the rule then guarantees nothing. Keeps every accepted reply until
+/// the round ends.
+class multi_krum : public fed_avg {
+ public:
+  explicit multi_krum(multi_krum_options opts = {});
+
+  std::string name() const override { return "MultiKrum"; }
+  std::vector<std::string> summary(int num_rounds, const array_record& arrays,
+                                   const config_record& train_config,
+                                   const config_record& evaluate_config) const override;
+  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
+                                                          const array_record& current) override;
+  std::optional<std::string> reject_train_round(const phase_report& report) const override;
+
+  size_t num_malicious_nodes() const { return f_; }
+  size_t num_nodes_to_select() const { return m_; }
+
+ private:
+  size_t f_;
+  size_t m_;
+};
+
+/// Krum: MultiKrum selecting one update (Flower's Krum).
+class krum : public multi_krum {
+ public:
+  explicit krum(fed_avg_options opts = {}, size_t num_malicious_nodes = 0);
+
+  std::string name() const override { return "Krum"; }
+  std::vector<std::string> summary(int num_rounds, const array_record& arrays,
+                                   const config_record& train_config,
+                                   const config_record& evaluate_config) const override;
+};
+
+}  // namespace stamen
