@@ -113,9 +113,11 @@ expected<config_value> coerce(const std::string& key, const config_value& declar
                         ", got " + type_name(value) + " (" + to_string(value) + ")");
 }
 
-// `key = { default = ..., min = ..., ... }`: a table with a default is a
-// value with its domain, not a nested table.
-bool declares_domain(const toml::value& v) { return v.is_table() && v.contains("default"); }
+// `key = { default = ..., min = ..., ... }`: a table with a default (or
+// declared optional) is a value with its domain, not a nested table.
+bool declares_domain(const toml::value& v) {
+  return v.is_table() && (v.contains("default") || v.contains("optional"));
+}
 
 expected<double> bound(const toml::value& v, const std::string& what) {
   if (v.is_integer()) return static_cast<double>(v.as_integer());
@@ -129,19 +131,33 @@ expected<bool> flag(const toml::value& v, const std::string& what) {
 }
 
 // Parses `{ default = ..., min, max, exclusive-min, exclusive-max, choices }`
-// into the default value and its domain; the default must lie in it.
-expected<std::pair<config_value, value_domain>> parse_domain(const toml::value& t,
-                                                             const std::string& key) {
-  static const std::set<std::string> keys{"default", "min", "max", "exclusive-min",
-                                          "exclusive-max", "choices"};
+// into the default value and its domain; the default must lie in it. With
+// `optional = true` instead of a default, the key has no value until given.
+expected<std::pair<std::optional<config_value>, value_domain>> parse_domain(
+    const toml::value& t, const std::string& key) {
+  static const std::set<std::string> keys{"default",       "min",     "max",     "exclusive-min",
+                                          "exclusive-max", "choices", "optional"};
   for (auto& [k, v] : t.as_table())
     if (keys.count(k) == 0)
       return config_failure(located("unknown key '" + k + "' in the domain of '" + key + "'", v,
-                                    "expected default, min, max, exclusive-min, exclusive-max "
-                                    "or choices"));
-  auto def = to_config_value(toml::find(t, "default"), key);
-  if (!def) return def.error();
+                                    "expected default, min, max, exclusive-min, exclusive-max, "
+                                    "choices or optional"));
+  bool optional = false;
+  if (t.contains("optional")) {
+    auto& o = toml::find(t, "optional");
+    if (!o.is_boolean() || !o.as_boolean() || t.contains("default"))
+      return config_failure(located("'" + key + "' takes either a default or optional = true", o,
+                                    "here"));
+    optional = true;
+  }
+  std::optional<config_value> def;
+  if (!optional) {
+    auto v = to_config_value(toml::find(t, "default"), key);
+    if (!v) return v.error();
+    def = std::move(*v);
+  }
   value_domain d;
+  d.optional = optional;
   auto what = [&](const char* k) { return "'" + std::string{k} + "' of '" + key + "'"; };
   for (auto* k : {"min", "max"}) {
     if (!t.contains(k)) continue;
@@ -155,7 +171,7 @@ expected<std::pair<config_value, value_domain>> parse_domain(const toml::value& 
     if (!x) return x.error();
     (std::string{k} == "exclusive-min" ? d.exclusive_min : d.exclusive_max) = *x;
   }
-  if ((d.min || d.max) && !std::holds_alternative<int64_t>(*def) &&
+  if (def && (d.min || d.max) && !std::holds_alternative<int64_t>(*def) &&
       !std::holds_alternative<double>(*def) &&
       !std::holds_alternative<std::vector<int64_t>>(*def) &&
       !std::holds_alternative<std::vector<double>>(*def))
@@ -171,11 +187,12 @@ expected<std::pair<config_value, value_domain>> parse_domain(const toml::value& 
       d.choices.push_back(std::move(*cv));
     }
   }
-  if (auto ok = check_value(key, *def, d); !ok)
-    return config_failure(located("the default of '" + key + "' is out of its domain (" +
-                                      describe(d) + ")",
-                                  toml::find(t, "default"), "here"));
-  return std::pair{std::move(*def), std::move(d)};
+  if (def)
+    if (auto ok = check_value(key, *def, d); !ok)
+      return config_failure(located("the default of '" + key + "' is out of its domain (" +
+                                        describe(d) + ")",
+                                    toml::find(t, "default"), "here"));
+  return std::pair<std::optional<config_value>, value_domain>{std::move(def), std::move(d)};
 }
 
 expected<config_record> table_to_record(const toml::value& table, const std::string& prefix = "",
@@ -187,7 +204,7 @@ expected<config_record> table_to_record(const toml::value& table, const std::str
     if (domains != nullptr && declares_domain(v)) {
       auto dv = parse_domain(v, key);
       if (!dv) return dv.error();
-      out.insert_or_assign(key, std::move(dv->first));
+      if (dv->first) out.insert_or_assign(key, std::move(*dv->first));
       if (!dv->second.empty()) domains->insert_or_assign(key, std::move(dv->second));
       continue;
     }
@@ -433,7 +450,8 @@ expected<config_record> parse_key_values(const std::string& spec) {
   return out;
 }
 
-expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec) {
+expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec,
+                                          const ordered_map<value_domain>* domains) {
   config_record overrides;
   std::error_code ec;
   if (spec.find('=') == std::string::npos && fs::is_regular_file(spec, ec)) {
@@ -456,9 +474,21 @@ expected<void> apply_run_config_overrides(config_record& run_config, const std::
   config_record checked;
   for (auto& [k, v] : overrides) {
     auto* declared = run_config.get(k);
+    const value_domain* domain = domains ? domains->get(k) : nullptr;
+    if (declared == nullptr && domain != nullptr && domain->optional) {
+      // No default to take the type from: the domain says what fits.
+      if ((domain->min || domain->max) && !std::holds_alternative<int64_t>(v) &&
+          !std::holds_alternative<double>(v))
+        return config_failure("run config key '" + k + "' expects a number, got " + to_string(v));
+      checked.insert_or_assign(k, v);
+      continue;
+    }
     if (declared == nullptr) {
       std::string known;
       for (auto& [dk, dv] : run_config) known += (known.empty() ? "" : ", ") + dk;
+      if (domains)
+        for (auto& [dk, dd] : *domains)
+          if (dd.optional && !run_config.contains(dk)) known += (known.empty() ? "" : ", ") + dk;
       return config_failure("unknown run config key '" + k + "' (the app declares: " + known + ")");
     }
     auto c = coerce(k, *declared, v);

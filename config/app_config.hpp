@@ -60,7 +60,10 @@ expected<app_config> load_app_config(const std::filesystem::path& app_dir);
 /// (values in TOML syntax; bare words are strings) or the path of a TOML file
 /// of flat keys. Every key must already exist in `run_config` and its value
 /// must have the same type (an integer is accepted where a float is declared).
-expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec);
+/// Keys declared `optional` in `domains` may be given though they have no
+/// value yet.
+expected<void> apply_run_config_overrides(config_record& run_config, const std::string& spec,
+                                          const ordered_map<value_domain>* domains = nullptr);
 
 /// Applies `--federation-config "k=v k=v"` to a federation: address,
 /// root-certificates, certificate, private-key, num-supernodes,

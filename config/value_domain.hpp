@@ -15,15 +15,18 @@ namespace stamen {
 /// `dataset = { default = "mnist", choices = ["mnist", "cifar10"] }`.
 /// Bounds apply to numbers (each element of a number list); choices to any
 /// scalar (each element of a list). A key declared with a plain value has no
-/// domain beyond its type.
+/// domain beyond its type. `key = { optional = true, min = 0.0 }` declares a
+/// key without a default: absent from the run config unless given, so that
+/// the app applies its own default (a strategy's, say) when it is not.
 struct value_domain {
   std::optional<double> min;
   std::optional<double> max;
   bool exclusive_min = false;
   bool exclusive_max = false;
   std::vector<config_value> choices;  ///< empty: any value of the type
+  bool optional = false;              ///< declared without a default
 
-  bool empty() const { return !min && !max && choices.empty(); }
+  bool empty() const { return !min && !max && choices.empty() && !optional; }
 };
 
 /// "an integer >= 1", "a float > 0 and <= 1", "one of 'iid', 'dirichlet'".

@@ -319,6 +319,50 @@ nested.inner = 4
   expect_error("k = { default = \"a\", choices = [] }\n", "'choices' of 'k' must be a non-empty list");
 }
 
+BOOST_AUTO_TEST_CASE(optional_keys_have_no_value_until_given) {
+  app_dir d{R"([app]
+name = "demo"
+library = "demo_app"
+
+[app.config]
+eta = { optional = true, min = 0.0, exclusive-min = true }
+mode = { optional = true, choices = ["a", "b"] }
+lr = 0.1
+)"};
+  auto cfg = load_app_config(d.path);
+  BOOST_REQUIRE_MESSAGE(cfg.has_value(), (cfg ? std::string{} : cfg.error().what));
+  BOOST_TEST(!cfg->run_config.contains("eta"));
+  BOOST_TEST(cfg->domains.get("eta")->optional);
+
+  auto rc = cfg->run_config;
+  // Without the domains an optional key is unknown; with them it may be given.
+  BOOST_TEST(!apply_run_config_overrides(rc, "eta=0.5").has_value());
+  BOOST_REQUIRE(apply_run_config_overrides(rc, "eta=0.5 mode=b", &cfg->domains).has_value());
+  BOOST_TEST(config_double(rc, "eta") == 0.5);
+  BOOST_TEST(check_run_config(rc, cfg->domains).has_value());
+
+  auto bad_type = cfg->run_config;
+  auto typed = apply_run_config_overrides(bad_type, "eta=fast", &cfg->domains);
+  BOOST_REQUIRE(!typed.has_value());
+  BOOST_TEST(typed.error().what.find("run config key 'eta' expects a number") != std::string::npos,
+             typed.error().what);
+  auto out = cfg->run_config;
+  BOOST_REQUIRE(apply_run_config_overrides(out, "eta=0", &cfg->domains).has_value());
+  auto refused = check_run_config(out, cfg->domains);
+  BOOST_REQUIRE(!refused.has_value());
+  BOOST_TEST(refused.error().what.find("'eta' = 0 is out of its domain: > 0") != std::string::npos,
+             refused.error().what);
+  auto unknown = apply_run_config_overrides(out, "etaa=1", &cfg->domains);
+  BOOST_REQUIRE(!unknown.has_value());
+  BOOST_TEST(unknown.error().what.find("lr, eta, mode") != std::string::npos, unknown.error().what);
+
+  app_dir both{"[app]\nname = \"x\"\nlibrary = \"y\"\n[app.config]\nk = { optional = true, default = 1 }\n"};
+  auto r = load_app_config(both.path);
+  BOOST_REQUIRE(!r.has_value());
+  BOOST_TEST(r.error().what.find("'k' takes either a default or optional = true") != std::string::npos,
+             r.error().what);
+}
+
 BOOST_AUTO_TEST_CASE(fault_plans_must_fit_the_federation) {
   fault_plan plan;
   fault_rule r;
