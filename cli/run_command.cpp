@@ -27,7 +27,7 @@ expected<prepared_run> prepare(const run_command& cmd) {
   auto cfg = load_app_config(cmd.app_dir);
   if (!cfg) return cfg.error();
   for (auto& spec : cmd.run_config)
-    if (auto ok = apply_run_config_overrides(cfg->run_config, spec); !ok) return ok.error();
+    if (auto ok = apply_run_config_overrides(cfg->run_config, spec, &cfg->domains); !ok) return ok.error();
   auto fed = cfg->federation(cmd.federation);
   if (!fed) return fed.error();
   for (auto& spec : cmd.federation_config)
@@ -68,6 +68,11 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
     std::cerr << "stamen: " << app.error().what << '\n';
     return 2;
   }
+  if (app->components.check_run_config)
+    if (auto why = app->components.check_run_config(cfg.run_config, run.federation.num_supernodes)) {
+      std::cerr << "stamen: " << *why << '\n';
+      return 2;
+    }
   log.info("Starting Stamen run of '" + cfg.name + "' on federation '" + run.federation.name +
            "' (" + std::to_string(run.federation.num_supernodes) + " SuperNodes)");
   log.info("Run config: " + to_string(cfg.run_config));

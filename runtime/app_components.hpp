@@ -2,6 +2,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "messages/context.hpp"
 #include "runtime/client_app.hpp"
@@ -21,6 +23,13 @@ struct app_components {
   /// Runs once on every thread that runs ClientApps (e.g. to cap torch's
   /// intra-op threads so that concurrent trainings do not oversubscribe cores).
   std::function<void()> on_compute_thread_start;
+  /// Checks a run config before any node starts, for what the value domains
+  /// in stamen.toml cannot say (keys that constrain each other, a strategy's
+  /// parameters against the federation's size). `num_nodes` is the number of
+  /// SuperNodes when known (a simulation), 0 otherwise. Returns why the run
+  /// cannot start; optional.
+  std::function<std::optional<std::string>(const config_record& run_config, size_t num_nodes)>
+      check_run_config;
 };
 
 /// The symbol an app library exports:

@@ -96,7 +96,7 @@ class reply_set {
   /// Every index, 0..size()-1.
   std::vector<size_t> all() const;
 
-  static constexpr size_t block_len = 1024;
+  static constexpr size_t block_len = 256;
 
  private:
   array_record layout_;

@@ -46,17 +46,20 @@ std::shared_ptr<const client_app> make_client_app(const context& node_ctx,
     double lr = config && config->contains("lr") ? config_double(*config, "lr")
                                                  : config_double(ctx.run_config, "lr");
     auto round = config && config->contains("server-round") ? config_int(*config, "server-round") : 0;
+    // FedProx sends its proximal term's weight with every train instruction.
+    double mu = config && config->contains("proximal-mu") ? config_double(*config, "proximal-mu") : 0;
     auto loss = self->net.train(data, config_int(ctx.run_config, "local-epochs"), lr,
                                 config_int(ctx.run_config, "batch-size"),
                                 static_cast<uint64_t>(config_int(ctx.run_config, "seed")) +
-                                    ctx.node_id + static_cast<uint64_t>(round));
+                                    ctx.node_id + static_cast<uint64_t>(round),
+                                mu);
     record_dict reply;
     reply.insert_or_assign("arrays", self->net.arrays());
     reply.insert_or_assign("metrics",
                            metric_record{{"train_loss", loss},
                                          {"num-examples", static_cast<int64_t>(data.train.size())}});
     return make_reply(msg, std::move(reply));
-  });
+  }, client_mods(node_ctx.run_config));  // the DP clipping mods, when the strategy needs them
 
   app->evaluate([self, store](const message& msg, context& ctx) {
     load_global(*self, msg);

@@ -2,34 +2,11 @@
 #include "apps/quickstart/quickstart.hpp"
 
 #include "runtime/app_components.hpp"
-#include "runtime/fed_avg.hpp"
-#include "runtime/fed_avgm.hpp"
 #include "runtime/logger.hpp"
 
 namespace quickstart {
 
 using namespace stamen;
-
-namespace {
-
-// The strategy the run config names (`strategy`, with its own parameters).
-std::unique_ptr<strategy> make_strategy(const config_record& rc) {
-  fed_avgm_options opts;
-  opts.fraction_train = config_double(rc, "fraction-train");
-  opts.fraction_evaluate = config_double(rc, "fraction-evaluate");
-  opts.seed = static_cast<uint64_t>(config_int(rc, "seed"));
-  if (rc.contains("round-timeout")) opts.min_available_timeout_s = config_double(rc, "round-timeout");
-  auto name = rc.contains("strategy") ? config_string(rc, "strategy") : "fedavg";
-  if (name == "fedavg") return std::make_unique<fed_avg>(opts);
-  if (name == "fedavgm") {
-    opts.server_learning_rate = config_double(rc, "server-learning-rate");
-    opts.server_momentum = config_double(rc, "server-momentum");
-    return std::make_unique<fed_avgm>(opts);
-  }
-  throw run_error("unknown strategy '" + name + "' (fedavg, fedavgm)");
-}
-
-}  // namespace
 
 server_app make_server_app() {
   server_app app;
@@ -59,6 +36,7 @@ void components(app_components& out) {
   out.server = make_server_app();
   out.make_client = [store](const context& ctx) { return make_client_app(ctx, store); };
   out.on_compute_thread_start = use_one_thread;
+  out.check_run_config = check_strategy_config;
 }
 
 }  // namespace

@@ -172,10 +172,14 @@ expected<void> model::load(const array_record& arrays) {
 std::string model::device_name() const { return impl_->device.str(); }
 
 double model::train(const node_data& data, int64_t epochs, double lr, int64_t batch_size,
-                    uint64_t seed) {
+                    uint64_t seed, double proximal_mu) {
   auto& net = *impl_->net;
   net.train();
   torch::optim::Adam opt(net.parameters(), torch::optim::AdamOptions(lr));
+  // FedProx: the weights as received, for the proximal term.
+  std::vector<torch::Tensor> global;
+  if (proximal_mu > 0)
+    for (auto& p : net.parameters()) global.push_back(p.detach().clone());
   auto order = data.train;
   std::mt19937_64 rng{seed};
   double total = 0;
@@ -187,9 +191,15 @@ double model::train(const node_data& data, int64_t epochs, double lr, int64_t ba
       auto [x, y] = make_batch(*data.dataset, order, b, std::min(order.size(), b + bs), impl_->device);
       opt.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(net.forward(x), y);
+      total += loss.item<double>();  // the task's loss, comparable across strategies
+      if (proximal_mu > 0) {
+        auto params = net.parameters();
+        auto prox = torch::zeros({}, loss.options());
+        for (size_t i = 0; i < params.size(); ++i) prox = prox + (params[i] - global[i]).pow(2).sum();
+        loss = loss + (proximal_mu / 2) * prox;
+      }
       loss.backward();
       opt.step();
-      total += loss.item<double>();
       ++batches;
     }
   }

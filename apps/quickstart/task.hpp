@@ -80,9 +80,11 @@ class model {
   /// Loads an ArrayRecord (strict: same keys, dtypes and shapes).
   expected<void> load(const array_record& arrays);
 
-  /// Adam + cross-entropy; returns the mean training loss over all batches.
+  /// Adam + cross-entropy; returns the mean cross-entropy over all batches.
+  /// With proximal_mu > 0 (FedProx) the loss minimized also holds
+  /// (mu / 2) * ||w - w_received||², w_received being the weights at the call.
   double train(const node_data& data, int64_t epochs, double lr, int64_t batch_size,
-               uint64_t seed);
+               uint64_t seed, double proximal_mu = 0);
   /// Returns (mean loss over batches, accuracy) on the node's test split.
   std::pair<double, double> test(const node_data& data, int64_t batch_size);
 

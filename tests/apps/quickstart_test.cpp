@@ -47,7 +47,7 @@ struct workspace {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
   }
 
-  void write_app(const std::string& extra_config = "") {
+  void write_app(const std::string& extra_config = "", int num_supernodes = 3) {
     std::ofstream(dir / "app" / "stamen.toml") << R"([app]
 name = "quickstart-e2e"
 library = "stamen_app_quickstart"
@@ -69,7 +69,7 @@ final-model = ")" + (dir / "final.pt").string() + R"("
 default = "three"
 
 [federations.three]
-options.num-supernodes = 3
+options.num-supernodes = )" + std::to_string(num_supernodes) + R"(
 )";
   }
 
@@ -144,6 +144,41 @@ BOOST_AUTO_TEST_CASE(trains_on_real_fashion_mnist_and_saves_a_loadable_model) {
   }
 }
 
+// Three of ten nodes send their update reversed and scaled by 5 in every
+// round: FedAvg falls to chance, the robust rules keep learning. Measured on
+// this 6000-image slice: FedAvg 0.105; FedMedian 0.71, FedTrimmedAvg 0.73,
+// Krum 0.70, Bulyan 0.75 (chance 0.1); the bounds leave 0.2 for noise.
+BOOST_AUTO_TEST_CASE(robust_strategies_survive_sign_flipping_nodes_that_break_fedavg) {
+  workspace ws;
+  write_slice(ws.dir / "data", 6000);
+  ws.write_app("strategy = \"fedavg\"\ntrimmed-beta = 0.2\nnum-malicious-nodes = 0\n", 10);
+  std::ofstream(ws.dir / "byzantine.toml") << R"([faults]
+seed = 7
+[[faults.rule]]
+action = "poison"
+how = "sign-flip"
+factor = 5.0
+nodes = [1, 4, 7]
+rounds = "every"
+)";
+  auto final_acc = [&](const std::string& run_config) {
+    auto r = ws.stamen("run " + (ws.dir / "app").string() + " --format json --faults " +
+                       (ws.dir / "byzantine.toml").string() +
+                       " --run-config \"num-server-rounds=3 local-epochs=2 " + run_config + "\"");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, run_config << ": " << r.err);
+    auto doc = nlohmann::json::parse(r.out);
+    BOOST_TEST(doc.at("faults").size() == 9u);  // 3 nodes x 3 rounds, all logged
+    double acc = doc.at("rounds").back()["evaluate"]["metrics"]["eval_acc"];
+    BOOST_TEST_MESSAGE(run_config << ": final eval_acc " << acc);
+    return acc;
+  };
+  BOOST_TEST(final_acc("strategy='fedavg'") < 0.2);
+  BOOST_TEST(final_acc("strategy='fedmedian'") > 0.5);
+  BOOST_TEST(final_acc("strategy='fedtrimmedavg' trimmed-beta=0.3") > 0.5);
+  BOOST_TEST(final_acc("strategy='krum' num-malicious-nodes=3") > 0.5);
+  BOOST_TEST(final_acc("strategy='bulyan' num-malicious-nodes=1") > 0.5);
+}
+
 BOOST_AUTO_TEST_CASE(command_line_errors_are_clear_and_non_zero) {
   workspace ws;
   ws.write_app();
@@ -214,6 +249,24 @@ BOOST_AUTO_TEST_CASE(values_outside_their_domain_are_refused_before_anything_sta
   BOOST_TEST(faults.code == 2);
   BOOST_TEST(faults.err.find("names node 5, but federation 'local-simulation' has 3 SuperNodes") !=
                  std::string::npos, faults.err);
+
+  // A strategy's parameters, alone and against the federation's size.
+  auto refused = [&](const std::string& run_config, const std::string& needle) {
+    auto r = ws.stamen("run " + app + " --run-config \"" + run_config + "\"");
+    BOOST_TEST(r.code == 2, run_config);
+    BOOST_TEST(r.err.find(needle) != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("Starting") == std::string::npos, r.err);
+  };
+  refused("strategy='fedsgd'", "'strategy' = 'fedsgd' is out of its domain: one of 'fedavg'");
+  refused("strategy='fedtrimmedavg' trimmed-beta=-0.1", "'trimmed-beta' = -0.1 is out of its domain");
+  refused("strategy='fedadam' eta=0", "'eta' = 0 is out of its domain: > 0");
+  refused("strategy='krum' num-malicious-nodes=2",
+          "run config key 'num-malicious-nodes' = 2 is too large for krum with 5 nodes sampled per "
+          "round (10 SuperNodes, fraction-train 0.5): Krum needs n >= 2f + 3");
+  refused("strategy='bulyan' fraction-train=1.0 num-malicious-nodes=2",
+          "Bulyan needs n >= 4f + 3");
+  refused("strategy='dp-server-adaptive' noise-multiplier=0.5",
+          "run config key 'noise-multiplier' = 0.5 must be below 2 * clipped-count-stddev = 0.5");
 }
 
 BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_run_bit_for_bit) {
