@@ -153,6 +153,11 @@ void on_reply(self_ptr self, envelope& reply) {
   if (f.crash_after) {
     if (f.restart_after_ms) restart_node(self, *f.restart_after_ms);
     else kill_node(self);
+    // The stage dies now rather than when the node's exit reaches it over
+    // their link: its down message then sits in the grid's mailbox right
+    // behind the reply it just sent, so the grid knows the node is gone
+    // before the ServerApp, woken by that reply, can sample the next round.
+    self->quit(caf::exit_reason::kill);
   }
 }
 
