@@ -144,6 +144,34 @@ BOOST_AUTO_TEST_CASE(trains_on_real_fashion_mnist_and_saves_a_loadable_model) {
   }
 }
 
+// Each strategy name the quickstart accepts runs it end to end, under the
+// class the name stands for, with every train reply aggregated.
+BOOST_AUTO_TEST_CASE(every_strategy_runs_the_quickstart_end_to_end) {
+  workspace ws;
+  write_slice(ws.dir / "data", 1500);
+  ws.write_app("strategy = \"fedavg\"\n");
+  std::vector<std::pair<std::string, std::string>> names{
+      {"fedavg", "FedAvg"}, {"fedavgm", "FedAvgM"}, {"fedprox", "FedProx"},
+      {"fedadagrad", "FedAdagrad"}, {"fedadam", "FedAdam"}, {"fedyogi", "FedYogi"},
+      {"qfedavg", "QFedAvg"}, {"fedmedian", "FedMedian"}, {"fedtrimmedavg", "FedTrimmedAvg"},
+      {"krum", "Krum"}, {"multikrum", "MultiKrum"}, {"bulyan", "Bulyan"},
+      {"dp-server-fixed", "DifferentialPrivacyServerSideFixedClipping"},
+      {"dp-server-adaptive", "DifferentialPrivacyServerSideAdaptiveClipping"},
+      {"dp-client-fixed", "DifferentialPrivacyClientSideFixedClipping"},
+      {"dp-client-adaptive", "DifferentialPrivacyClientSideAdaptiveClipping"}};
+  for (auto& [name, cls] : names) {
+    auto r = ws.stamen("run " + (ws.dir / "app").string() +
+                       " --format json --run-config \"local-epochs=1 strategy='" + name + "'\"");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, name << ": " << r.err);
+    BOOST_TEST(r.err.find("Starting " + cls + " strategy:") != std::string::npos, name);
+    auto doc = nlohmann::json::parse(r.out);
+    auto& train = doc.at("rounds").at(0).at("train");
+    BOOST_TEST(train.at("results").get<int>() == 3, name << ": " << train.dump());
+    BOOST_TEST(train.at("failures").get<int>() == 0, name << ": " << train.dump());
+    BOOST_TEST(r.err.find("keeping the previous global arrays") == std::string::npos, name);
+  }
+}
+
 // Three of ten nodes send their update reversed and scaled by 5 in every
 // round: FedAvg falls to chance, the robust rules keep learning. Measured on
 // this 6000-image slice: FedAvg 0.105; FedMedian 0.71, FedTrimmedAvg 0.73,
