@@ -4,7 +4,10 @@
 #include <caf/send.hpp>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "actors/reply_stream.hpp"
 #include "runtime/strategy.hpp"  // run_error
@@ -136,9 +139,102 @@ stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double
   return report;
 }
 
+namespace {
+
+// Replies of an open stream, handed from the actors' threads to the
+// ServerApp's, which waits for them in next().
+class reply_queue : public reply_sink {
+ public:
+  void on_reply(const message& reply) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    queue_.push_back(reply);
+    ready_.notify_one();
+  }
+  std::optional<message> pop(double timeout_s) {
+    std::unique_lock<std::mutex> lock{mtx_};
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     std::chrono::duration<double>(std::max(timeout_s, 0.0)));
+    ready_.wait_until(lock, until, [&] { return !queue_.empty() || woken_; });
+    woken_ = false;
+    if (queue_.empty()) return std::nullopt;
+    auto m = std::move(queue_.front());
+    queue_.pop_front();
+    return m;
+  }
+  void wake() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    woken_ = true;
+    ready_.notify_one();
+  }
+
+ private:
+  std::mutex mtx_;
+  std::condition_variable ready_;
+  std::deque<message> queue_;
+  bool woken_ = false;
+};
+
+}  // namespace
+
+class in_process_grid::open : public instruction_stream {
+ public:
+  explicit open(in_process_grid& g) : g_(g), queue_(std::make_shared<reply_queue>()) {
+    std::lock_guard<std::mutex> guard{g_.mtx_};
+    g_.open_ = this;
+  }
+  ~open() override {
+    {
+      std::lock_guard<std::mutex> guard{g_.mtx_};
+      g_.open_ = nullptr;
+    }
+    // What is still in flight is no longer wanted.
+    if (!in_flight_.empty())
+      g_.self_->send(g_.grid_, cancel_atom::value,
+                     std::vector<std::string>(in_flight_.begin(), in_flight_.end()));
+  }
+
+  std::vector<std::string> send(std::vector<message> msgs, double timeout_s) override {
+    auto envs = g_.seal(msgs);
+    std::vector<std::pair<std::string, uint64_t>> ids;
+    for (auto& e : envs) {
+      ids.emplace_back(e.message_id, e.node_id);
+      in_flight_.insert(e.message_id);
+    }
+    auto stream = g_.self_->system().spawn(open_reply_stream_behavior, queue_, ids, timeout_s,
+                                          g_.codec_);
+    g_.self_->send(g_.grid_, stream_atom::value, std::move(envs), stream);
+    std::vector<std::string> out;
+    for (auto& m : msgs) out.push_back(m.meta().message_id);
+    return out;
+  }
+
+  std::optional<message> next(double timeout_s) override {
+    auto m = queue_->pop(timeout_s);
+    if (m) {
+      auto& id = m->meta().reply_to_message_id;
+      if (in_flight_.erase(id) > 0)  // answered: the grid may forget it
+        g_.self_->send(g_.grid_, cancel_atom::value, std::vector<std::string>{id});
+    }
+    return m;
+  }
+
+  void wake() { queue_->wake(); }
+
+ private:
+  in_process_grid& g_;
+  std::shared_ptr<reply_queue> queue_;
+  std::unordered_set<std::string> in_flight_;
+};
+
+std::unique_ptr<instruction_stream> in_process_grid::open_stream() {
+  return std::make_unique<open>(*this);
+}
+
 void in_process_grid::interrupt() {
   std::lock_guard<std::mutex> guard{mtx_};
   if (current_) caf::anon_send(current_, deadline_atom::value);
+  if (open_) open_->wake();
 }
 
 }  // namespace stamen

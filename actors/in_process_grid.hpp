@@ -27,10 +27,11 @@ class in_process_grid : public grid {
   std::vector<message> pull_messages(const std::vector<std::string>& message_ids) override;
   stream_report send_and_stream(std::vector<message> msgs, double timeout_s,
                                 reply_sink& sink) override;
+  std::unique_ptr<instruction_stream> open_stream() override;
 
   /// Closes the batch in flight now, as if its deadline had passed (its
-  /// instructions without a reply count as timed out). Thread-safe: this is
-  /// how a stopped run cuts its phase short.
+  /// instructions without a reply count as timed out), and wakes a wait on
+  /// an open stream. Thread-safe: this is how a stopped run cuts its phase short.
   void interrupt();
 
  private:
@@ -46,6 +47,9 @@ class in_process_grid : public grid {
   uint64_t next_id_ = 0;
   std::mutex mtx_;
   reply_stream_actor current_;  ///< the batch in flight, if any
+  class open;
+  friend class open;
+  open* open_ = nullptr;  ///< the open stream, if any
 };
 
 }  // namespace stamen

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <memory>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -29,5 +31,22 @@ struct reply_stream_state {
 reply_stream_actor::behavior_type reply_stream_behavior(
     reply_stream_actor::stateful_pointer<reply_stream_state> self, reply_sink* sink,
     std::vector<std::string> ids, caf::timespan timeout, codec_options codec);
+
+struct open_reply_stream_state {
+  static inline const char* name = "stamen.open_reply_stream";
+  std::shared_ptr<reply_sink> sink;
+  std::unordered_map<std::string, uint64_t> outstanding;  ///< id to node
+  double timeout_s = 0;
+  codec_options codec;
+};
+
+/// One send() of an instruction_stream: hands each reply to `sink` as it
+/// arrives and, once the timeout passed, an error reply (reply_unavailable)
+/// for each instruction still without one; then it is gone. `await` is
+/// answered at once (nobody waits on it).
+reply_stream_actor::behavior_type open_reply_stream_behavior(
+    reply_stream_actor::stateful_pointer<open_reply_stream_state> self,
+    std::shared_ptr<reply_sink> sink, std::vector<std::pair<std::string, uint64_t>> ids,
+    double timeout_s, codec_options codec);
 
 }  // namespace stamen

@@ -59,6 +59,17 @@ void flower_log::on_phase_end(run_phase phase, const phase_report& r) {
               " more");
 }
 
+void flower_log::on_version(const version_report& r, int num_versions) {
+  log_.info("");
+  log_.info("[VERSION " + std::to_string(r.version) + "/" + std::to_string(num_versions) +
+            "] applied " + std::to_string(r.applied()) + " update" + (r.applied() == 1 ? "" : "s") +
+            " (staleness mean " + format_double("%.1f", r.staleness_mean()) + ", max " +
+            std::to_string(r.staleness_max()) + ")" +
+            (r.failures ? ", " + std::to_string(r.failures) + " refused" : std::string{}));
+  for (size_t i = 0; i < r.failure_reasons.size() && i < failures_shown; ++i)
+    log_.warn("    " + r.failure_reasons[i]);
+}
+
 void flower_log::on_arrays_kept(int, const std::string& why) {
   log_.warn("aggregate_train: " + why + "; keeping the previous global arrays");
 }

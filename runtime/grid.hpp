@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,22 @@ struct stream_report {
   size_t replied = 0;
   /// Instructions that got no reply before the deadline, as (message id, node id).
   std::vector<std::pair<std::string, uint64_t>> timed_out;
+};
+
+/// Instructions in flight with no round around them (asynchronous
+/// strategies): instructions join at any time, replies come back one at a
+/// time in arrival order. An instruction that gets no reply within its
+/// timeout comes back as an error reply (reply_unavailable) naming it, so
+/// that every instruction sent yields exactly one message from next().
+class instruction_stream {
+ public:
+  virtual ~instruction_stream() = default;
+  /// Sends instructions into the stream, each answered within `timeout_s`;
+  /// returns their message ids (empty for one the grid did not accept).
+  virtual std::vector<std::string> send(std::vector<message> msgs, double timeout_s) = 0;
+  /// The next reply, or nothing when `timeout_s` passed first (or the run
+  /// was asked to stop). Replies to instructions sent by this stream only.
+  virtual std::optional<message> next(double timeout_s) = 0;
 };
 
 /// Flower's Grid: how a ServerApp talks to the nodes of its run. One abstract
@@ -63,6 +81,11 @@ class grid {
   /// instruction got a reply or `timeout_s` passed.
   virtual stream_report send_and_stream(std::vector<message> msgs, double timeout_s,
                                         reply_sink& sink) = 0;
+
+  /// Opens a stream for instructions sent without a round barrier. At most
+  /// one is open at a time; it closes when the returned object goes (its
+  /// instructions still in flight are forgotten, their replies dropped).
+  virtual std::unique_ptr<instruction_stream> open_stream() = 0;
 
   /// Flower's send_and_receive: whatever replies arrived by the timeout.
   std::vector<message> send_and_receive(std::vector<message> msgs, double timeout_s);

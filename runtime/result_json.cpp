@@ -28,7 +28,30 @@ std::string to_json(const strategy_result& result) {
   auto& train = result.train_rounds;
   auto& evaluate = result.evaluate_rounds;
   nlohmann::json rounds = nlohmann::json::array();
-  size_t n = std::max(train.size(), evaluate.size());
+  // An asynchronous run has versions, not rounds: its evaluations are keyed
+  // by the version they evaluated.
+  size_t n = result.versions.empty() ? std::max(train.size(), evaluate.size()) : 0;
+  nlohmann::json versions = nlohmann::json::array();
+  for (auto& v : result.versions) {
+    nlohmann::json j{{"version", v.version},
+                     {"applied", v.applied()},
+                     {"staleness", {{"mean", v.staleness_mean()}, {"max", v.staleness_max()},
+                                    {"values", v.staleness}}},
+                     {"failures", v.failures},
+                     {"failure_reasons", v.failure_reasons},
+                     {"seconds", v.seconds}};
+    for (auto& e : evaluate)
+      if (e.round == v.version) {
+        j["evaluate"] = phase_json(e);
+        if (auto it = result.evaluate_metrics_clientapp.find(v.version);
+            it != result.evaluate_metrics_clientapp.end())
+          j["evaluate"]["metrics"] = metrics_json(it->second);
+      }
+    if (auto it = result.evaluate_metrics_serverapp.find(v.version);
+        it != result.evaluate_metrics_serverapp.end())
+      j["server_evaluate"] = metrics_json(it->second);
+    versions.push_back(std::move(j));
+  }
   for (size_t i = 0; i < n; ++i) {
     nlohmann::json r;
     int round = static_cast<int>(i) + 1;
@@ -56,6 +79,7 @@ std::string to_json(const strategy_result& result) {
                      {"stopped", result.stopped},
                      {"rounds", rounds},
                      {"arrays", {{"bytes", result.arrays.count_bytes()}, {"entries", arrays_json}}}};
+  if (!result.versions.empty()) doc["versions"] = versions;
   if (auto it = result.evaluate_metrics_serverapp.find(0);
       it != result.evaluate_metrics_serverapp.end())
     doc["initial_server_evaluate"] = metrics_json(it->second);

@@ -60,6 +60,10 @@ void run_events::on_server_evaluation(int round, const metric_record& metrics) {
   for (auto& o : observers_) o->on_server_evaluation(round, metrics);
 }
 
+void run_events::on_version(const version_report& report, int num_versions) {
+  for (auto& o : observers_) o->on_version(report, num_versions);
+}
+
 void run_events::on_finished(const strategy_result& result) {
   for (auto& o : observers_) o->on_finished(result);
 }

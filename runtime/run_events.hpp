@@ -53,6 +53,8 @@ class run_observer {
   virtual void on_server_evaluation(int round, const metric_record& metrics) {}
   /// The run is over: Flower's Result plus what happened in each round.
   virtual void on_finished(const strategy_result& result) {}
+  /// Asynchronous runs: the global model moved to a new version.
+  virtual void on_version(const version_report& report, int num_versions) {}
 };
 
 /// Hands every event to each observer added, in the order they were added.
@@ -74,6 +76,7 @@ class run_events : public run_observer {
   void on_aggregated(int round, run_phase phase, const metric_record& metrics) override;
   void on_server_evaluation(int round, const metric_record& metrics) override;
   void on_finished(const strategy_result& result) override;
+  void on_version(const version_report& report, int num_versions) override;
 
  private:
   std::vector<std::shared_ptr<run_observer>> observers_;

@@ -96,9 +96,11 @@ class strategy {
 
   /// Runs `num_rounds` rounds of train then evaluate on `g`. Replies are
   /// folded as they arrive. Throws run_error when the run cannot go on.
-  strategy_result start(grid& g, array_record initial_arrays, int num_rounds = 3,
-                        double timeout_s = 3600, config_record train_config = {},
-                        config_record evaluate_config = {}, evaluate_fn server_evaluate = {});
+  /// (Asynchronous strategies override it with a loop without rounds.)
+  virtual strategy_result start(grid& g, array_record initial_arrays, int num_rounds = 3,
+                                double timeout_s = 3600, config_record train_config = {},
+                                config_record evaluate_config = {},
+                                evaluate_fn server_evaluate = {});
 
   /// Where this strategy's events go: the observer of the run_scope the
   /// calling thread is in (see run_events.hpp), or nowhere.
@@ -111,6 +113,9 @@ class strategy {
                  strategy_result& result);
   void train_round(grid& g, int round, double timeout_s, const config_record& config,
                    strategy_result& result);
+
+ protected:
+  /// One evaluate phase, reported as round `round` of `result`.
   void evaluate_round(grid& g, int round, double timeout_s, const config_record& config,
                       strategy_result& result);
 };

@@ -22,6 +22,31 @@ struct phase_report {
   bool stopped = false;
 };
 
+/// One version of the global model in an asynchronous run (FedBuff, FedAsync).
+struct version_report {
+  int version = 0;
+  /// The staleness τ of each update applied into this version, in the order
+  /// applied: the global version then minus the one its node trained from.
+  std::vector<int64_t> staleness;
+  /// Replies refused since the previous version (errors, stale, invalid).
+  size_t failures = 0;
+  std::vector<std::string> failure_reasons;
+  /// Seconds since the run started.
+  double seconds = 0;
+
+  size_t applied() const { return staleness.size(); }
+  double staleness_mean() const {
+    double s = 0;
+    for (auto t : staleness) s += static_cast<double>(t);
+    return staleness.empty() ? 0.0 : s / static_cast<double>(staleness.size());
+  }
+  int64_t staleness_max() const {
+    int64_t m = 0;
+    for (auto t : staleness) m = t > m ? t : m;
+    return m;
+  }
+};
+
 /// Flower's Result, plus what happened in each round.
 struct strategy_result {
   array_record arrays;
@@ -30,6 +55,9 @@ struct strategy_result {
   std::map<int, metric_record> evaluate_metrics_serverapp;
   std::vector<phase_report> train_rounds;
   std::vector<phase_report> evaluate_rounds;
+  /// Asynchronous runs: each version of the global model, in order (the
+  /// evaluate rounds and metrics above are then keyed by version).
+  std::vector<version_report> versions;
   double seconds = 0;
   /// The run was stopped (SIGINT, say) before its last round: what is here
   /// is the result so far.

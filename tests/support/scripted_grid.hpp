@@ -6,6 +6,8 @@
 // actors, threads or time.
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 
@@ -55,10 +57,47 @@ class scripted_grid : public grid {
     return r;
   }
 
+  /// An open stream in virtual time: an instruction sent at time t to node
+  /// k is answered at t + duration(k) (ties: in the order sent), so that
+  /// arrivals are exact and repeatable.
+  std::unique_ptr<instruction_stream> open_stream() override {
+    return std::make_unique<stream>(*this);
+  }
+
+  /// How long node k takes to answer in an open stream (default 1.0).
+  std::function<double(uint64_t node)> duration = [](uint64_t) { return 1.0; };
+
   /// Every instruction sent so far, in order.
   const std::vector<message>& sent() const { return sent_; }
 
  private:
+  class stream : public instruction_stream {
+   public:
+    explicit stream(scripted_grid& g) : g_(g) {}
+    std::vector<std::string> send(std::vector<message> msgs, double) override {
+      std::vector<std::string> ids;
+      for (auto& m : msgs) {
+        m.meta().message_id = "s" + std::to_string(++g_.next_id_);
+        ids.push_back(m.meta().message_id);
+        due_.emplace(std::pair{now_ + g_.duration(m.meta().dst_node_id), g_.next_id_}, std::move(m));
+      }
+      return ids;
+    }
+    std::optional<message> next(double) override {
+      if (due_.empty()) return std::nullopt;
+      auto it = due_.begin();
+      now_ = it->first.first;
+      auto reply = g_.answer(it->second);
+      due_.erase(it);
+      return reply;
+    }
+
+   private:
+    scripted_grid& g_;
+    double now_ = 0;
+    std::map<std::pair<double, uint64_t>, message> due_;
+  };
+
   message answer(const message& m) {
     sent_.push_back(m);
     return app_->handle(m, contexts_.at(m.meta().dst_node_id));
@@ -67,6 +106,7 @@ class scripted_grid : public grid {
   std::shared_ptr<const client_app> app_;
   std::map<uint64_t, context> contexts_;
   std::vector<message> pending_;
+  uint64_t next_id_ = 0;
   std::vector<message> sent_;
 };
 
