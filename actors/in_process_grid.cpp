@@ -188,21 +188,25 @@ class in_process_grid::open : public instruction_stream {
       std::lock_guard<std::mutex> guard{g_.mtx_};
       g_.open_ = nullptr;
     }
-    // What is still in flight is no longer wanted.
-    if (!in_flight_.empty())
-      g_.self_->send(g_.grid_, cancel_atom::value,
-                     std::vector<std::string>(in_flight_.begin(), in_flight_.end()));
+    // What is still in flight is no longer wanted: the grid forgets it and
+    // its streams close now rather than at their deadlines.
+    if (!in_flight_.empty()) {
+      std::vector<std::string> ids;
+      for (auto& [id, stream] : in_flight_) {
+        ids.push_back(id);
+        caf::anon_send(stream, deadline_atom::value);
+      }
+      g_.self_->send(g_.grid_, cancel_atom::value, std::move(ids));
+    }
   }
 
   std::vector<std::string> send(std::vector<message> msgs, double timeout_s) override {
     auto envs = g_.seal(msgs);
     std::vector<std::pair<std::string, uint64_t>> ids;
-    for (auto& e : envs) {
-      ids.emplace_back(e.message_id, e.node_id);
-      in_flight_.insert(e.message_id);
-    }
+    for (auto& e : envs) ids.emplace_back(e.message_id, e.node_id);
     auto stream = g_.self_->system().spawn(open_reply_stream_behavior, queue_, ids, timeout_s,
                                           g_.codec_);
+    for (auto& [id, node] : ids) in_flight_.emplace(id, stream);
     g_.self_->send(g_.grid_, stream_atom::value, std::move(envs), stream);
     std::vector<std::string> out;
     for (auto& m : msgs) out.push_back(m.meta().message_id);
@@ -224,7 +228,7 @@ class in_process_grid::open : public instruction_stream {
  private:
   in_process_grid& g_;
   std::shared_ptr<reply_queue> queue_;
-  std::unordered_set<std::string> in_flight_;
+  std::unordered_map<std::string, reply_stream_actor> in_flight_;  ///< by id: its stream
 };
 
 std::unique_ptr<instruction_stream> in_process_grid::open_stream() {

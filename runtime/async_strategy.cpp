@@ -152,6 +152,9 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
     auto it = in_flight.find(reply->meta().reply_to_message_id);
     if (it == in_flight.end()) continue;  // not ours any more
     auto [node, base_version] = it->second;
+    pending.in_flight_min = pending.applied() + pending.failures == 0
+                                ? in_flight.size()
+                                : std::min(pending.in_flight_min, in_flight.size());
     in_flight.erase(it);
     busy.erase(node);
     auto who = "node " + std::to_string(node);
@@ -181,12 +184,12 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
           pending.version = ++version;
           pending.seconds = seconds_since(t0);
           bases[version] = result.arrays;
+          ev.on_version(pending, total);
           if (o.train_metrics_aggr_fn && !pending_metrics.empty()) {
             auto m = o.train_metrics_aggr_fn(pending_metrics.in_node_order(), o.weighted_by_key);
             ev.on_aggregated(version, run_phase::train, m);
             result.train_metrics_clientapp[version] = std::move(m);
           }
-          ev.on_version(pending, total);
           result.versions.push_back(std::move(pending));
           pending = {};
           pending_metrics = {};

@@ -39,6 +39,7 @@ std::string to_json(const strategy_result& result) {
                                     {"values", v.staleness}}},
                      {"failures", v.failures},
                      {"failure_reasons", v.failure_reasons},
+                     {"in_flight_min", v.in_flight_min},
                      {"seconds", v.seconds}};
     for (auto& e : evaluate)
       if (e.round == v.version) {

@@ -31,6 +31,9 @@ struct version_report {
   /// Replies refused since the previous version (errors, stale, invalid).
   size_t failures = 0;
   std::vector<std::string> failure_reasons;
+  /// The fewest trainings in flight when a reply of this version was taken
+  /// (the slot it held included): `concurrency` unless nodes ran short.
+  size_t in_flight_min = 0;
   /// Seconds since the run started.
   double seconds = 0;
 

@@ -8,6 +8,7 @@
 #include "runtime/dp_clipping.hpp"
 #include "runtime/dp_mods.hpp"
 #include "runtime/fed_avgm.hpp"
+#include "runtime/fed_buff.hpp"
 #include "runtime/fed_median.hpp"
 #include "runtime/fed_opt.hpp"
 #include "runtime/fed_prox.hpp"
@@ -64,6 +65,26 @@ Options fed_opt_options_from(const config_record& rc) {
   return o;
 }
 
+// The asynchronous loop's keys (fedbuff, fedasync).
+async_options async_options_from(const config_record& rc) {
+  async_options a;
+  a.concurrency = count(rc, "concurrency", a.concurrency);
+  a.num_server_updates = static_cast<int>(count(rc, "num-server-updates", 10));
+  a.max_seconds = or_default(rc, "max-seconds", a.max_seconds);
+  a.evaluate_every = static_cast<int>(count(rc, "evaluate-every", 1));
+  if (rc.contains("max-staleness")) a.max_staleness = config_int(rc, "max-staleness");
+  auto kind = rc.contains("staleness") ? config_string(rc, "staleness") : "polynomial";
+  a.staleness.k = kind == "constant"     ? staleness_fn::kind::constant
+                  : kind == "hinge"      ? staleness_fn::kind::hinge
+                                         : staleness_fn::kind::polynomial;
+  a.staleness.exponent = or_default(rc, "staleness-exponent", a.staleness.exponent);
+  a.staleness.hinge_a = or_default(rc, "hinge-a", a.staleness.hinge_a);
+  a.staleness.hinge_b = or_default(rc, "hinge-b", a.staleness.hinge_b);
+  if (rc.contains("sampling") && config_string(rc, "sampling") == "random")
+    a.sampling = async_options::sampling_policy::random;
+  return a;
+}
+
 std::unique_ptr<strategy> plain_strategy(const std::string& name, const config_record& rc) {
   if (name == "fedavg") return std::make_unique<fed_avg>(base_options(rc));
   if (name == "fedavgm") {
@@ -85,6 +106,17 @@ std::unique_ptr<strategy> plain_strategy(const std::string& name, const config_r
     o.client_learning_rate = or_default(rc, "client-learning-rate", or_default(rc, "lr", 0.01));
     o.q = or_default(rc, "q", o.q);
     return std::make_unique<q_fed_avg>(o);
+  }
+  if (name == "fedbuff") {
+    fed_buff_options b;
+    b.buffer_size = count(rc, "buffer-size", b.buffer_size);
+    b.server_learning_rate = or_default(rc, "server-learning-rate", b.server_learning_rate);
+    return std::make_unique<fed_buff>(base_options(rc), async_options_from(rc), b);
+  }
+  if (name == "fedasync") {
+    fed_async_options m;
+    m.mixing_alpha = or_default(rc, "mixing-alpha", m.mixing_alpha);
+    return std::make_unique<fed_async>(base_options(rc), async_options_from(rc), m);
   }
   if (name == "fedmedian") return std::make_unique<fed_median>(base_options(rc));
   if (name == "fedtrimmedavg") {
