@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(trains_on_real_fashion_mnist_and_saves_a_loadable_model) {
 BOOST_AUTO_TEST_CASE(every_strategy_runs_the_quickstart_end_to_end) {
   workspace ws;
   write_slice(ws.dir / "data", 1500);
-  ws.write_app("strategy = \"fedavg\"\n");
+  ws.write_app("strategy = \"fedavg\"\nconcurrency = 5\nbuffer-size = 3\nnum-server-updates = 10\n");
   std::vector<std::pair<std::string, std::string>> names{
       {"fedavg", "FedAvg"}, {"fedavgm", "FedAvgM"}, {"fedprox", "FedProx"},
       {"fedadagrad", "FedAdagrad"}, {"fedadam", "FedAdam"}, {"fedyogi", "FedYogi"},
@@ -158,13 +158,21 @@ BOOST_AUTO_TEST_CASE(every_strategy_runs_the_quickstart_end_to_end) {
       {"dp-server-fixed", "DifferentialPrivacyServerSideFixedClipping"},
       {"dp-server-adaptive", "DifferentialPrivacyServerSideAdaptiveClipping"},
       {"dp-client-fixed", "DifferentialPrivacyClientSideFixedClipping"},
-      {"dp-client-adaptive", "DifferentialPrivacyClientSideAdaptiveClipping"}};
+      {"dp-client-adaptive", "DifferentialPrivacyClientSideAdaptiveClipping"},
+      {"fedbuff", "FedBuff"}, {"fedasync", "FedAsync"}};
   for (auto& [name, cls] : names) {
     auto r = ws.stamen("run " + (ws.dir / "app").string() +
-                       " --format json --run-config \"local-epochs=1 strategy='" + name + "'\"");
+                       " --format json --run-config \"local-epochs=1 strategy='" + name +
+                       "' concurrency=2 buffer-size=2 num-server-updates=2\"");
     BOOST_REQUIRE_MESSAGE(r.code == 0, name << ": " << r.err);
     BOOST_TEST(r.err.find("Starting " + cls + " strategy:") != std::string::npos, name);
     auto doc = nlohmann::json::parse(r.out);
+    if (doc.contains("versions")) {  // asynchronous: versions, no rounds
+      BOOST_TEST(doc.at("versions").size() == 2u, name);
+      for (auto& v : doc.at("versions")) BOOST_TEST(v.at("failures").get<int>() == 0, name);
+      BOOST_TEST(doc.at("versions").back().at("evaluate").at("results").get<int>() == 3, name);
+      continue;
+    }
     auto& train = doc.at("rounds").at(0).at("train");
     BOOST_TEST(train.at("results").get<int>() == 3, name << ": " << train.dump());
     BOOST_TEST(train.at("failures").get<int>() == 0, name << ": " << train.dump());

@@ -181,6 +181,25 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
   BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(fedbuff_runs_unchanged_on_a_superlink) {
+  // The asynchronous loop's open stream crosses the superlink like a round's batch.
+  auto [link, port] = superlink();
+  auto nodes = this->nodes(*link, port, 3, 30);
+  auto run = this->run("quickstart", port,
+                       quickstart_config(1) + " strategy='fedbuff' concurrency=2 buffer-size=2 "
+                                              "num-server-updates=3 evaluate-every=3 final-model=" +
+                           (dir / "final_model.pt").string());
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  auto doc = result();
+  BOOST_REQUIRE_EQUAL(doc["versions"].size(), 3u);
+  for (auto& v : doc["versions"]) {
+    BOOST_TEST(v["applied"].get<int>() == 2);
+    BOOST_TEST(v["failures"].get<int>() == 0);
+  }
+  BOOST_TEST(doc["versions"][2]["evaluate"]["results"].get<int>() == 3);
+  BOOST_TEST(run->count("[VERSION 3/3] applied 2 updates") == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(sampling_waits_for_min_available_nodes_and_says_why_it_gives_up) {
   auto [link, port] = superlink();
   auto first = supernode(port, "partition-id=0 num-partitions=30");
