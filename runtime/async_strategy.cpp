@@ -47,11 +47,15 @@ std::vector<std::string> async_strategy::summary(int num_rounds, const array_rec
                                                  const config_record& train_config,
                                                  const config_record& evaluate_config) const {
   auto lines = fed_avg::summary(num_rounds, arrays, train_config, evaluate_config);
-  // Versions, not rounds.
-  for (auto& l : lines)
+  // Versions, not rounds; concurrency, not a train fraction.
+  for (auto& l : lines) {
     if (l.rfind("    ├── Number of rounds:", 0) == 0)
       l = "    ├── Number of server updates: " + std::to_string(async_.num_server_updates) +
           " (or " + format_double("%g", async_.max_seconds) + "s)";
+    if (l.rfind("    │       ├──Fraction: train", 0) == 0)
+      l = "    │       ├──Fraction: evaluate (" + format_double("%.2f", options().fraction_evaluate) +
+          ")";
+  }
   return insert_settings(
       std::move(lines), "Asynchronous settings",
       {"Concurrency: " + std::to_string(async_.concurrency),
