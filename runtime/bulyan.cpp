@@ -55,11 +55,7 @@ std::unique_ptr<train_aggregator> bulyan::make_train_aggregator(int, const array
 
 std::optional<std::string> bulyan::reject_train_round(const phase_report& r) const {
   if (auto why = fed_avg::reject_train_round(r)) return why;
-  if (r.results < 4 * f_ + 3)
-    return "Bulyan needs at least 4f + 3 = " + std::to_string(4 * f_ + 3) +
-           " valid replies for num_malicious_nodes = " + std::to_string(f_) + ", got " +
-           std::to_string(r.results);
-  return std::nullopt;
+  return too_few_replies(name(), "4f + 3", 4 * f_ + 3, f_, r.results);
 }
 
 }  // namespace stamen

@@ -83,27 +83,71 @@ std::vector<std::string> dp_summary(std::vector<std::string> inner, const std::s
   return insert_settings(std::move(inner), "DP settings", settings);
 }
 
-std::optional<std::string> no_failures(const phase_report& r) {
+}  // namespace
+
+// --- what the wrappers share --------------------------------------------------
+
+dp_wrapper::dp_wrapper(std::unique_ptr<strategy> inner, clipping_side side, std::string kind,
+                       size_t num_sampled_clients, std::optional<uint64_t> seed)
+    : strategy_wrapper(std::move(inner)),
+      side_(side),
+      rng_(seeded(seed)),
+      kind_(std::move(kind)),
+      num_sampled_clients_(num_sampled_clients) {}
+
+std::string dp_wrapper::name() const {
+  return "DifferentialPrivacy" + side_name(side_) + "Side" + kind_;
+}
+
+std::string dp_wrapper::wrapped_line() const { return "Wrapped strategy: " + inner().name(); }
+
+std::vector<message> dp_wrapper::configure_train(int round, const array_record& arrays,
+                                                 config_record config, grid& g) {
+  if (side_ == clipping_side::client) config.insert_or_assign(key_clipping_norm, clipping_norm());
+  auto msgs = strategy_wrapper::configure_train(round, arrays, std::move(config), g);
+  sampled_ = msgs.size();
+  return msgs;
+}
+
+std::unique_ptr<train_aggregator> dp_wrapper::make_train_aggregator(int round,
+                                                                    const array_record& current) {
+  std::optional<double> clip;
+  if (side_ == clipping_side::server) clip = clipping_norm();
+  return std::make_unique<dp_aggregator>(
+      strategy_wrapper::make_train_aggregator(round, current), current, clip,
+      side_ == clipping_side::client && kind_ == "AdaptiveClipping",
+      [this](train_aggregate& agg, size_t unclipped, size_t accepted) {
+        finish_round(agg, unclipped, accepted);
+      });
+}
+
+std::optional<std::string> dp_wrapper::reject_train_round(const phase_report& r) const {
+  if (auto why = strategy_wrapper::reject_train_round(r)) return why;
   if (r.failures == 0) return std::nullopt;
   return std::to_string(r.failures) +
          " failure(s) in the round: the DP noise is calibrated to complete rounds";
 }
 
-}  // namespace
+double dp_wrapper::noise_m() const {
+  return std::max(1.0, static_cast<double>(num_sampled_clients_ ? num_sampled_clients_ : sampled_));
+}
+
+void dp_wrapper::add_noise(train_aggregate& agg, double stddev) {
+  if (!agg.arrays) return;
+  last_stddev_ = stddev;
+  add_gaussian_noise(*agg.arrays, stddev, rng_);
+}
 
 // --- fixed clipping ----------------------------------------------------------
 
 dp_fixed_clipping::dp_fixed_clipping(std::unique_ptr<strategy> inner, clipping_side side,
                                      dp_fixed_clipping_options opts)
-    : strategy_wrapper(std::move(inner)), side_(side), o_(opts), rng_(seeded(opts.seed)) {
+    : dp_wrapper(std::move(inner), side, "FixedClipping", opts.num_sampled_clients, opts.seed),
+      o_(opts) {
   if (!(o_.noise_multiplier >= 0))
     throw std::invalid_argument("The noise multiplier should be a non-negative value.");
   if (!(o_.clipping_norm > 0))
     throw std::invalid_argument("The clipping norm should be a positive value.");
-}
-
-std::string dp_fixed_clipping::name() const {
-  return "DifferentialPrivacy" + side_name(side_) + "SideFixedClipping";
 }
 
 std::vector<std::string> dp_fixed_clipping::summary(int num_rounds, const array_record& arrays,
@@ -111,48 +155,22 @@ std::vector<std::string> dp_fixed_clipping::summary(int num_rounds, const array_
                                                     const config_record& evaluate_config) const {
   return dp_summary(
       strategy_wrapper::summary(num_rounds, arrays, train_config, evaluate_config), name(),
-      {"Wrapped strategy: " + inner().name(),
-       "Noise multiplier: " + format_double("%g", o_.noise_multiplier),
+      {wrapped_line(), "Noise multiplier: " + format_double("%g", o_.noise_multiplier),
        "Clipping norm: " + format_double("%g", o_.clipping_norm),
        "Sampled clients (noise): " +
            (o_.num_sampled_clients ? std::to_string(o_.num_sampled_clients) : "as sampled")});
 }
 
-std::vector<message> dp_fixed_clipping::configure_train(int round, const array_record& arrays,
-                                                        config_record config, grid& g) {
-  if (side_ == clipping_side::client) config.insert_or_assign(key_clipping_norm, o_.clipping_norm);
-  auto msgs = strategy_wrapper::configure_train(round, arrays, std::move(config), g);
-  sampled_ = msgs.size();
-  return msgs;
-}
-
-std::unique_ptr<train_aggregator> dp_fixed_clipping::make_train_aggregator(
-    int round, const array_record& current) {
-  std::optional<double> clip;
-  if (side_ == clipping_side::server) clip = o_.clipping_norm;
-  return std::make_unique<dp_aggregator>(
-      strategy_wrapper::make_train_aggregator(round, current), current, clip, false,
-      [this](train_aggregate& agg, size_t, size_t) {
-        if (!agg.arrays) return;
-        double m = static_cast<double>(o_.num_sampled_clients ? o_.num_sampled_clients : sampled_);
-        last_stddev_ = central_noise_stddev(o_.noise_multiplier, o_.clipping_norm, std::max(m, 1.0));
-        add_gaussian_noise(*agg.arrays, last_stddev_, rng_);
-      });
-}
-
-std::optional<std::string> dp_fixed_clipping::reject_train_round(const phase_report& r) const {
-  if (auto why = strategy_wrapper::reject_train_round(r)) return why;
-  return no_failures(r);
+void dp_fixed_clipping::finish_round(train_aggregate& agg, size_t, size_t) {
+  add_noise(agg, central_noise_stddev(o_.noise_multiplier, o_.clipping_norm, noise_m()));
 }
 
 // --- adaptive clipping -------------------------------------------------------
 
 dp_adaptive_clipping::dp_adaptive_clipping(std::unique_ptr<strategy> inner, clipping_side side,
                                            dp_adaptive_clipping_options opts)
-    : strategy_wrapper(std::move(inner)),
-      side_(side),
+    : dp_wrapper(std::move(inner), side, "AdaptiveClipping", opts.num_sampled_clients, opts.seed),
       o_(opts),
-      rng_(seeded(opts.seed)),
       clipping_norm_(opts.initial_clipping_norm) {
   if (!(o_.noise_multiplier >= 0))
     throw std::invalid_argument("The noise multiplier should be a non-negative value.");
@@ -171,51 +189,23 @@ dp_adaptive_clipping::dp_adaptive_clipping(std::unique_ptr<strategy> inner, clip
   }
 }
 
-std::string dp_adaptive_clipping::name() const {
-  return "DifferentialPrivacy" + side_name(side_) + "SideAdaptiveClipping";
-}
-
 std::vector<std::string> dp_adaptive_clipping::summary(int num_rounds, const array_record& arrays,
                                                        const config_record& train_config,
                                                        const config_record& evaluate_config) const {
   return dp_summary(
       strategy_wrapper::summary(num_rounds, arrays, train_config, evaluate_config), name(),
-      {"Wrapped strategy: " + inner().name(),
-       "Noise multiplier: " + format_double("%g", o_.noise_multiplier),
+      {wrapped_line(), "Noise multiplier: " + format_double("%g", o_.noise_multiplier),
        "Clipping norm: " + format_double("%g", clipping_norm_),
        "Target clipped quantile: " + format_double("%g", o_.target_clipped_quantile),
        "Clip norm learning rate: " + format_double("%g", o_.clip_norm_lr)});
 }
 
-std::vector<message> dp_adaptive_clipping::configure_train(int round, const array_record& arrays,
-                                                           config_record config, grid& g) {
-  if (side_ == clipping_side::client) config.insert_or_assign(key_clipping_norm, clipping_norm_);
-  auto msgs = strategy_wrapper::configure_train(round, arrays, std::move(config), g);
-  sampled_ = msgs.size();
-  return msgs;
-}
-
-std::unique_ptr<train_aggregator> dp_adaptive_clipping::make_train_aggregator(
-    int round, const array_record& current) {
-  std::optional<double> clip;
-  if (side_ == clipping_side::server) clip = clipping_norm_;
-  return std::make_unique<dp_aggregator>(
-      strategy_wrapper::make_train_aggregator(round, current), current, clip,
-      side_ == clipping_side::client,
-      [this](train_aggregate& agg, size_t unclipped, size_t accepted) {
-        finish_round(agg, unclipped, accepted);
-      });
-}
-
 void dp_adaptive_clipping::finish_round(train_aggregate& agg, size_t unclipped, size_t accepted) {
-  double m = static_cast<double>(o_.num_sampled_clients ? o_.num_sampled_clients : sampled_);
-  auto noise = adaptive_noise_params(o_.noise_multiplier, std::max(m, 1.0), o_.clipped_count_stddev);
+  double m = noise_m();
+  auto noise = adaptive_noise_params(o_.noise_multiplier, m, o_.clipped_count_stddev);
   if (!noise) throw run_error(name() + ": " + noise.error().what);
-  if (agg.arrays) {
-    // The noise follows the norm this round's updates were clipped to.
-    last_stddev_ = central_noise_stddev(noise->update_noise_multiplier, clipping_norm_, std::max(m, 1.0));
-    add_gaussian_noise(*agg.arrays, last_stddev_, rng_);
-  }
+  // The noise follows the norm this round's updates were clipped to.
+  add_noise(agg, central_noise_stddev(noise->update_noise_multiplier, clipping_norm_, m));
   if (accepted == 0) return;
   double count = static_cast<double>(unclipped);
   if (noise->clipped_count_stddev > 0)
@@ -223,11 +213,6 @@ void dp_adaptive_clipping::finish_round(train_aggregate& agg, size_t unclipped, 
   clipping_norm_ = next_clipping_norm(clipping_norm_, o_.clip_norm_lr,
                                       count / static_cast<double>(accepted),
                                       o_.target_clipped_quantile);
-}
-
-std::optional<std::string> dp_adaptive_clipping::reject_train_round(const phase_report& r) const {
-  if (auto why = strategy_wrapper::reject_train_round(r)) return why;
-  return no_failures(r);
 }
 
 }  // namespace stamen

@@ -36,6 +36,48 @@ struct dp_adaptive_clipping_options {
   std::optional<uint64_t> seed;
 };
 
+/// What the DP wrappers share: the side that clips, the norm sent to the
+/// clients, the noise's generator and its m, and the rule that a round with
+/// a failure is not aggregated (the noise is calibrated to m replies).
+class dp_wrapper : public strategy_wrapper {
+ public:
+  std::string name() const override;
+  std::vector<message> configure_train(int round, const array_record& arrays,
+                                       config_record config, grid& g) override;
+  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
+                                                          const array_record& current) override;
+  std::optional<std::string> reject_train_round(const phase_report& report) const override;
+
+  /// The norm this round's updates are clipped to.
+  virtual double clipping_norm() const = 0;
+  /// The stddev of the noise added in the last round that had an aggregate.
+  double last_noise_stddev() const { return last_stddev_; }
+
+ protected:
+  /// `kind`: "FixedClipping" or "AdaptiveClipping", for the name.
+  dp_wrapper(std::unique_ptr<strategy> inner, clipping_side side, std::string kind,
+             size_t num_sampled_clients, std::optional<uint64_t> seed);
+
+  /// Ends a round: noise on the aggregate (if any), state updates; told how
+  /// many accepted updates were left unclipped.
+  virtual void finish_round(train_aggregate& agg, size_t unclipped, size_t accepted) = 0;
+  /// m: num_sampled_clients, or the nodes sampled this round when it is 0.
+  double noise_m() const;
+  /// Adds N(0, stddev²) to the aggregate's floating-point values.
+  void add_noise(train_aggregate& agg, double stddev);
+  /// "Wrapped strategy: FedAvg", the first of the DP settings lines.
+  std::string wrapped_line() const;
+
+  clipping_side side_;
+  std::mt19937_64 rng_;
+
+ private:
+  std::string kind_;
+  size_t num_sampled_clients_;
+  size_t sampled_ = 0;
+  double last_stddev_ = 0;
+};
+
 /// Central differential privacy with fixed clipping (McMahan et al., 2018;
 /// Flower's DifferentialPrivacy{Server,Client}SideFixedClipping) around any
 /// strategy. Each update w_k - w is clipped to norm C (here on the server as
@@ -45,30 +87,21 @@ struct dp_adaptive_clipping_options {
 /// floating-point value of the aggregate. Streaming is kept: a reply is
 /// clipped and folded, then let go. As in Flower, a round with any failure
 /// is not aggregated: the noise is calibrated to m replies.
-class dp_fixed_clipping : public strategy_wrapper {
+class dp_fixed_clipping : public dp_wrapper {
  public:
   dp_fixed_clipping(std::unique_ptr<strategy> inner, clipping_side side,
                     dp_fixed_clipping_options opts);
 
-  std::string name() const override;
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;
-  std::vector<message> configure_train(int round, const array_record& arrays,
-                                       config_record config, grid& g) override;
-  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
-                                                          const array_record& current) override;
-  std::optional<std::string> reject_train_round(const phase_report& report) const override;
+  double clipping_norm() const override { return o_.clipping_norm; }
 
-  /// The stddev of the noise added in the last round that had an aggregate.
-  double last_noise_stddev() const { return last_stddev_; }
+ protected:
+  void finish_round(train_aggregate& agg, size_t unclipped, size_t accepted) override;
 
  private:
-  clipping_side side_;
   dp_fixed_clipping_options o_;
-  std::mt19937_64 rng_;
-  size_t sampled_ = 0;
-  double last_stddev_ = 0;
 };
 
 /// Central DP with adaptive clipping (Andrew et al., 2021; Flower's
@@ -79,34 +112,23 @@ class dp_fixed_clipping : public strategy_wrapper {
 /// has stddev z_Δ * C / m, C being the norm this round's updates were
 /// clipped to. Client side, adaptiveclipping_mod reports `norm_bit` = 1 when
 /// a client's update was left unclipped, the paper's b_i.
-class dp_adaptive_clipping : public strategy_wrapper {
+class dp_adaptive_clipping : public dp_wrapper {
  public:
   dp_adaptive_clipping(std::unique_ptr<strategy> inner, clipping_side side,
                        dp_adaptive_clipping_options opts);
 
-  std::string name() const override;
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;
-  std::vector<message> configure_train(int round, const array_record& arrays,
-                                       config_record config, grid& g) override;
-  std::unique_ptr<train_aggregator> make_train_aggregator(int round,
-                                                          const array_record& current) override;
-  std::optional<std::string> reject_train_round(const phase_report& report) const override;
+  /// The clipping norm the coming round uses.
+  double clipping_norm() const override { return clipping_norm_; }
 
-  /// The clipping norm the next round uses.
-  double clipping_norm() const { return clipping_norm_; }
-  double last_noise_stddev() const { return last_stddev_; }
+ protected:
+  void finish_round(train_aggregate& agg, size_t unclipped, size_t accepted) override;
 
  private:
-  void finish_round(train_aggregate& agg, size_t unclipped, size_t accepted);
-
-  clipping_side side_;
   dp_adaptive_clipping_options o_;
-  std::mt19937_64 rng_;
   double clipping_norm_;
-  size_t sampled_ = 0;
-  double last_stddev_ = 0;
 };
 
 }  // namespace stamen

@@ -59,13 +59,17 @@ std::unique_ptr<train_aggregator> multi_krum::make_train_aggregator(int,
       });
 }
 
+std::optional<std::string> too_few_replies(const std::string& rule, const char* formula,
+                                           size_t needed, size_t f, size_t results) {
+  if (results >= needed) return std::nullopt;
+  return rule + " needs at least " + formula + " = " + std::to_string(needed) +
+         " valid replies for num_malicious_nodes = " + std::to_string(f) + ", got " +
+         std::to_string(results);
+}
+
 std::optional<std::string> multi_krum::reject_train_round(const phase_report& r) const {
   if (auto why = fed_avg::reject_train_round(r)) return why;
-  if (r.results < 2 * f_ + 3)
-    return name() + " needs at least 2f + 3 = " + std::to_string(2 * f_ + 3) +
-           " valid replies for num_malicious_nodes = " + std::to_string(f_) + ", got " +
-           std::to_string(r.results);
-  return std::nullopt;
+  return too_few_replies(name(), "2f + 3", 2 * f_ + 3, f_, r.results);
 }
 
 namespace {

@@ -19,6 +19,12 @@ struct multi_krum_options : fed_avg_options {
 /// n - f - 2 closest other updates (at least 1). Ties go to the lower node id.
 std::vector<size_t> select_multi_krum(const reply_set& set, size_t f, size_t m);
 
+/// Why a round with `results` valid replies is too small for a Byzantine
+/// rule that needs `needed` (written `formula`, e.g. "2f + 3") against
+/// f = num_malicious_nodes; nothing when it is not.
+std::optional<std::string> too_few_replies(const std::string& rule, const char* formula,
+                                           size_t needed, size_t f, size_t results);
+
 /// MultiKrum (Blanchard et al., 2017; Flower's MultiKrum): the weighted
 /// average of the num_nodes_to_select updates with the lowest Krum scores.
 /// A round with fewer than 2f + 3 valid replies keeps the previous arrays,
