@@ -13,7 +13,10 @@ class q_fed_avg_aggregator : public train_aggregator {
  public:
   q_fed_avg_aggregator(const q_fed_avg_options& o, const array_record& current)
       : o_(o), current_(current) {
-    for (auto& [k, a] : current_) sums_.emplace_back(static_cast<size_t>(a.numel()));
+    for (auto& [k, a] : current_) {
+      sums_.emplace_back(static_cast<size_t>(a.numel()));
+      w_.push_back(to_doubles(a));  // read once, not twice per reply
+    }
   }
 
   expected<void> accept(const message& reply) override {
@@ -32,22 +35,21 @@ class q_fed_avg_aggregator : public train_aggregator {
     double fq = std::pow(f, o_.q);
     // Two passes over the reply: ||Δ_k||² first (h_k needs it), then the fold.
     double norm2 = 0;
-    std::vector<double> w, wk;
-    auto it = current_.begin();
+    std::vector<double> wk;
+    size_t i = 0;
     for (auto& [k, a] : **arrays) {
-      w = to_doubles((it++)->second);
+      auto& w = w_[i++];
       wk = to_doubles(a);
       for (size_t j = 0; j < w.size(); ++j) {
         double d = L * (w[j] - wk[j]);
         norm2 += d * d;
       }
     }
-    size_t i = 0;
-    it = current_.begin();
+    i = 0;
     for (auto& [k, a] : **arrays) {
-      w = to_doubles((it++)->second);
-      wk = to_doubles(a);
+      auto& w = w_[i];
       auto& s = sums_[i++];
+      wk = to_doubles(a);
       for (size_t j = 0; j < w.size(); ++j) s[j] += fq * L * (w[j] - wk[j]);
     }
     h_ += o_.q * std::pow(f, o_.q - 1) * norm2 + L * fq;
@@ -62,7 +64,7 @@ class q_fed_avg_aggregator : public train_aggregator {
     out.arrays.emplace();
     size_t i = 0;
     for (auto& [k, a] : current_) {
-      auto w = to_doubles(a);
+      auto w = w_[i];
       auto& s = sums_[i++];
       for (size_t j = 0; j < w.size(); ++j) w[j] -= s[j] / h_;
       out.arrays->insert_or_assign(k, from_doubles(a, w));
@@ -75,6 +77,7 @@ class q_fed_avg_aggregator : public train_aggregator {
  private:
   const q_fed_avg_options& o_;
   array_record current_;
+  std::vector<std::vector<double>> w_;  ///< the current arrays, as doubles
   std::vector<double_buffer> sums_;
   double h_ = 0;
   size_t count_ = 0;
