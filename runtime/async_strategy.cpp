@@ -55,6 +55,9 @@ std::vector<std::string> async_strategy::summary(int num_rounds, const array_rec
     if (l.rfind("    │       ├──Fraction: train", 0) == 0)
       l = "    │       ├──Fraction: evaluate (" + format_double("%.2f", options().fraction_evaluate) +
           ")";
+    if (l.rfind("    │       ├──Minimum nodes: train", 0) == 0)
+      l = "    │       ├──Minimum nodes: evaluate (" + std::to_string(options().min_evaluate_nodes) +
+          ")";
   }
   return insert_settings(
       std::move(lines), "Asynchronous settings",

@@ -59,7 +59,8 @@ std::shared_ptr<const client_app> make_client_app(const context& node_ctx,
                            metric_record{{"train_loss", loss},
                                          {"num-examples", static_cast<int64_t>(data.train.size())}});
     return make_reply(msg, std::move(reply));
-  }, client_mods(node_ctx.run_config));  // the DP clipping mods, when the strategy needs them
+  }, client_mods(node_ctx.run_config, node_ctx.node_id));  // DP mods, when the run config asks
+
 
   app->evaluate([self, store](const message& msg, context& ctx) {
     load_global(*self, msg);

@@ -32,7 +32,9 @@ std::unique_ptr<stamen::strategy> make_strategy(const config_record& rc);
 /// (Krum's n >= 2f + 3, say); nothing when it can.
 std::optional<std::string> check_strategy_config(const config_record& rc, size_t num_nodes);
 
-/// The mods the strategy needs around the clients' train handler (the DP clipping mods).
-std::vector<stamen::mod> client_mods(const config_record& rc);
+/// The mods around a node's train handler: the DP clipping mods a
+/// client-side DP strategy needs, and LocalDpMod when `local-dp-epsilon` is
+/// set (seeded per node).
+std::vector<stamen::mod> client_mods(const config_record& rc, uint64_t node_id);
 
 }  // namespace quickstart

@@ -217,11 +217,22 @@ std::unique_ptr<strategy> make_strategy(const config_record& rc) {
   throw run_error("unknown strategy '" + name + "'");
 }
 
-std::vector<stamen::mod> client_mods(const config_record& rc) {
+std::vector<stamen::mod> client_mods(const config_record& rc, uint64_t node_id) {
+  std::vector<stamen::mod> mods;
   auto name = strategy_name(rc);
-  if (name == "dp-client-fixed") return {fixedclipping_mod};
-  if (name == "dp-client-adaptive") return {adaptiveclipping_mod};
-  return {};
+  if (name == "dp-client-fixed") mods.push_back(fixedclipping_mod);
+  if (name == "dp-client-adaptive") mods.push_back(adaptiveclipping_mod);
+  if (rc.contains("local-dp-epsilon")) {
+    // Innermost, so that the central DP mods see the locally noised update.
+    local_dp_options o;
+    o.epsilon = config_double(rc, "local-dp-epsilon");
+    o.delta = or_default(rc, "local-dp-delta", o.delta);
+    o.sensitivity = or_default(rc, "local-dp-sensitivity", o.sensitivity);
+    o.clipping_norm = or_default(rc, "local-dp-clipping-norm", o.clipping_norm);
+    o.seed = static_cast<uint64_t>(rc.contains("seed") ? config_int(rc, "seed") : 42) + node_id;
+    mods.push_back(local_dp_mod(o));
+  }
+  return mods;
 }
 
 }  // namespace quickstart

@@ -149,7 +149,8 @@ BOOST_AUTO_TEST_CASE(trains_on_real_fashion_mnist_and_saves_a_loadable_model) {
 BOOST_AUTO_TEST_CASE(every_strategy_runs_the_quickstart_end_to_end) {
   workspace ws;
   write_slice(ws.dir / "data", 1500);
-  ws.write_app("strategy = \"fedavg\"\nconcurrency = 5\nbuffer-size = 3\nnum-server-updates = 10\n");
+  ws.write_app("strategy = \"fedavg\"\nconcurrency = 5\nbuffer-size = 3\nnum-server-updates = 10\n"
+               "local-dp-epsilon = { optional = true, min = 0.0, exclusive-min = true }\n");
   std::vector<std::pair<std::string, std::string>> names{
       {"fedavg", "FedAvg"}, {"fedavgm", "FedAvgM"}, {"fedprox", "FedProx"},
       {"fedadagrad", "FedAdagrad"}, {"fedadam", "FedAdam"}, {"fedyogi", "FedYogi"},
@@ -178,6 +179,14 @@ BOOST_AUTO_TEST_CASE(every_strategy_runs_the_quickstart_end_to_end) {
     BOOST_TEST(train.at("failures").get<int>() == 0, name << ": " << train.dump());
     BOOST_TEST(r.err.find("keeping the previous global arrays") == std::string::npos, name);
   }
+  // LocalDpMod on the nodes: the same run, noised, evaluates differently.
+  auto loss_with = [&](const std::string& extra) {
+    auto r = ws.stamen("run " + (ws.dir / "app").string() +
+                       " --format json --run-config \"local-epochs=1 " + extra + "\"");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, extra << ": " << r.err);
+    return nlohmann::json::parse(r.out).at("rounds").at(0).at("evaluate").at("metrics").at("eval_loss").get<double>();
+  };
+  BOOST_TEST(loss_with("local-dp-epsilon=0.5") != loss_with(""));
 }
 
 // Three of ten nodes send their update reversed and scaled by 5 in every
