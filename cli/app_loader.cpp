@@ -19,7 +19,11 @@ std::vector<fs::path> default_app_search_path() {
   }
   std::error_code ec;
   auto exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) out.push_back(exe.parent_path().parent_path() / "lib");
+  if (!ec) {
+    out.push_back(exe.parent_path().parent_path() / "lib");
+    // An installed Stamen: apps beside it, in lib/stamen/apps.
+    out.push_back(exe.parent_path().parent_path() / "lib" / "stamen" / "apps");
+  }
   return out;
 }
 

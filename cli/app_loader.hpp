@@ -21,7 +21,8 @@ expected<loaded_app> load_app(const std::string& library,
                               const std::vector<std::filesystem::path>& search_path);
 
 /// Where apps are looked for: $STAMEN_APP_PATH (colon-separated), then the
-/// lib/ directory beside the directory of the running `stamen` binary.
+/// lib/ directory beside the directory of the running `stamen` binary and
+/// its stamen/apps/ (where an installed Stamen keeps its apps).
 std::vector<std::filesystem::path> default_app_search_path();
 
 }  // namespace stamen

@@ -8,6 +8,7 @@
 #include "actors/compute_pool.hpp"
 #include "actors/node_identity.hpp"
 #include "cli/cluster.hpp"
+#include "cli/new_command.hpp"
 #include "cli/run_command.hpp"
 
 namespace {
@@ -72,6 +73,7 @@ int start_superlink(superlink_command cmd, const std::vector<std::string>& allow
 
 int main(int argc, char** argv) {
   CLI::App cli{"Stamen: federated learning as an actor system"};
+  cli.set_version_flag("--version", std::string{"stamen "} + STAMEN_VERSION);
   cli.require_subcommand(1);
 
   run_command run;
@@ -100,11 +102,18 @@ int main(int argc, char** argv) {
                         "Longest wait between reconnection attempts (s)");
   add_tls(supernode, ca, cert, key);
 
+  new_command create;
+  auto* make = cli.add_subcommand("new", "Create an app project from a template");
+  make->add_option("name", create.name, "The app's name (an identifier)")->required();
+  make->add_option("--template", create.template_name, "Template: minimal (no torch)");
+  make->add_option("--dir", create.dir, "Where the project's directory goes (default: .)");
+
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
+  if (make->parsed()) return new_project(create);
   if (cli.got_subcommand("run")) {
     run.json = format == "json";
     auto rc = run_app(run);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/app_loader.hpp"
@@ -17,10 +18,13 @@ namespace stamen {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 // The app's config with every override applied, and the federation to run on.
 struct prepared_run {
   app_config app;
   federation_config federation;
+  std::string app_dir;
 };
 
 expected<prepared_run> prepare(const run_command& cmd) {
@@ -41,7 +45,7 @@ expected<prepared_run> prepare(const run_command& cmd) {
   if (auto ok = check_run_config(cfg->run_config, cfg->domains); !ok) return ok.error();
   if (!fed->address)
     if (auto ok = check_fault_plan(cfg->faults, *fed); !ok) return ok.error();
-  return prepared_run{std::move(*cfg), std::move(*fed)};
+  return prepared_run{std::move(*cfg), std::move(*fed), cmd.app_dir};
 }
 
 nlohmann::json faults_json(const std::vector<fault_event>& injected) {
@@ -63,7 +67,10 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
     stop->request();
   });
   auto& cfg = run.app;
-  auto app = load_app(cfg.library, default_app_search_path());
+  // An app built out of tree sits in its own build/ directory.
+  auto search = default_app_search_path();
+  search.insert(search.begin(), {fs::path{run.app_dir} / "build", fs::path{run.app_dir}});
+  auto app = load_app(cfg.library, search);
   if (!app) {
     std::cerr << "stamen: " << app.error().what << '\n';
     return 2;

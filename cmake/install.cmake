@@ -1,0 +1,35 @@
+# `cmake --install build --prefix P`: the `stamen` command and the libraries
+# it runs on, the public headers an app is written against (the message and
+# programming-model layers, not the actors), the quickstart app, and the
+# CMake package: find_package(Stamen) gives Stamen::app.
+include(CMakePackageConfigHelpers)
+
+install(TARGETS stamen RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS stamen_messages stamen_core EXPORT StamenTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS stamen_runner stamen_actors stamen_config
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+foreach(layer messages runtime)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/stamen/${layer}
+          FILES_MATCHING PATTERN "*.hpp" PATTERN "torch_bridge.hpp" EXCLUDE)
+endforeach()
+
+# Apps live in lib/stamen/apps, where `stamen` looks for them; their own
+# files (stamen.toml, fault plans) in share/stamen/apps/<name>.
+set_target_properties(stamen_app_quickstart PROPERTIES
+  INSTALL_RPATH "$ORIGIN/../..")
+install(TARGETS stamen_app_quickstart LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/stamen/apps)
+install(FILES ${PROJECT_SOURCE_DIR}/apps/quickstart/stamen.toml
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/stamen/apps/quickstart)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/apps/quickstart/faults
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/stamen/apps/quickstart)
+
+install(EXPORT StamenTargets NAMESPACE Stamen::
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Stamen)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/StamenConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/StamenConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Stamen)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/StamenConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/StamenConfig.cmake ${PROJECT_BINARY_DIR}/StamenConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Stamen)

@@ -1,0 +1,115 @@
+// An installed Stamen: `cmake --install` into a temporary prefix, `stamen
+// new` a minimal app, build it out of tree against the installed package,
+// and run it with the installed command.
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct outcome {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+struct sandbox {
+  sandbox() : dir(fs::temp_directory_path() / ("stamen-install-" + std::to_string(::getpid()))) {
+    fs::remove_all(dir);
+    fs::create_directories(dir / "projects");
+  }
+  ~sandbox() { fs::remove_all(dir); }
+
+  outcome sh(const std::string& cmd) {
+    auto out = dir / "stdout", err = dir / "stderr";
+    int status = std::system((cmd + " >" + out.string() + " 2>" + err.string()).c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  }
+  static std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  fs::path dir;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(installed)
+
+BOOST_AUTO_TEST_CASE(new_app_builds_out_of_tree_against_the_installed_package_and_runs) {
+  sandbox s;
+  auto prefix = (s.dir / "prefix").string();
+  auto install = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --install " + STAMEN_BUILD_DIR +
+                      " --prefix " + prefix);
+  BOOST_REQUIRE_MESSAGE(install.code == 0, install.err);
+  auto stamen = prefix + "/bin/stamen";
+  auto version = s.sh(stamen + " --version");
+  BOOST_TEST(version.code == 0);
+  BOOST_TEST(version.out == std::string{"stamen "} + STAMEN_VERSION + "\n");
+
+  auto projects = (s.dir / "projects").string();
+  auto created = s.sh(stamen + " new demo --template minimal --dir " + projects);
+  BOOST_REQUIRE_MESSAGE(created.code == 0, created.err);
+  for (auto* f : {"CMakeLists.txt", "stamen.toml", "task.hpp", "task.cpp", "client_app.cpp",
+                  "server_app.cpp", "README.md"})
+    BOOST_TEST(fs::exists(s.dir / "projects" / "demo" / f), f);
+
+  auto demo = (s.dir / "projects" / "demo").string();
+  auto configure = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" -S " + demo + " -B " + demo +
+                        "/build -DCMAKE_PREFIX_PATH=" + prefix);
+  BOOST_REQUIRE_MESSAGE(configure.code == 0, configure.out << configure.err);
+  auto build = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --build " + demo + "/build");
+  BOOST_REQUIRE_MESSAGE(build.code == 0, build.out << build.err);
+
+  // No STAMEN_APP_PATH, no LD_LIBRARY_PATH: the app is found in its build/.
+  auto run = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + stamen + " run " + demo +
+                  " --run-config num-server-rounds=2 --format json");
+  BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
+  auto doc = nlohmann::json::parse(run.out);
+  BOOST_REQUIRE_EQUAL(doc.at("rounds").size(), 2u);
+  for (auto& r : doc.at("rounds")) {
+    BOOST_TEST(r.at("train").at("results").get<int>() == 5);
+    BOOST_TEST(r.at("train").at("failures").get<int>() == 0);
+  }
+  // The linear model is learned: the error falls to the data's noise (0.01).
+  BOOST_TEST(doc.at("rounds").at(1).at("evaluate").at("metrics").at("eval_loss").get<double>() < 0.05);
+
+  // The installed quickstart app is found in lib/stamen/apps.
+  BOOST_TEST(fs::exists(prefix + "/share/stamen/apps/quickstart/stamen.toml"));
+  BOOST_TEST(fs::exists(prefix + "/lib/stamen/apps/libstamen_app_quickstart.so"));
+}
+
+BOOST_AUTO_TEST_CASE(stamen_new_refuses_bad_names_templates_and_existing_directories) {
+  sandbox s;
+  auto projects = (s.dir / "projects").string();
+  auto stamen = std::string{STAMEN_BIN};
+  auto bad = s.sh(stamen + " new 2fast --dir " + projects);
+  BOOST_TEST(bad.code == 2);
+  BOOST_TEST(bad.err.find("'2fast' is not a valid name") != std::string::npos, bad.err);
+  auto dash = s.sh(stamen + " new my-app --dir " + projects);
+  BOOST_TEST(dash.code == 2);
+  auto unknown = s.sh(stamen + " new ok --template tensorflow --dir " + projects);
+  BOOST_TEST(unknown.code == 2);
+  BOOST_TEST(unknown.err.find("unknown template 'tensorflow' (known: minimal)") != std::string::npos,
+             unknown.err);
+  BOOST_TEST(!fs::exists(s.dir / "projects" / "ok"));
+  BOOST_REQUIRE(s.sh(stamen + " new ok --dir " + projects).code == 0);
+  std::ofstream(s.dir / "projects" / "ok" / "task.cpp") << "// mine\n";
+  auto again = s.sh(stamen + " new ok --dir " + projects);
+  BOOST_TEST(again.code == 2);
+  BOOST_TEST(again.err.find("exists already; nothing was written") != std::string::npos, again.err);
+  BOOST_TEST(sandbox::slurp(s.dir / "projects" / "ok" / "task.cpp") == "// mine\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
