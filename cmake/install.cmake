@@ -33,3 +33,23 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/StamenConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/StamenConfig.cmake ${PROJECT_BINARY_DIR}/StamenConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Stamen)
+
+# `cmake/do package`: a Debian package of the above, installed under /usr.
+# Its Depends come from dpkg-shlibdeps (the libraries the binaries really
+# load: CAF, LibTorch for the quickstart, Cap'n Proto, OpenSSL, ...).
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME stamen)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Federated learning as an actor system, after Flower")
+set(CPACK_PACKAGE_CONTACT "Stamen developers <stamen-dev@localhost>")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION science)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_LIBRARY_OUTPUT_DIRECTORY})
+# The quickstart's default data; the command works without it.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
+# Headers and the CMake package are for writing apps: they need a compiler.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "g++, cmake")
+include(CPack)

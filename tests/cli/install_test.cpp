@@ -112,4 +112,45 @@ BOOST_AUTO_TEST_CASE(stamen_new_refuses_bad_names_templates_and_existing_directo
   BOOST_TEST(sandbox::slurp(s.dir / "projects" / "ok" / "task.cpp") == "// mine\n");
 }
 
+BOOST_AUTO_TEST_CASE(debian_package_declares_what_it_needs_and_runs_from_its_files) {
+  sandbox s;
+  auto out = (s.dir / "deb").string();
+  auto pack = s.sh(std::string{"cpack -G DEB --config "} + STAMEN_BUILD_DIR + "/CPackConfig.cmake -B " + out);
+  BOOST_REQUIRE_MESSAGE(pack.code == 0, pack.out << pack.err);
+  auto deb = out + "/stamen_" + STAMEN_VERSION + "_amd64.deb";
+  BOOST_REQUIRE(fs::exists(deb));
+  BOOST_TEST_MESSAGE(".deb size: " << fs::file_size(deb) << " bytes");
+  auto field = [&](const std::string& f) {
+    auto r = s.sh("dpkg-deb -f " + deb + " " + f);
+    return r.out;
+  };
+  BOOST_TEST(field("Package") == "stamen\n");
+  BOOST_TEST(field("Version") == std::string{STAMEN_VERSION} + "\n");
+  auto depends = field("Depends");
+  for (auto* lib : {"libcaf-core0.17", "libcaf-io0.17", "libcapnp-0.9.2", "libtorch1.13", "libssl3"})
+    BOOST_TEST(depends.find(lib) != std::string::npos, lib << " in " << depends);
+  auto files = s.sh("dpkg-deb -c " + deb).out;
+  for (auto* f : {"./usr/bin/stamen", "./usr/lib/libstamen_core.so",
+                  "./usr/lib/stamen/apps/libstamen_app_quickstart.so",
+                  "./usr/share/stamen/apps/quickstart/stamen.toml",
+                  "./usr/include/stamen/runtime/fed_avg.hpp",
+                  "./usr/lib/cmake/Stamen/StamenConfig.cmake"})
+    BOOST_TEST(files.find(f) != std::string::npos, f);
+  BOOST_TEST(files.find("actors/") == std::string::npos);  // no actors' internals
+
+  // Its files, unpacked under a temporary root, run as they are (RPATH).
+  auto root = (s.dir / "root").string();
+  BOOST_REQUIRE(s.sh("dpkg-deb -x " + deb + " " + root).code == 0);
+  auto version = s.sh("env -u LD_LIBRARY_PATH " + root + "/usr/bin/stamen --version");
+  BOOST_TEST(version.out == std::string{"stamen "} + STAMEN_VERSION + "\n");
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) return;  // the package only recommends it
+  auto run = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + root + "/usr/bin/stamen run " +
+                  root + "/usr/share/stamen/apps/quickstart --format json --run-config "
+                  "\"num-server-rounds=1 fraction-train=0.2 fraction-evaluate=0.2 final-model='" +
+                  (s.dir / "final.pt").string() + "'\"");
+  BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
+  auto doc = nlohmann::json::parse(run.out);
+  BOOST_TEST(doc.at("rounds").at(0).at("train").at("results").get<int>() == 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
