@@ -35,6 +35,11 @@ expected<std::optional<strategy_result>> run_on(caf::actor_system& sys,
     }
     f.add_node(ids[i], std::move(client), std::move(ctx));
   }
+  // Every node of a simulation has registered before the ServerApp starts:
+  // round 1 then samples from all of them, and the same seed samples the
+  // same nodes however loaded the machine is (with a fault plan a node
+  // registers through its fault stage, a step later).
+  f.wait_for_nodes(ids.size(), 60);
   context server_ctx;
   server_ctx.run_id = std::random_device{}() | 1;
   server_ctx.node_id = server_node_id;
