@@ -13,23 +13,14 @@
 
 #include "apps/data/loaders.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/shell.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct outcome {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using stamen::test::outcome;
+using stamen::test::slurp;
 
 struct workspace {
   workspace() {
@@ -41,10 +32,7 @@ struct workspace {
   ~workspace() { fs::remove_all(dir); }
 
   outcome stamen(const std::string& args) {
-    auto out = dir / "stdout", err = dir / "stderr";
-    auto cmd = std::string{STAMEN_BIN} + " " + args + " >" + out.string() + " 2>" + err.string();
-    int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+    return ::stamen::test::shell(std::string{STAMEN_BIN} + " " + args, dir);
   }
 
   void write_app(const std::string& extra_config = "", int num_supernodes = 3) {

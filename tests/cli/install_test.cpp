@@ -6,20 +6,16 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+
+#include "tests/support/shell.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct outcome {
-  int code;
-  std::string out;
-  std::string err;
-};
+using stamen::test::outcome;
 
 struct sandbox {
   sandbox() : dir(fs::temp_directory_path() / ("stamen-install-" + std::to_string(::getpid()))) {
@@ -28,17 +24,7 @@ struct sandbox {
   }
   ~sandbox() { fs::remove_all(dir); }
 
-  outcome sh(const std::string& cmd) {
-    auto out = dir / "stdout", err = dir / "stderr";
-    int status = std::system((cmd + " >" + out.string() + " 2>" + err.string()).c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-  }
-  static std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  outcome sh(const std::string& cmd) { return stamen::test::shell(cmd, dir); }
 
   fs::path dir;
 };
@@ -109,7 +95,7 @@ BOOST_AUTO_TEST_CASE(stamen_new_refuses_bad_names_templates_and_existing_directo
   auto again = s.sh(stamen + " new ok --dir " + projects);
   BOOST_TEST(again.code == 2);
   BOOST_TEST(again.err.find("exists already; nothing was written") != std::string::npos, again.err);
-  BOOST_TEST(sandbox::slurp(s.dir / "projects" / "ok" / "task.cpp") == "// mine\n");
+  BOOST_TEST(stamen::test::slurp(s.dir / "projects" / "ok" / "task.cpp") == "// mine\n");
 }
 
 BOOST_AUTO_TEST_CASE(debian_package_declares_what_it_needs_and_runs_from_its_files) {
