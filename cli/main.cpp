@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
   new_command create;
   auto* make = cli.add_subcommand("new", "Create an app project from a template");
   make->add_option("name", create.name, "The app's name (an identifier)")->required();
-  make->add_option("--template", create.template_name, "Template: minimal (no torch)");
+  make->add_option("--template", create.template_name,
+                  "Template: minimal (a linear model, no torch) or pytorch (the quickstart's CNN)");
   make->add_option("--dir", create.dir, "Where the project's directory goes (default: .)");
 
   try {

@@ -6,7 +6,7 @@
 
 namespace stamen {
 
-/// `stamen new NAME [--template minimal] [--dir DIR]`.
+/// `stamen new NAME [--template minimal|pytorch] [--dir DIR]`.
 struct new_command {
   std::string name;
   std::string template_name = "minimal";

@@ -9,10 +9,18 @@ install(TARGETS stamen_messages stamen_core EXPORT StamenTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS stamen_runner stamen_actors stamen_config
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-foreach(layer messages runtime)
+foreach(layer messages runtime apps/data)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/stamen/${layer}
-          FILES_MATCHING PATTERN "*.hpp" PATTERN "torch_bridge.hpp" EXCLUDE)
+          FILES_MATCHING PATTERN "*.hpp")
 endforeach()
+# For apps with LibTorch (find_package(Stamen COMPONENTS torch)): the
+# Tensor <-> Array bridge and the data set loaders and partitioners.
+set_target_properties(stamen_torch_bridge PROPERTIES EXPORT_NAME torch_bridge)
+set_target_properties(stamen_data PROPERTIES EXPORT_NAME data)
+install(TARGETS stamen_torch_bridge stamen_data EXPORT StamenTorchTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(EXPORT StamenTorchTargets NAMESPACE Stamen::
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Stamen)
 
 # Apps live in lib/stamen/apps, where `stamen` looks for them; their own
 # files (stamen.toml, fault plans) in share/stamen/apps/<name>.

@@ -76,6 +76,32 @@ BOOST_AUTO_TEST_CASE(new_app_builds_out_of_tree_against_the_installed_package_an
   BOOST_TEST(fs::exists(prefix + "/lib/stamen/apps/libstamen_app_quickstart.so"));
 }
 
+BOOST_AUTO_TEST_CASE(the_pytorch_template_is_the_quickstart_built_out_of_tree) {
+  sandbox s;
+  auto prefix = (s.dir / "prefix").string();
+  auto install = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --install " + STAMEN_BUILD_DIR +
+                      " --prefix " + prefix);
+  BOOST_REQUIRE_MESSAGE(install.code == 0, install.err);
+  auto stamen = prefix + "/bin/stamen";
+  auto projects = (s.dir / "projects").string();
+  BOOST_REQUIRE(s.sh(stamen + " new tut --template pytorch --dir " + projects).code == 0);
+  auto tut = (s.dir / "projects" / "tut").string();
+  auto configure = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" -S " + tut + " -B " + tut +
+                        "/build -DCMAKE_PREFIX_PATH=" + prefix);
+  BOOST_REQUIRE_MESSAGE(configure.code == 0, configure.out << configure.err);
+  auto build = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --build " + tut + "/build -j 2");
+  BOOST_REQUIRE_MESSAGE(build.code == 0, build.out << build.err);
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) return;
+  auto run = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + stamen + " run " + tut +
+                  " --format json --run-config \"num-server-rounds=1 fraction-evaluate=0.3 "
+                  "final-model='" + (s.dir / "final.pt").string() + "'\"");
+  BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
+  BOOST_TEST(run.err.find("Starting FedAvg strategy:") != std::string::npos);
+  auto doc = nlohmann::json::parse(run.out);
+  BOOST_TEST(doc.at("rounds").at(0).at("train").at("results").get<int>() == 5);
+  BOOST_TEST(doc.at("rounds").at(0).at("evaluate").at("metrics").at("eval_acc").get<double>() > 0.3);
+}
+
 BOOST_AUTO_TEST_CASE(stamen_new_refuses_bad_names_templates_and_existing_directories) {
   sandbox s;
   auto projects = (s.dir / "projects").string();
@@ -87,7 +113,7 @@ BOOST_AUTO_TEST_CASE(stamen_new_refuses_bad_names_templates_and_existing_directo
   BOOST_TEST(dash.code == 2);
   auto unknown = s.sh(stamen + " new ok --template tensorflow --dir " + projects);
   BOOST_TEST(unknown.code == 2);
-  BOOST_TEST(unknown.err.find("unknown template 'tensorflow' (known: minimal)") != std::string::npos,
+  BOOST_TEST(unknown.err.find("unknown template 'tensorflow' (known: minimal, pytorch)") != std::string::npos,
              unknown.err);
   BOOST_TEST(!fs::exists(s.dir / "projects" / "ok"));
   BOOST_REQUIRE(s.sh(stamen + " new ok --dir " + projects).code == 0);
