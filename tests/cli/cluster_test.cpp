@@ -181,7 +181,7 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
   BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 2u);
 }
 
-BOOST_AUTO_TEST_CASE(fedbuff_runs_unchanged_on_a_superlink) {
+BOOST_AUTO_TEST_CASE(fedbuff_and_fedasync_run_unchanged_on_a_superlink) {
   // The asynchronous loop's open stream crosses the superlink like a round's batch.
   auto [link, port] = superlink();
   auto nodes = this->nodes(*link, port, 3, 30);
@@ -198,6 +198,17 @@ BOOST_AUTO_TEST_CASE(fedbuff_runs_unchanged_on_a_superlink) {
   }
   BOOST_TEST(doc["versions"][2]["evaluate"]["results"].get<int>() == 3);
   BOOST_TEST(run->count("[VERSION 3/3] applied 2 updates") == 1u);
+
+  // FedAsync on the same superlink: one update a version.
+  auto again = this->run("quickstart", port,
+                         quickstart_config(1) + " strategy='fedasync' concurrency=2 "
+                                                "num-server-updates=4 evaluate-every=4 final-model=" +
+                             (dir / "final_model.pt").string());
+  BOOST_REQUIRE_MESSAGE(again->wait(300) == 0, again->log());
+  auto async = result();
+  BOOST_REQUIRE_EQUAL(async["versions"].size(), 4u);
+  for (auto& v : async["versions"]) BOOST_TEST(v["applied"].get<int>() == 1);
+  BOOST_TEST(async["versions"][3]["evaluate"]["results"].get<int>() == 3);
 }
 
 BOOST_AUTO_TEST_CASE(sampling_waits_for_min_available_nodes_and_says_why_it_gives_up) {
