@@ -26,6 +26,31 @@ struct sandbox {
 
   outcome sh(const std::string& cmd) { return stamen::test::shell(cmd, dir); }
 
+  /// Installs the build tree into dir/prefix; returns the installed `stamen`.
+  std::string install() {
+    auto r = sh(std::string{"\""} + CMAKE_COMMAND + "\" --install " + STAMEN_BUILD_DIR +
+                " --prefix " + prefix());
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    return prefix() + "/bin/stamen";
+  }
+  std::string prefix() const { return (dir / "prefix").string(); }
+
+  /// `stamen new NAME --template T`, then configures and builds it against
+  /// the installed package; returns the project's directory.
+  std::string new_and_build(const std::string& stamen, const std::string& name,
+                            const std::string& templ) {
+    auto created = sh(stamen + " new " + name + " --template " + templ + " --dir " +
+                      (dir / "projects").string());
+    BOOST_REQUIRE_MESSAGE(created.code == 0, created.err);
+    auto project = (dir / "projects" / name).string();
+    auto configure = sh(std::string{"\""} + CMAKE_COMMAND + "\" -S " + project + " -B " +
+                        project + "/build -DCMAKE_PREFIX_PATH=" + prefix());
+    BOOST_REQUIRE_MESSAGE(configure.code == 0, configure.out << configure.err);
+    auto build = sh(std::string{"\""} + CMAKE_COMMAND + "\" --build " + project + "/build -j 2");
+    BOOST_REQUIRE_MESSAGE(build.code == 0, build.out << build.err);
+    return project;
+  }
+
   fs::path dir;
 };
 
@@ -35,28 +60,16 @@ BOOST_AUTO_TEST_SUITE(installed)
 
 BOOST_AUTO_TEST_CASE(new_app_builds_out_of_tree_against_the_installed_package_and_runs) {
   sandbox s;
-  auto prefix = (s.dir / "prefix").string();
-  auto install = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --install " + STAMEN_BUILD_DIR +
-                      " --prefix " + prefix);
-  BOOST_REQUIRE_MESSAGE(install.code == 0, install.err);
-  auto stamen = prefix + "/bin/stamen";
+  auto stamen = s.install();
+  auto prefix = s.prefix();
   auto version = s.sh(stamen + " --version");
   BOOST_TEST(version.code == 0);
   BOOST_TEST(version.out == std::string{"stamen "} + STAMEN_VERSION + "\n");
 
-  auto projects = (s.dir / "projects").string();
-  auto created = s.sh(stamen + " new demo --template minimal --dir " + projects);
-  BOOST_REQUIRE_MESSAGE(created.code == 0, created.err);
+  auto demo = s.new_and_build(stamen, "demo", "minimal");
   for (auto* f : {"CMakeLists.txt", "stamen.toml", "task.hpp", "task.cpp", "client_app.cpp",
                   "server_app.cpp", "README.md"})
-    BOOST_TEST(fs::exists(s.dir / "projects" / "demo" / f), f);
-
-  auto demo = (s.dir / "projects" / "demo").string();
-  auto configure = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" -S " + demo + " -B " + demo +
-                        "/build -DCMAKE_PREFIX_PATH=" + prefix);
-  BOOST_REQUIRE_MESSAGE(configure.code == 0, configure.out << configure.err);
-  auto build = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --build " + demo + "/build");
-  BOOST_REQUIRE_MESSAGE(build.code == 0, build.out << build.err);
+    BOOST_TEST(fs::exists(fs::path{demo} / f), f);
 
   // No STAMEN_APP_PATH, no LD_LIBRARY_PATH: the app is found in its build/.
   auto run = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + stamen + " run " + demo +
@@ -78,19 +91,8 @@ BOOST_AUTO_TEST_CASE(new_app_builds_out_of_tree_against_the_installed_package_an
 
 BOOST_AUTO_TEST_CASE(the_pytorch_template_is_the_quickstart_built_out_of_tree) {
   sandbox s;
-  auto prefix = (s.dir / "prefix").string();
-  auto install = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --install " + STAMEN_BUILD_DIR +
-                      " --prefix " + prefix);
-  BOOST_REQUIRE_MESSAGE(install.code == 0, install.err);
-  auto stamen = prefix + "/bin/stamen";
-  auto projects = (s.dir / "projects").string();
-  BOOST_REQUIRE(s.sh(stamen + " new tut --template pytorch --dir " + projects).code == 0);
-  auto tut = (s.dir / "projects" / "tut").string();
-  auto configure = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" -S " + tut + " -B " + tut +
-                        "/build -DCMAKE_PREFIX_PATH=" + prefix);
-  BOOST_REQUIRE_MESSAGE(configure.code == 0, configure.out << configure.err);
-  auto build = s.sh(std::string{"\""} + CMAKE_COMMAND + "\" --build " + tut + "/build -j 2");
-  BOOST_REQUIRE_MESSAGE(build.code == 0, build.out << build.err);
+  auto stamen = s.install();
+  auto tut = s.new_and_build(stamen, "tut", "pytorch");
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) return;
   auto run = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + stamen + " run " + tut +
                   " --format json --run-config \"num-server-rounds=1 fraction-evaluate=0.3 "
