@@ -1,8 +1,6 @@
 #include "runtime/fed_avg.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 
 #include "runtime/format.hpp"
 
