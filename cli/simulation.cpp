@@ -18,12 +18,14 @@ expected<std::optional<strategy_result>> run_on(caf::actor_system& sys,
                                                 const app_components& app,
                                                 const config_record& run_config,
                                                 const std::vector<uint64_t>& ids,
-                                                run_observer& events, run_stop* stop) {
+                                                run_observer& events, run_stop* stop,
+                                                const std::string& app_dir) {
   federation f{sys, opts};
   for (size_t i = 0; i < ids.size(); ++i) {
     context ctx;
     ctx.node_id = ids[i];
     ctx.run_config = run_config;
+    ctx.app_dir = app_dir;
     ctx.node_config = {{"partition-id", static_cast<int64_t>(i)},
                        {"num-partitions", static_cast<int64_t>(ids.size())}};
     std::shared_ptr<const client_app> client;
@@ -44,6 +46,7 @@ expected<std::optional<strategy_result>> run_on(caf::actor_system& sys,
   server_ctx.run_id = std::random_device{}() | 1;
   server_ctx.node_id = server_node_id;
   server_ctx.run_config = run_config;
+  server_ctx.app_dir = app_dir;
   return f.run(app.server, std::move(server_ctx), &events, stop);
 }
 
@@ -54,7 +57,8 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
                                                         const federation_config& fed,
                                                         const logger& log, run_observer& events,
                                                         run_stop* stop, const fault_plan& faults,
-                                                        std::vector<fault_event>* injected) {
+                                                        std::vector<fault_event>* injected,
+                                                        const std::string& app_dir) {
   if (fed.address)
     return fail(errc::config_error, "federation '" + fed.name + "' names a superlink (" +
                                         *fed.address +
@@ -85,7 +89,7 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   }
   if (!faults.empty())
     opts.faults = std::make_shared<fault_injector>(faults, index_of, fed.num_supernodes);
-  auto result = run_on(*rt->sys, opts, app, run_config, ids, events, stop);
+  auto result = run_on(*rt->sys, opts, app, run_config, ids, events, stop, app_dir);
   if (opts.faults && injected) *injected = opts.faults->events();
   if (compute_pool::abandoned() > 0) (void)rt.release();
   return result;

@@ -17,13 +17,14 @@ namespace stamen {
 /// `stop` ends it after the phase in flight. Returns what the
 /// ServerApp's strategy reported, or the failure that ended the run. With a
 /// non-empty `faults` plan, the faults injected are appended to `*injected`
-/// (when given).
+/// (when given). Every Context's app_dir is `app_dir`.
 expected<std::optional<strategy_result>> run_simulation(const app_components& app,
                                                         const config_record& run_config,
                                                         const federation_config& fed,
                                                         const logger& log, run_observer& events,
                                                         run_stop* stop = nullptr,
                                                         const fault_plan& faults = {},
-                                                        std::vector<fault_event>* injected = nullptr);
+                                                        std::vector<fault_event>* injected = nullptr,
+                                                        const std::string& app_dir = {});
 
 }  // namespace stamen

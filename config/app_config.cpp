@@ -323,10 +323,20 @@ expected<app_config> parse_app_config(const toml::value& root, const fs::path& d
     return ok.error();
   if (!root.contains("app")) return config_failure("missing [app] table");
   auto& app = toml::find(root, "app");
-  if (auto ok = only_keys(app, "app", {"name", "library", "config"}); !ok) return ok.error();
+  if (auto ok = only_keys(app, "app", {"name", "library", "files", "config"}); !ok) return ok.error();
   try {
     cfg.name = toml::find<std::string>(app, "name");
     cfg.library = toml::find<std::string>(app, "library");
+    if (app.contains("files")) {
+      auto& files = toml::find(app, "files");
+      if (!files.is_array())
+        return config_failure(located("[app] files must be a list of paths", files, "here"));
+      for (auto& f : files.as_array()) {
+        if (!f.is_string())
+          return config_failure(located("[app] files must be a list of paths", f, "not a string"));
+        cfg.files.push_back(f.as_string().str);
+      }
+    }
   } catch (const std::exception& e) {
     return config_failure(e.what());
   }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/tls_files.hpp"
 #include "config/value_domain.hpp"
@@ -37,6 +38,9 @@ struct app_config {
   std::string name;
   /// The shared library with the app's code: lib<library>.so.
   std::string library;
+  /// [app] files: paths (relative to `dir`, files or directories) that a
+  /// bundle carries to the cluster besides stamen.toml and the library.
+  std::vector<std::string> files;
   /// [app.config], in file order: the run config a ServerApp and ClientApps see.
   config_record run_config;
   /// The domains declared in [app.config] (`key = { default = ..., min = ... }`).

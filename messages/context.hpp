@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "messages/config_record.hpp"
 #include "messages/record_dict.hpp"
@@ -15,6 +16,9 @@ struct context {
   config_record node_config;  ///< simulation sets partition-id and num-partitions
   config_record run_config;   ///< the app's [app.config] after overrides
   record_dict state;
+  /// Where the app's files are: its directory in a simulation, the unpacked
+  /// bundle (stamen.toml, the library, [app] files) on a cluster.
+  std::string app_dir;
 };
 
 }  // namespace stamen

@@ -90,6 +90,17 @@ BOOST_AUTO_TEST_CASE(bad_files_name_file_line_and_key) {
   BOOST_TEST(e.error().what.find("'num-supernodes' must be a positive integer") != std::string::npos,
              e.error().what);
 
+  // [app] files: paths a bundle carries, a list of strings.
+  app_dir files{"[app]\nname = \"x\"\nlibrary = \"y\"\nfiles = [\"data\", \"labels.txt\"]\n"};
+  auto f = load_app_config(files.path);
+  BOOST_REQUIRE_MESSAGE(f.has_value(), (f ? std::string{} : f.error().what));
+  BOOST_TEST((f->files == std::vector<std::string>{"data", "labels.txt"}));
+  app_dir not_a_list{"[app]\nname = \"x\"\nlibrary = \"y\"\nfiles = \"data\"\n"};
+  auto g = load_app_config(not_a_list.path);
+  BOOST_REQUIRE(!g);
+  BOOST_TEST(g.error().what.find("[app] files must be a list of paths") != std::string::npos, g.error().what);
+  BOOST_TEST(g.error().what.find(" 4 | files = \"data\"") != std::string::npos, g.error().what);
+
   auto missing = load_app_config("/nonexistent/app");
   BOOST_REQUIRE(!missing);
   BOOST_TEST(missing.error().what.find("does not exist") != std::string::npos);
