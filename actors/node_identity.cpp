@@ -101,18 +101,19 @@ expected<node_proof> prove_identity(const tls_files& files, const std::string& n
   return node_proof{std::move(*cert), std::move(sig)};
 }
 
-expected<node_identity> authenticate_node(const std::string& certificate_pem,
+expected<node_identity> authenticate_peer(const std::string& certificate_pem,
                                           const std::string& signature, const std::string& nonce,
-                                          const link_options& opts) {
+                                          const link_options& opts,
+                                          const std::vector<std::string>& allowed, const std::string& who) {
   // Runs on the broker's thread, beside its TLS sessions: leave OpenSSL's
   // per-thread error queue as empty as it was found.
   struct clear_on_exit {
     ~clear_on_exit() { ERR_clear_error(); }
   } clear;
   if (certificate_pem.empty())
-    return fail(errc::invalid_argument, "node sent no certificate, and this superlink authenticates nodes");
+    return fail(errc::invalid_argument, who + " sent no certificate, and this superlink authenticates " + who + "s");
   auto cert = parse_cert(certificate_pem);
-  if (!cert) return fail(errc::invalid_argument, "node's certificate does not parse: " + ssl_error());
+  if (!cert) return fail(errc::invalid_argument, who + "'s certificate does not parse: " + ssl_error());
   if (opts.tls) {
     store_ptr store{X509_STORE_new()};
     if (X509_STORE_load_locations(store.get(), opts.tls->ca.c_str(), nullptr) != 1)
@@ -121,11 +122,11 @@ expected<node_identity> authenticate_node(const std::string& certificate_pem,
     X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr);
     if (X509_verify_cert(ctx.get()) != 1)
       return fail(errc::invalid_argument,
-                  std::string{"node's certificate is not signed by this superlink's CA: "} +
+                  who + "'s certificate is not signed by this superlink's CA: " +
                       X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
   }
   pkey_ptr key{X509_get_pubkey(cert.get())};
-  if (!key) return fail(errc::invalid_argument, "node's certificate has no usable key");
+  if (!key) return fail(errc::invalid_argument, who + "'s certificate has no usable key");
   md_ctx_ptr md{EVP_MD_CTX_new()};
   if (EVP_DigestVerifyInit(md.get(), nullptr, digest_for(key.get()), nullptr, key.get()) != 1 ||
       EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(signature.data()),
@@ -133,18 +134,23 @@ expected<node_identity> authenticate_node(const std::string& certificate_pem,
                        nonce.size()) != 1) {
     ERR_clear_error();
     return fail(errc::invalid_argument,
-                "node's signature does not match its certificate (it does not hold the key)");
+                who + "'s signature does not match its certificate (it does not hold the key)");
   }
   auto fp = fingerprint_of(key.get());
   if (!fp) return fp.error();
-  auto& allowed = opts.allowed_nodes;
   if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), *fp) == allowed.end())
-    return fail(errc::invalid_argument, "node key " + *fp + " is not in the allow-list");
+    return fail(errc::invalid_argument, who + " key " + *fp + " is not in the allow-list");
   uint64_t id = 0;
   for (int i = 0; i < 8; ++i) id = (id << 8) | std::stoul(fp->substr(2 * i, 2), nullptr, 16);
   id >>= 1;  // node ids are 63-bit, as in Flower
   if (id == 0 || id == server_node_id) id = 2;
   return node_identity{*fp, id};
+}
+
+expected<node_identity> authenticate_node(const std::string& certificate_pem,
+                                          const std::string& signature, const std::string& nonce,
+                                          const link_options& opts) {
+  return authenticate_peer(certificate_pem, signature, nonce, opts, opts.allowed_nodes, "node");
 }
 
 expected<std::string> key_fingerprint(const std::string& pem_file) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "actors/link_options.hpp"
 #include "messages/expected.hpp"
@@ -32,6 +33,13 @@ expected<node_proof> prove_identity(const tls_files& files, const std::string& n
 expected<node_identity> authenticate_node(const std::string& certificate_pem,
                                           const std::string& signature, const std::string& nonce,
                                           const link_options& opts);
+
+/// The same check for any peer (`who`, for error messages, e.g. "submitter")
+/// against the fingerprints in `allowed` (empty: any key the CA vouches for).
+expected<node_identity> authenticate_peer(const std::string& certificate_pem,
+                                          const std::string& signature, const std::string& nonce,
+                                          const link_options& opts,
+                                          const std::vector<std::string>& allowed, const std::string& who);
 
 /// The fingerprint of the public key in a PEM certificate or public key file
 /// (what an allow-list holds).

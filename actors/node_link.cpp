@@ -16,6 +16,7 @@
 #include "actors/supernode.hpp"
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
+#include "config/app_bundle.hpp"
 
 namespace stamen {
 
@@ -37,7 +38,7 @@ struct node_link_state {
   // The current run: its app, the thread its ClientApp trains on, its node.
   uint64_t run_id = 0;
   struct app_slot {
-    std::string library;
+    std::string key;  ///< the library's path
     std::shared_ptr<const app_components> app;
   };
   /// The app last loaded; touched only by jobs on `pool`.
@@ -47,6 +48,13 @@ struct node_link_state {
   supernode_actor node;
   bool building = false;        ///< the run's ClientApp is being built
   std::vector<envelope> early;  ///< instructions that came while it was
+  std::shared_ptr<bundle_store> bundles;
+  // The run whose bundle was asked of the superlink, waiting for it.
+  std::string fetching;  ///< its hash; empty: nothing asked
+  context pending_ctx;
+  std::string pending_library;
+  std::chrono::steady_clock::time_point fetch_started;
+  std::string run_error;  ///< why this node cannot serve the current run
 };
 
 using broker_ptr = caf::io::stateful_broker<node_link_state>*;
@@ -136,49 +144,57 @@ void answer_unservable(broker_ptr self, const envelope& e, const std::string& wh
   }
 }
 
-void on_run(broker_ptr self, const buffer& payload) {
+// This node cannot serve the current run: every instruction of it, waiting
+// or still to come, is answered with `why`.
+void fail_run(broker_ptr self, const std::string& why) {
   auto& st = self->state;
-  wire::reader r{payload};
-  auto run_id = r.u64("run id");
-  auto library = run_id ? r.str("library", 4096) : expected<std::string>{run_id.error()};
-  auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
-  if (!rc) return st.opts.log.error("supernode: malformed run frame: " + rc.error().what);
-  // Reconnected during the same run: the node keeps its Context.
-  if (*run_id == st.run_id && (st.node || st.building)) return;
-  auto decoded = decode(*rc, st.opts.codec);
-  const config_record* run_config =
-      decoded && decoded->has_content() ? decoded->content().configs("run_config") : nullptr;
-  if (run_config == nullptr) return st.opts.log.error("supernode: run frame has no readable run config");
-  if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
-  st.node = nullptr;
-  for (auto& e : st.early) answer_unservable(self, e, "the run it belongs to has ended");
+  st.opts.log.error("supernode: cannot serve run " + std::to_string(st.run_id) + ": " + why);
+  st.building = false;
+  st.run_error = why;
+  for (auto& e : st.early) answer_unservable(self, e, why);
   st.early.clear();
-  st.run_id = *run_id;
-  context ctx;
-  ctx.run_id = *run_id;
-  ctx.node_id = st.node_id;
-  ctx.node_config = st.opts.node_config;
-  ctx.run_config = *run_config;
-  st.building = true;
-  // Loading the app (a dlopen that pulls in LibTorch) and building its
-  // ClientApp (loading a data set, a model) take seconds: they run on the
-  // node's compute thread, so that this broker keeps its heartbeats.
-  // Instructions that arrive meanwhile wait in `early`.
+}
+
+void send_fetch(broker_ptr self) {
+  auto& st = self->state;
+  st.opts.log.info("supernode: fetching bundle " + short_hash(st.fetching) + "... from the superlink");
+  st.fetch_started = std::chrono::steady_clock::now();
+  wire::writer w;
+  w.str(st.fetching);
+  send_frame(self, wire::frame_type::fetch, w.bytes());
+}
+
+// Builds the run's ClientApp from its bundle (installing `bytes` into the
+// cache first, when they were fetched). Loading the app (a dlopen that pulls
+// in LibTorch) and building its ClientApp (loading a data set, a model) take
+// seconds: they run on the node's compute thread, so that this broker keeps
+// its heartbeats. Instructions that arrive meanwhile wait in `early`.
+void build_client(broker_ptr self, context ctx, std::string library, std::string hash, buffer bytes) {
+  auto& st = self->state;
   st.pool->post([&sys = self->system(), me = caf::actor{self}, loaded = st.loaded, ctx = std::move(ctx),
                  pool = st.pool.get(), codec = st.opts.codec, uplink = st.uplink,
-                 resolve = st.opts.resolve, log = st.opts.log, library = *library]() mutable {
+                 resolve = st.opts.resolve, log = st.opts.log, library = std::move(library),
+                 bundles = st.bundles, hash = std::move(hash), bytes = std::move(bytes)]() mutable {
     auto run_id = ctx.run_id;
     auto give_up = [&](const std::string& why) {
-      log.error("supernode: cannot serve run " + std::to_string(run_id) + ": " + why);
-      caf::anon_send(me, done_atom::value, run_id, supernode_actor{});
+      caf::anon_send(me, done_atom::value, run_id, supernode_actor{}, why);
     };
-    if (loaded->library != library || !loaded->app) {
-      auto app = resolve ? resolve(library)
+    if (!bytes.empty()) {
+      auto start = std::chrono::steady_clock::now();
+      auto dir = bundles->put(hash, bytes);
+      if (!dir) return give_up(dir.error().what);
+      std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      log.info("supernode: installed bundle " + short_hash(hash) + "... (" + std::to_string(bytes.size()) +
+               " bytes) in " + dir->string() + " (" + format_seconds(took.count()) + ")");
+    }
+    auto key = (bundles->dir(hash) / ("lib" + library + ".so")).string();
+    if (loaded->key != key || !loaded->app) {
+      auto app = resolve ? resolve(library, bundles->dir(hash))
                          : expected<std::shared_ptr<const app_components>>{
                                fail(errc::config_error, "this node hosts no apps")};
       if (!app) return give_up(app.error().what);
       loaded->app = *app;
-      loaded->library = library;
+      loaded->key = key;
       // This is the node's one compute thread: the app's per-thread setup
       // (e.g. torch's thread count) applies to every training that follows.
       if (loaded->app->on_compute_thread_start) loaded->app->on_compute_thread_start();
@@ -196,9 +212,74 @@ void on_run(broker_ptr self, const buffer& payload) {
     cfg.pool = pool;
     cfg.codec = codec;
     auto node = sys.spawn(supernode_behavior, std::move(cfg), uplink);
-    log.info("supernode: serving run " + std::to_string(run_id) + " of '" + library + "'");
-    caf::anon_send(me, done_atom::value, run_id, node);
+    log.info("supernode: serving run " + std::to_string(run_id) + " of '" + library + "' (bundle " +
+             short_hash(hash) + "...)");
+    caf::anon_send(me, done_atom::value, run_id, node, std::string{});
   });
+}
+
+void on_run(broker_ptr self, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto run_id = r.u64("run id");
+  auto library = run_id ? r.str("library", 4096) : expected<std::string>{run_id.error()};
+  auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
+  auto hash = rc ? r.str("bundle hash", 64) : expected<std::string>{rc.error()};
+  if (!hash) return st.opts.log.error("supernode: malformed run frame: " + hash.error().what);
+  if (*run_id == st.run_id && (st.node || st.building)) {
+    // Reconnected during the same run: the node keeps its Context; a bundle
+    // asked for on the lost connection is asked for again.
+    if (!st.fetching.empty()) send_fetch(self);
+    return;
+  }
+  auto decoded = decode(*rc, st.opts.codec);
+  const config_record* run_config =
+      decoded && decoded->has_content() ? decoded->content().configs("run_config") : nullptr;
+  if (run_config == nullptr) return st.opts.log.error("supernode: run frame has no readable run config");
+  if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
+  st.node = nullptr;
+  for (auto& e : st.early) answer_unservable(self, e, "the run it belongs to has ended");
+  st.early.clear();
+  st.run_id = *run_id;
+  st.run_error.clear();
+  st.fetching.clear();
+  context ctx;
+  ctx.run_id = *run_id;
+  ctx.node_id = st.node_id;
+  ctx.node_config = st.opts.node_config;
+  ctx.run_config = *run_config;
+  if (!is_bundle_hash(*hash)) return fail_run(self, "the run names no app bundle");
+  if (!st.opts.accept_bundles)
+    return fail_run(self, "refusing the run's app bundle: this node has not authenticated the superlink "
+                          "(no TLS); start the supernode with TLS, or on a trusted network with "
+                          "--insecure-accept-bundles");
+  ctx.app_dir = st.bundles->dir(*hash).string();
+  st.building = true;
+  if (st.bundles->has(*hash)) {
+    st.opts.log.info("supernode: bundle " + short_hash(*hash) + "... is in the cache");
+    return build_client(self, std::move(ctx), *library, *hash, {});
+  }
+  st.fetching = *hash;
+  st.pending_ctx = std::move(ctx);
+  st.pending_library = *library;
+  send_fetch(self);
+}
+
+// The superlink's answer to a fetch.
+void on_bundle(broker_ptr self, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto hash = r.str("bundle hash", 64);
+  auto bytes = hash ? r.blob("bundle") : expected<buffer>{hash.error()};
+  if (!bytes) return st.opts.log.warn("supernode: malformed bundle frame: " + bytes.error().what);
+  if (st.fetching.empty() || *hash != st.fetching) return;  // for a run that has ended
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - st.fetch_started;
+  auto want = std::move(st.fetching);
+  st.fetching.clear();
+  if (bytes->empty()) return fail_run(self, "the superlink holds no bundle " + short_hash(want) + "...");
+  st.opts.log.info("supernode: received bundle " + short_hash(want) + "... (" + std::to_string(bytes->size()) +
+                   " bytes) in " + format_seconds(took.count()));
+  build_client(self, std::move(st.pending_ctx), std::move(st.pending_library), want, *bytes);
 }
 
 void on_frame(broker_ptr self, wire::frame f) {
@@ -238,13 +319,18 @@ void on_frame(broker_ptr self, wire::frame f) {
     case ft::run:
       if (st.registered) return on_run(self, f.payload);
       break;
+    case ft::bundle:
+      if (st.registered) return on_bundle(self, f.payload);
+      break;
     case ft::instruct:
       if (st.registered) {
         auto e = wire::read_envelope(f.payload);
         if (!e) return st.opts.log.warn("supernode: malformed instruction: " + e.error().what);
         if (st.node) return self->send(st.node, instruct_atom::value, std::move(*e));
         if (st.building) return st.early.push_back(std::move(*e));
-        answer_unservable(self, *e, "node " + std::to_string(st.node_id) + " has no ClientApp for this run");
+        answer_unservable(self, *e, !st.run_error.empty() ? st.run_error
+                                                          : "node " + std::to_string(st.node_id) +
+                                                                " has no ClientApp for this run");
         return;
       }
       break;
@@ -276,22 +362,19 @@ void on_closed(broker_ptr self, const caf::io::connection_closed_msg& m) {
 
 // The run's SuperNode actor is built (or could not be): it gets the
 // instructions that came meanwhile.
-void on_node_built(broker_ptr self, uint64_t run_id, supernode_actor node) {
+void on_node_built(broker_ptr self, uint64_t run_id, supernode_actor node, const std::string& why) {
   auto& st = self->state;
   if (run_id != st.run_id) {
     // A newer run started meanwhile; this one's node is not needed.
     if (node) caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     return;
   }
+  if (!node) return fail_run(self, why);
   st.building = false;
   st.node = node;
   auto early = std::move(st.early);
   st.early.clear();
-  for (auto& e : early) {
-    if (st.node) self->send(st.node, instruct_atom::value, std::move(e));
-    else answer_unservable(self, e, "node " + std::to_string(st.node_id) +
-                                         " could not build its ClientApp for this run");
-  }
+  for (auto& e : early) self->send(st.node, instruct_atom::value, std::move(e));
 }
 
 void on_heartbeat(broker_ptr self) {
@@ -312,6 +395,7 @@ void on_heartbeat(broker_ptr self) {
 caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  st.bundles = std::make_shared<bundle_store>(st.opts.bundle_cache);
   st.alive.reset(st.opts.link.heartbeat_s, st.opts.link.timeout_s);
   st.uplink = self->spawn(uplink, caf::actor{self});
   self->set_exit_handler([self](caf::exit_msg& m) {
@@ -326,7 +410,9 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     [self](caf::io::new_data_msg& m) { on_data(self, m); },
     [self](const caf::io::connection_closed_msg& m) { on_closed(self, m); },
     [self](reconnect_atom) { connect(self); },
-    [self](done_atom, uint64_t run_id, supernode_actor node) { on_node_built(self, run_id, node); },
+    [self](done_atom, uint64_t run_id, supernode_actor node, const std::string& why) {
+      on_node_built(self, run_id, node, why);
+    },
     [self](reply_atom, const envelope& e) {
       auto& st = self->state;
       // Not connected: the superlink has already answered for this reply.

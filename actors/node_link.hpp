@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -27,13 +28,23 @@ struct node_link_options {
   double backoff_max_s = 8;
   codec_options codec;
   logger log;
-  app_resolver resolve;  ///< where runs find their ClientApp
+  app_resolver resolve;  ///< loads a run's ClientApp from its bundle
+  /// Where bundles are cached by hash, across runs and restarts.
+  std::filesystem::path bundle_cache;
+  /// Take bundles from the superlink. Set with TLS (the superlink proved
+  /// itself with a certificate of our CA); without TLS anyone on the path
+  /// could hand this node code to run, so only when told.
+  bool accept_bundles = false;
 };
 
 /// Starts a SuperNode process's link in `sys` (with CAF's middleman loaded):
 /// a broker that connects to the superlink, proves who it is, registers,
 /// and for each run builds the run's ClientApp and a SuperNode actor (the
-/// same actor as in a simulation) whose replies it carries back. When the
+/// same actor as in a simulation) whose replies it carries back. The
+/// ClientApp comes from the run's bundle: from the cache when it holds the
+/// hash, else fetched from the superlink and checked against the hash. A
+/// node that cannot get or load a bundle answers the run's instructions
+/// with errors naming why (failures to the strategy) and stays up. When the
 /// superlink goes away it reconnects with capped exponential backoff and
 /// registers again under the same node id; the SuperNode keeps its Context.
 /// Returns the broker; it runs until it is told to exit or a superlink

@@ -10,6 +10,7 @@
 
 #include "actors/handshake.hpp"
 #include "actors/link_liveness.hpp"
+#include "actors/node_identity.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/wire_frame.hpp"
@@ -60,10 +61,33 @@ void on_frame(broker_ptr self, wire::frame f) {
       auto msg = make_instruction(std::move(content), "query", server_node_id);
       auto bytes = msg ? encode(*msg, st.run.codec) : expected<buffer>{msg.error()};
       if (!bytes) return finish(self, false, "cannot encode the run config: " + bytes.error().what);
+      // With TLS the submitter signs the nonce as a node does: the
+      // superlink takes bundles only from keys on its allow-list.
+      node_proof proof;
+      if (st.run.link.tls) {
+        auto p = prove_identity(*st.run.link.tls, c->nonce);
+        if (!p) return finish(self, false, "cannot prove the submitter's identity: " + p.error().what);
+        proof = std::move(*p);
+      }
       wire::writer w;
       w.str(st.run.library);
       w.blob(*bytes);
+      w.str(st.run.bundle.hash);
+      w.str(proof.certificate);
+      w.str(proof.signature);
       return send_frame(self, wire::frame_type::submit, w.bytes());
+    }
+    case wire::frame_type::fetch: {
+      auto hash = r.str("bundle hash", 64);
+      if (!hash || *hash != st.run.bundle.hash)
+        return finish(self, false, "the superlink asked for a bundle this run did not submit");
+      if (st.on_log)
+        st.on_log("Sending app bundle " + short_hash(*hash) + "... (" +
+                  std::to_string(st.run.bundle.bytes.size()) + " bytes) to the superlink");
+      wire::writer w;
+      w.str(*hash);
+      w.blob(st.run.bundle.bytes);
+      return send_frame(self, wire::frame_type::bundle, w.bytes());
     }
     case wire::frame_type::log: {
       auto line = r.str("line", 1 << 20);

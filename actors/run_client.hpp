@@ -7,6 +7,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/link_options.hpp"
+#include "config/app_bundle.hpp"
 #include "messages/codec.hpp"
 #include "messages/config_record.hpp"
 
@@ -17,9 +18,10 @@ namespace stamen {
 struct run_submission {
   std::string host;
   uint16_t port = 9092;
-  std::string library;      ///< the app's library (lib<library>.so on the superlink and nodes)
+  std::string library;      ///< the app's library: lib<library>.so in the bundle
+  app_bundle bundle;         ///< the app, sent when the superlink asks for it
   config_record run_config;  ///< after --run-config overrides
-  link_options link;
+  link_options link;         ///< with TLS, also proves the submitter's key (for bundles)
   codec_options codec;
 };
 

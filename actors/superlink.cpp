@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -19,6 +20,7 @@
 #include "actors/node_identity.hpp"
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
+#include "config/app_bundle.hpp"
 #include "runtime/flower_log.hpp"
 #include "runtime/result_json.hpp"
 
@@ -27,6 +29,14 @@ namespace stamen {
 namespace {
 
 using caf::io::connection_handle;
+
+// A submitted run whose bundle the superlink asked its submitter for.
+struct pending_submit {
+  std::string library;
+  std::string hash;
+  buffer run_config;  ///< encoded, as sent to nodes
+  config_record decoded;
+};
 
 struct peer {
   enum class role { pending, node, client };
@@ -38,6 +48,7 @@ struct peer {
   wire::frame_assembler frames;
   link_writer writer;
   link_liveness alive;
+  std::optional<pending_submit> awaiting_bundle;  ///< a submitter's run, until its bundle is here
 };
 
 struct superlink_state {
@@ -47,10 +58,13 @@ struct superlink_state {
   std::unordered_map<connection_handle, peer> peers;
   std::unordered_map<uint64_t, connection_handle> by_node;
   std::mt19937_64 rng{std::random_device{}()};
-  // The run in progress (one at a time).
+  std::unique_ptr<bundle_store> bundles;
+  // The run in progress (one at a time); `running` is set from the moment a
+  // submission is accepted, while its bundle is still on the way.
   bool running = false;
   uint64_t run_id = 0;
   std::string library;
+  std::string bundle_hash;
   buffer run_config;  ///< encoded, as sent to nodes
   std::optional<connection_handle> submitter;
   std::thread runner;
@@ -97,6 +111,10 @@ void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
                      " disconnected: " + why);
     st.by_node.erase(pr.node_id);
     caf::anon_send_exit(pr.proxy, caf::exit_reason::remote_link_unreachable);
+  } else if (pr.kind == peer::role::client && pr.awaiting_bundle) {
+    st.opts.log.warn("superlink: submitter at " + pr.where + " left before sending its app bundle: " + why);
+    st.running = false;
+    st.submitter.reset();
   } else if (pr.kind == peer::role::client && st.submitter == hdl) {
     st.opts.log.warn("superlink: submitter at " + pr.where + " disconnected: " + why);
     st.submitter.reset();  // the run goes on; its log is no longer sent
@@ -124,7 +142,26 @@ void send_run(broker_ptr self, connection_handle hdl) {
   w.u64(st.run_id);
   w.str(st.library);
   w.blob(st.run_config);
+  w.str(st.bundle_hash);
   send_frame(self, hdl, wire::frame_type::run, w.bytes());
+}
+
+// A node asks for a bundle it lacks: it gets the stored bytes as they are
+// (it checks them against the hash itself), or none when this superlink
+// holds no such bundle.
+void send_bundle(broker_ptr self, connection_handle hdl, const peer& pr, const std::string& hash) {
+  auto& st = self->state;
+  auto bytes = st.bundles->has(hash) ? st.bundles->read(hash) : expected<buffer>{fail(errc::io_error, "")};
+  if (!bytes)
+    st.opts.log.warn("superlink: node " + std::to_string(pr.node_id) + " asked for bundle " +
+                     short_hash(hash) + "..., which is not stored here");
+  else
+    st.opts.log.info("superlink: sending bundle " + short_hash(hash) + "... (" +
+                     std::to_string(bytes->size()) + " bytes) to node " + std::to_string(pr.node_id));
+  wire::writer w;
+  w.str(hash);
+  w.blob(bytes ? *bytes : buffer{});
+  send_frame(self, hdl, wire::frame_type::bundle, w.bytes());
 }
 
 // The proxy that stands for a remote node in the grid: instructions go to the
@@ -185,7 +222,7 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
 void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor grid,
                        app_resolver resolve, std::string library, context ctx,
                        codec_options codec, logger log) {
-  auto app = resolve(library);
+  auto app = resolve(library, ctx.app_dir);
   if (!app) {
     caf::anon_send(broker, finished_atom::value, false, app.error().what);
     return;
@@ -203,13 +240,67 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
   caf::anon_send(broker, finished_atom::value, ok, std::move(out));
 }
 
+// Starts the accepted run whose bundle is stored.
+void begin_run(broker_ptr self, connection_handle hdl, pending_submit run) {
+  auto& st = self->state;
+  auto p = st.peers.find(hdl);
+  st.run_id = (st.rng() >> 1) | 1;
+  st.library = run.library;
+  st.bundle_hash = run.hash;
+  st.run_config = run.run_config;
+  for (auto& [id, h] : st.by_node) send_run(self, h);
+  caf::actor me{self};
+  logger::set_tee([me](const std::string& line) { caf::anon_send(me, log_atom::value, line); });
+  st.opts.log.info("superlink: starting run " + std::to_string(st.run_id) + " of '" + run.library +
+                   "' (bundle " + short_hash(run.hash) + "...) for " +
+                   (p == st.peers.end() ? std::string{"a submitter"} : p->second.where) + " with " +
+                   std::to_string(st.by_node.size()) + " node(s) connected");
+  context ctx;
+  ctx.run_id = st.run_id;
+  ctx.node_id = server_node_id;
+  ctx.run_config = std::move(run.decoded);
+  ctx.app_dir = st.bundles->dir(run.hash).string();
+  st.runner = std::thread(run_server_thread, std::ref(self->system()), me, st.grid,
+                          st.opts.resolve, run.library, std::move(ctx), st.opts.codec, st.opts.log);
+}
+
+// Shipping code is remote code execution: a bundle is taken only from a
+// submitter whose key is on the allow-list (proven as a node proves its
+// own), unless the superlink was told to take it from anyone.
+expected<void> authorize_submitter(broker_ptr self, const peer& pr, const std::string& certificate,
+                                   const std::string& signature) {
+  auto& st = self->state;
+  if (st.opts.insecure_accept_bundles) return {};
+  if (!st.opts.link.tls)
+    return fail(errc::invalid_argument,
+                "this superlink accepts app bundles only from an authenticated submitter: start it with "
+                "TLS and --allow-submitter, or (on a trusted network) with --insecure-accept-bundles");
+  if (st.opts.allowed_submitters.empty())
+    return fail(errc::invalid_argument,
+                "no submitter may ship app bundles to this superlink (start it with --allow-submitter)");
+  auto who = authenticate_peer(certificate, signature, pr.nonce, st.opts.link,
+                               st.opts.allowed_submitters, "submitter");
+  if (!who) return who.error();
+  st.opts.log.info("superlink: submitter " + pr.where + " authenticated as key " +
+                   who->fingerprint.substr(0, 16) + "...");
+  return {};
+}
+
 void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
   auto library = r.str("library", 4096);
   auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
-  if (!rc) return refuse(self, hdl, "malformed submit: " + rc.error().what, false);
+  auto hash = rc ? r.str("bundle hash", 64) : expected<std::string>{rc.error()};
+  auto cert = hash ? r.str("certificate", 32 << 10) : expected<std::string>{hash.error()};
+  auto sig = cert ? r.str("signature", 4096) : expected<std::string>{cert.error()};
+  if (!sig) return refuse(self, hdl, "malformed submit: " + sig.error().what, false);
   if (auto ok = r.finish("submit"); !ok) return refuse(self, hdl, "malformed submit: " + ok.error().what, false);
+  if (!is_bundle_hash(*hash))
+    return refuse(self, hdl, "submit names no app bundle (a SHA-256 hash); this superlink runs shipped apps only",
+                  false);
+  if (auto ok = authorize_submitter(self, pr, *cert, *sig); !ok)
+    return refuse(self, hdl, ok.error().what, false);
   if (st.running)
     return refuse(self, hdl, "a run (" + std::to_string(st.run_id) + ") is in progress", true);
   auto decoded = decode(*rc, st.opts.codec);
@@ -222,22 +313,50 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   pr.kind = peer::role::client;
   pr.frames.set_max_length(st.opts.link.max_handshake_frame);
   st.running = true;
-  st.run_id = (st.rng() >> 1) | 1;
-  st.library = *library;
-  st.run_config = rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size());
   st.submitter = hdl;
-  for (auto& [id, h] : st.by_node) send_run(self, h);
-  caf::actor me{self};
-  logger::set_tee([me](const std::string& line) { caf::anon_send(me, log_atom::value, line); });
-  st.opts.log.info("superlink: starting run " + std::to_string(st.run_id) + " of '" + *library +
-                   "' for " + pr.where + " with " + std::to_string(st.by_node.size()) +
-                   " node(s) connected");
-  context ctx;
-  ctx.run_id = st.run_id;
-  ctx.node_id = server_node_id;
-  ctx.run_config = *run_config;
-  st.runner = std::thread(run_server_thread, std::ref(self->system()), me, st.grid,
-                          st.opts.resolve, *library, std::move(ctx), st.opts.codec, st.opts.log);
+  pending_submit run{*library, *hash, rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()),
+                     *run_config};
+  if (st.bundles->has(*hash)) {
+    st.opts.log.info("superlink: bundle " + short_hash(*hash) + "... is already stored");
+    return begin_run(self, hdl, std::move(run));
+  }
+  // Only now, from a submitter allowed to ship one, is a frame of a
+  // bundle's size read.
+  pr.awaiting_bundle = std::move(run);
+  pr.frames.set_max_length(st.opts.link.max_frame);
+  wire::writer w;
+  w.str(*hash);
+  send_frame(self, hdl, wire::frame_type::fetch, w.bytes());
+}
+
+// The submitter's bundle arrived: checked, stored, and its run starts.
+void on_submitted_bundle(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto hash = r.str("bundle hash", 64);
+  auto bytes = hash ? r.blob("bundle") : expected<buffer>{hash.error()};
+  if (bytes) {
+    if (auto ok = r.finish("bundle"); !ok) bytes = ok.error();
+  }
+  auto run = std::move(*pr.awaiting_bundle);
+  pr.awaiting_bundle.reset();
+  pr.frames.set_max_length(st.opts.link.max_handshake_frame);
+  auto fail_run = [&](const std::string& why) {
+    st.running = false;
+    st.submitter.reset();
+    refuse(self, hdl, why, false);
+  };
+  if (!bytes) return fail_run("malformed bundle frame: " + bytes.error().what);
+  if (*hash != run.hash)
+    return fail_run("sent bundle " + short_hash(*hash) + "... where " + short_hash(run.hash) + "... was asked for");
+  auto start = std::chrono::steady_clock::now();
+  auto dir = st.bundles->put(run.hash, *bytes);
+  if (!dir) return fail_run(dir.error().what);
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  st.opts.log.info("superlink: stored bundle " + short_hash(run.hash) + "... (" +
+                   std::to_string(bytes->size()) + " bytes) in " + dir->string() + " (" +
+                   format_seconds(took.count()) + ")");
+  begin_run(self, hdl, std::move(run));
 }
 
 void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
@@ -253,6 +372,12 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
       if (f.type == ft::submit) return start_run(self, hdl, pr, f.payload);
       break;
     case peer::role::node:
+      if (f.type == ft::fetch) {
+        wire::reader r{f.payload};
+        auto hash = r.str("bundle hash", 64);
+        if (hash && r.finish("fetch")) return send_bundle(self, hdl, pr, *hash);
+        break;
+      }
       if (f.type == ft::reply) {
         auto e = wire::read_envelope(f.payload);
         if (!e) {
@@ -268,6 +393,7 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
       }
       break;
     case peer::role::client:
+      if (f.type == ft::bundle && pr.awaiting_bundle) return on_submitted_bundle(self, hdl, pr, f.payload);
       break;
   }
   drop(self, hdl, std::string{"unexpected "} + wire::to_string(f.type) + " frame");
@@ -278,7 +404,7 @@ void on_new_connection(broker_ptr self, connection_handle hdl) {
   auto& link = st.opts.link;
   peer pr{peer::role::pending, {}, {}, 0, {},
           wire::frame_assembler{link.max_handshake_frame, link.read_chunk},
-          {}, link_liveness{link.heartbeat_s, link.timeout_s}};
+          {}, link_liveness{link.heartbeat_s, link.timeout_s}, {}};
   pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
   pr.nonce.resize(32);
   for (auto& c : pr.nonce) c = static_cast<char>(st.rng());
@@ -361,6 +487,7 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
   auto& st = self->state;
   st.opts = std::move(opts);
   st.grid = grid;
+  st.bundles = std::make_unique<bundle_store>(st.opts.state_dir / "bundles");
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_exit_handler([self](caf::exit_msg& m) {

@@ -1,9 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -16,10 +18,10 @@
 
 namespace stamen {
 
-/// Finds an app's components by library name (lib<name>.so); what it returns
-/// keeps the library loaded.
-using app_resolver =
-    std::function<expected<std::shared_ptr<const app_components>>(const std::string& library)>;
+/// Loads an app's components from lib<library>.so in `dir` (an unpacked
+/// bundle); what it returns keeps the library loaded.
+using app_resolver = std::function<expected<std::shared_ptr<const app_components>>(
+    const std::string& library, const std::filesystem::path& dir)>;
 
 struct superlink_options {
   uint16_t port = 9092;    ///< 0: any free port (see superlink_handle::port)
@@ -27,7 +29,15 @@ struct superlink_options {
   link_options link;       ///< heartbeat, timeout, frame limits, TLS
   codec_options codec;
   logger log;
-  app_resolver resolve;    ///< where submitted runs find their ServerApp
+  app_resolver resolve;    ///< loads a submitted run's ServerApp from its bundle
+  /// Where bundles are stored (`<state_dir>/bundles/<hash>`).
+  std::filesystem::path state_dir;
+  /// SHA-256 fingerprints of the submitter keys allowed to ship bundles
+  /// (needs TLS: a submitter proves its key as a node does).
+  std::vector<std::string> allowed_submitters;
+  /// Accept bundles from anyone who can connect: remote code execution for
+  /// whoever reaches the port. For a trusted network or a test only.
+  bool insecure_accept_bundles = false;
 };
 
 struct superlink_handle {
@@ -40,8 +50,10 @@ struct superlink_handle {
 /// grid actor and the broker that serves it on `opts.port`. SuperNodes
 /// connect, authenticate and register through the broker; each registered
 /// node is a local actor to the grid, so the grid, the strategy and the
-/// ServerApp run unchanged. `stamen run` submits runs to the same port; the
-/// ServerApp then runs here and its log and result go back to the submitter.
+/// ServerApp run unchanged. `stamen run` submits runs to the same port with
+/// the app's bundle, which is stored here once per hash (from an allowed
+/// submitter only) and fetched by each node that lacks it; the ServerApp
+/// then runs here and its log and result go back to the submitter.
 /// Fails (with the reason) when the port cannot be opened or the TLS files
 /// cannot be loaded.
 expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts);

@@ -29,6 +29,8 @@ const char* to_string(frame_type t) {
     case frame_type::submit: return "submit";
     case frame_type::log: return "log";
     case frame_type::result: return "result";
+    case frame_type::fetch: return "fetch";
+    case frame_type::bundle: return "bundle";
   }
   return "unknown";
 }
@@ -51,7 +53,7 @@ expected<frame_header> decode_header(const std::byte* bytes, uint64_t max_length
     return fail(errc::decode_failed, "unsupported protocol version " + std::to_string(v) +
                                          " (this build speaks " + std::to_string(version) + ")");
   auto t = static_cast<uint8_t>(bytes[5]);
-  if (t < static_cast<uint8_t>(frame_type::challenge) || t > static_cast<uint8_t>(frame_type::result))
+  if (t < static_cast<uint8_t>(frame_type::challenge) || t > static_cast<uint8_t>(last_frame_type))
     return fail(errc::decode_failed, "unknown frame type " + std::to_string(t));
   if (bytes[6] != std::byte{0} || bytes[7] != std::byte{0})
     return fail(errc::decode_failed, "reserved header bytes are not zero");

@@ -31,14 +31,19 @@ enum class frame_type : uint8_t {
   hello = 2,      ///< N→L: claimed id, node config, certificate and signature
   accept = 3,     ///< L→N: the node id granted
   refuse = 4,     ///< L→N/C: why, before the link closes the connection
-  run = 5,        ///< L→N: a run starts (id, app library, run config)
+  run = 5,        ///< L→N: a run starts (id, app library, run config, bundle hash)
   instruct = 6,   ///< L→N: an envelope
   reply = 7,      ///< N→L: an envelope
   ping = 8,       ///< either way: liveness when there is nothing else to send
-  submit = 9,     ///< C→L: run this app with this run config
+  submit = 9,     ///< C→L: run this app (bundle hash) with this run config
   log = 10,       ///< L→C: one log line of the run
   result = 11,    ///< L→C: the run's JSON result, or its error
+  fetch = 12,     ///< L→C, N→L: send me the bundle with this hash
+  bundle = 13,    ///< C→L, L→N: a bundle's hash and bytes
 };
+
+/// The last frame type (what decode_header accepts up to).
+inline constexpr frame_type last_frame_type = frame_type::bundle;
 
 /// A frame's type name, for error messages.
 const char* to_string(frame_type t);

@@ -84,11 +84,12 @@ struct cluster_result {
 
 cluster_result stamen_round_trip(const std::string& stamen, const std::string& app, size_t mb,
                                  int reps, const fs::path& work, const fs::path* pki) {
-  std::vector<std::string> tls_link, tls_node, tls_run;
+  // Without TLS both ends must be told to run a shipped app bundle.
+  std::vector<std::string> tls_link{"--insecure-accept-bundles"}, tls_node{"--insecure-accept-bundles"}, tls_run;
   if (pki) {
     auto p = [&](const char* f) { return (*pki / f).string(); };
     tls_link = {"--root-certificates", p("ca.pem"), "--certificate", p("superlink.pem"),
-                "--private-key", p("superlink.key")};
+                "--private-key", p("superlink.key"), "--allow-submitter", p("client.pem")};
     tls_node = {"--root-certificates", p("ca.pem"), "--certificate", p("node.pem"),
                 "--private-key", p("node.key")};
     tls_run = {"--federation-config", "root-certificates=" + p("ca.pem") + " certificate=" +
@@ -103,7 +104,9 @@ cluster_result stamen_round_trip(const std::string& stamen, const std::string& a
                      (work / ("superlink-" + tag + ".log")).string()};
   if (link.wait_for("listening on ", 10) < 0) throw std::runtime_error("superlink did not start");
   auto address = "127.0.0.1:" + link.word_after("listening on ");
-  child_process node{with({stamen, "supernode", "--superlink", address}, tls_node),
+  child_process node{with({stamen, "supernode", "--superlink", address, "--bundle-cache",
+                           (work / ("cache-" + tag)).string()},
+                          tls_node),
                      (work / ("node-" + tag + ".log")).string()};
   if (link.wait_for("joined from", 10) < 0) throw std::runtime_error("node did not join");
   auto out = work / ("run-" + tag + ".json");

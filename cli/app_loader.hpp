@@ -16,7 +16,16 @@ struct loaded_app {
   app_components components;
 };
 
-/// Finds lib<library>.so in `search_path` (in order) and loads its components.
+/// Finds lib<library>.so in `search_path` (in order); the failure lists
+/// where it looked.
+expected<std::filesystem::path> find_app_library(const std::string& library,
+                                                 const std::vector<std::filesystem::path>& search_path);
+
+/// Loads an app library's components. A library that cannot be loaded (a
+/// missing dependency, another architecture) fails with the loader's reason.
+expected<loaded_app> load_app_file(const std::filesystem::path& file);
+
+/// find_app_library, then load_app_file.
 expected<loaded_app> load_app(const std::string& library,
                               const std::vector<std::filesystem::path>& search_path);
 

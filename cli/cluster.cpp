@@ -4,6 +4,10 @@
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -19,21 +23,47 @@ namespace stamen {
 
 namespace {
 
-// Apps are loaded once per library and stay loaded: a run's actors and
-// threads may still hold their code when the next run starts.
+namespace fs = std::filesystem;
+
+// Apps are loaded once per library file (a bundle's, by its hash) and stay
+// loaded: a run's actors and threads may still hold their code when the
+// next run starts.
 app_resolver make_resolver() {
   auto cache = std::make_shared<std::map<std::string, std::shared_ptr<const app_components>>>();
   auto mtx = std::make_shared<std::mutex>();
-  return [cache, mtx](const std::string& library) -> expected<std::shared_ptr<const app_components>> {
+  return [cache, mtx](const std::string& library,
+                      const fs::path& dir) -> expected<std::shared_ptr<const app_components>> {
+    auto file = dir / ("lib" + library + ".so");
     std::lock_guard<std::mutex> guard{*mtx};
-    if (auto i = cache->find(library); i != cache->end()) return i->second;
-    auto app = load_app(library, default_app_search_path());
+    if (auto i = cache->find(file.string()); i != cache->end()) return i->second;
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec))
+      return fail(errc::io_error, "the app's bundle has no library lib" + library + ".so");
+    auto app = load_app_file(file);
     if (!app) return app.error();
     auto owner = std::make_shared<loaded_app>(std::move(*app));
     std::shared_ptr<const app_components> out{owner, &owner->components};
-    cache->emplace(library, out);
+    cache->emplace(file.string(), out);
     return out;
   };
+}
+
+// A directory of this process's own under the system's temporary one.
+expected<fs::path> make_temporary_dir(const std::string& prefix) {
+  auto pattern = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr)
+    return fail(errc::io_error, "cannot create a temporary directory under " +
+                                    fs::temp_directory_path().string());
+  return fs::path{pattern};
+}
+
+// Where a supernode caches bundles unless told: the user's cache directory.
+fs::path default_bundle_cache() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
+    return fs::path{xdg} / "stamen" / "bundles";
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+    return fs::path{home} / ".cache" / "stamen" / "bundles";
+  return fs::temp_directory_path() / "stamen-bundles";
 }
 
 // Checks TLS files (if any) before anything starts; false after logging why.
@@ -60,9 +90,24 @@ bool wait_for(caf::actor_system& sys, const caf::actor& actor, sigset_t set) {
 
 int run_superlink(const superlink_command& cmd, const logger& log) {
   if (!tls_files_usable(cmd.link.tls, "superlink", log)) return 2;
+  fs::path state_dir = cmd.state_dir;
+  bool temporary = state_dir.empty();
+  if (temporary) {
+    auto tmp = make_temporary_dir("stamen-superlink-");
+    if (!tmp) {
+      log.error("superlink: " + tmp.error().what);
+      return 1;
+    }
+    state_dir = *tmp;
+    log.info("superlink: keeping state in the temporary directory " + state_dir.string() +
+             ", removed on exit (--state-dir DIR keeps it)");
+  }
   auto signals = block_stop_signals();
   actor_runtime rt{0, [&](caf::actor_system_config& cfg) { configure_links(cfg, cmd.link.tls); }};
   superlink_options opts;
+  opts.state_dir = state_dir;
+  opts.allowed_submitters = cmd.allowed_submitters;
+  opts.insecure_accept_bundles = cmd.insecure_accept_bundles;
   opts.port = cmd.port;
   opts.bind = cmd.bind;
   opts.link = cmd.link;
@@ -77,9 +122,17 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
            (cmd.link.tls ? " (TLS, mutual authentication" +
                                std::string{cmd.link.allowed_nodes.empty() ? "" : ", node allow-list"} + ")"
                          : " (insecure: no TLS)"));
+  if (cmd.insecure_accept_bundles)
+    log.warn("superlink: --insecure-accept-bundles: anyone who can reach port " + std::to_string(link->port) +
+             " can run code on this host and on every node");
   // Tests and scripts that ask for port 0 read the port from this line.
   std::cout << "listening on " << link->port << std::endl;
-  return wait_for(*rt.sys, link->broker, signals) ? 0 : 1;
+  auto clean = wait_for(*rt.sys, link->broker, signals);
+  if (temporary) {
+    std::error_code ec;
+    fs::remove_all(state_dir, ec);
+  }
+  return clean ? 0 : 1;
 }
 
 int run_supernode(const supernode_command& cmd, const logger& log) {
@@ -106,6 +159,11 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
   opts.backoff_max_s = cmd.backoff_max_s;
   opts.log = log;
   opts.resolve = make_resolver();
+  opts.bundle_cache = cmd.bundle_cache.empty() ? default_bundle_cache() : fs::path{cmd.bundle_cache};
+  opts.accept_bundles = cmd.link.tls.has_value() || cmd.insecure_accept_bundles;
+  if (!cmd.link.tls && cmd.insecure_accept_bundles)
+    log.warn("supernode: --insecure-accept-bundles: whoever answers at " + cmd.superlink +
+             " can run code on this host");
   log.info("Starting Stamen SuperNode for superlink " + cmd.superlink +
            (cmd.node_config.empty() ? "" : " with node config '" + cmd.node_config + "'"));
   auto broker = start_node_link(*rt.sys, std::move(opts));
@@ -113,18 +171,35 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
 }
 
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
-                   const federation_config& fed, bool json, const logger& log) {
+                   const federation_config& fed, const std::vector<fs::path>& search,
+                   bool json, const logger& log) {
   auto addr = parse_address(*fed.address, "federation '" + fed.name + "' address");
   if (!addr) {
     log.error(addr.error().what);
     return 2;
   }
   if (!tls_files_usable(fed.tls, "federation '" + fed.name + "'", log)) return 2;
+  auto library = find_app_library(cfg.library, search);
+  if (!library) {
+    log.error(library.error().what);
+    return 2;
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto bundle = pack_app_bundle(cfg, *library);
+  if (!bundle) {
+    log.error("cannot pack the app: " + bundle.error().what);
+    return 2;
+  }
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  log.info("Packed app bundle " + short_hash(bundle->hash) + "... (" + std::to_string(bundle->bytes.size()) +
+           " bytes, " + std::to_string(2 + cfg.files.size()) + " path(s)) from " + library->string() +
+           " in " + format_seconds(took.count()));
   actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, fed.tls); }};
   run_submission run;
   run.host = addr->first;
   run.port = addr->second;
   run.library = cfg.library;
+  run.bundle = std::move(*bundle);
   run.run_config = run_config;
   run.link.tls = fed.tls;
   log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address +

@@ -5,7 +5,9 @@
 // (the first two until SIGINT or SIGTERM) and returns a process exit code.
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "actors/link_options.hpp"
 #include "config/app_config.hpp"
@@ -17,6 +19,11 @@ struct superlink_command {
   uint16_t port = 9092;
   std::string bind;
   link_options link;
+  /// Where bundles (and later runs) are kept; empty: a temporary directory,
+  /// removed when the superlink exits.
+  std::string state_dir;
+  std::vector<std::string> allowed_submitters;  ///< key fingerprints
+  bool insecure_accept_bundles = false;
 };
 int run_superlink(const superlink_command& cmd, const logger& log);
 
@@ -25,12 +32,18 @@ struct supernode_command {
   std::string node_config;  ///< "k=v k=v"
   link_options link;
   double backoff_max_s = 8;
+  /// Where bundles are cached; empty: $XDG_CACHE_HOME/stamen/bundles (or
+  /// ~/.cache/stamen/bundles).
+  std::string bundle_cache;
+  bool insecure_accept_bundles = false;
 };
 int run_supernode(const supernode_command& cmd, const logger& log);
 
-/// Submits `cfg`'s app with `run_config` to the superlink of `fed`, prints
-/// the run's log to stderr and, with `json`, its result to stdout.
+/// Packs `cfg`'s app into a bundle (its library found in `search`), submits
+/// it with `run_config` to the superlink of `fed`, prints the run's log to
+/// stderr and, with `json`, its result to stdout.
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
-                   const federation_config& fed, bool json, const logger& log);
+                   const federation_config& fed, const std::vector<std::filesystem::path>& search,
+                   bool json, const logger& log);
 
 }  // namespace stamen

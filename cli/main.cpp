@@ -39,33 +39,39 @@ void add_tls(CLI::App* sub, std::string& ca, std::string& cert, std::string& key
   c->needs(a, b);
 }
 
-// --allow-node values: SHA-256 fingerprints as given, PEM files by their key's.
-bool resolve_allow_list(const std::vector<std::string>& allow, link_options& link, const logger& log) {
+// Allow-list values: SHA-256 fingerprints as given, PEM files by their key's.
+bool resolve_allow_list(const std::vector<std::string>& allow, std::vector<std::string>& out,
+                        const std::string& flag, const logger& log) {
   for (auto& a : allow) {
     if (a.size() == 64 && a.find_first_not_of("0123456789abcdef") == std::string::npos) {
-      link.allowed_nodes.push_back(a);
+      out.push_back(a);
       continue;
     }
     auto fp = key_fingerprint(a);
     if (!fp) {
-      log.error("superlink: --allow-node " + a + ": " + fp.error().what);
+      log.error("superlink: " + flag + " " + a + ": " + fp.error().what);
       return false;
     }
-    link.allowed_nodes.push_back(*fp);
+    out.push_back(*fp);
   }
   return true;
 }
 
-int start_superlink(superlink_command cmd, const std::vector<std::string>& allow, const logger& log) {
+int start_superlink(superlink_command cmd, const std::vector<std::string>& allow,
+                    const std::vector<std::string>& submitters, const logger& log) {
   if (cmd.link.timeout_s <= cmd.link.heartbeat_s) {
     log.error("superlink: --timeout must exceed --heartbeat");
     return 2;
   }
-  if (!resolve_allow_list(allow, cmd.link, log)) return 2;
-  if (!cmd.link.allowed_nodes.empty() && !cmd.link.tls) {
-    log.error("superlink: --allow-node needs TLS (--root-certificates, --certificate, --private-key)");
-    return 2;
-  }
+  if (!resolve_allow_list(allow, cmd.link.allowed_nodes, "--allow-node", log)) return 2;
+  if (!resolve_allow_list(submitters, cmd.allowed_submitters, "--allow-submitter", log)) return 2;
+  for (auto [list, flag] : {std::pair{&cmd.link.allowed_nodes, "--allow-node"},
+                            std::pair{&cmd.allowed_submitters, "--allow-submitter"}})
+    if (!list->empty() && !cmd.link.tls) {
+      log.error(std::string{"superlink: "} + flag +
+                " needs TLS (--root-certificates, --certificate, --private-key)");
+      return 2;
+    }
   return run_superlink(cmd, log);
 }
 
@@ -92,6 +98,15 @@ int main(int argc, char** argv) {
   superlink->add_option("--timeout", timeout, "Seconds of silence after which a peer is dead");
   superlink->add_option("--allow-node", allow,
                         "Node key allowed to register: a SHA-256 fingerprint or a PEM file (repeatable; needs TLS)");
+  std::vector<std::string> submitters;
+  superlink->add_option("--allow-submitter", submitters,
+                        "Submitter key allowed to ship app bundles: a SHA-256 fingerprint or a PEM file "
+                        "(repeatable; needs TLS)");
+  superlink->add_flag("--insecure-accept-bundles", link_cmd.insecure_accept_bundles,
+                      "Run app bundles from any submitter that can connect (remote code execution: "
+                      "trusted networks and tests only)");
+  superlink->add_option("--state-dir", link_cmd.state_dir,
+                        "Directory for stored app bundles (default: a temporary one, removed on exit)");
   add_tls(superlink, ca, cert, key);
 
   auto* supernode = cli.add_subcommand("supernode", "Serve a ClientApp for a superlink");
@@ -100,6 +115,11 @@ int main(int argc, char** argv) {
   supernode->add_option("--node-config", node_cmd.node_config, "\"k=v k=v\": this node's node_config");
   supernode->add_option("--max-backoff", node_cmd.backoff_max_s,
                         "Longest wait between reconnection attempts (s)");
+  supernode->add_option("--bundle-cache", node_cmd.bundle_cache,
+                        "Directory where app bundles are cached by hash (default: ~/.cache/stamen/bundles)");
+  supernode->add_flag("--insecure-accept-bundles", node_cmd.insecure_accept_bundles,
+                      "Without TLS, run app bundles from whatever answers at --superlink "
+                      "(trusted networks and tests only)");
   add_tls(supernode, ca, cert, key);
 
   new_command create;
@@ -135,7 +155,7 @@ int main(int argc, char** argv) {
   logger log{std::clog};
   if (superlink->parsed()) {
     link_cmd.link = link;
-    return start_superlink(link_cmd, allow, log);
+    return start_superlink(link_cmd, allow, submitters, log);
   }
   node_cmd.link = link;
   return run_supernode(node_cmd, log);

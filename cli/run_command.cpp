@@ -56,6 +56,13 @@ nlohmann::json faults_json(const std::vector<fault_event>& injected) {
   return out;
 }
 
+// An app built out of tree sits in its own build/ directory.
+std::vector<fs::path> app_search_path(const std::string& app_dir) {
+  auto search = default_app_search_path();
+  search.insert(search.begin(), {fs::path{app_dir} / "build", fs::path{app_dir}});
+  return search;
+}
+
 int simulate(const prepared_run& run, bool json, const logger& log) {
   // SIGINT or SIGTERM stops the run after the phase in flight; the result so
   // far is reported as usual, and the exit code says which signal it was.
@@ -67,10 +74,7 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
     stop->request();
   });
   auto& cfg = run.app;
-  // An app built out of tree sits in its own build/ directory.
-  auto search = default_app_search_path();
-  search.insert(search.begin(), {fs::path{run.app_dir} / "build", fs::path{run.app_dir}});
-  auto app = load_app(cfg.library, search);
+  auto app = load_app(cfg.library, app_search_path(run.app_dir));
   if (!app) {
     std::cerr << "stamen: " << app.error().what << '\n';
     return 2;
@@ -92,7 +96,8 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
   auto capture = std::make_shared<result_capture>();
   events.add(capture);
   auto result = run_simulation(app->components, cfg.run_config, run.federation, log, events,
-                               stop.get(), cfg.faults, &injected);
+                               stop.get(), cfg.faults, &injected,
+                               fs::absolute(run.app_dir).lexically_normal().string());
   if (!result) log.error(result.error().what);
   if (json) {
     // What the strategy reported is printed even when the run failed (every
@@ -119,7 +124,8 @@ int run_app(const run_command& cmd) {
   if (run->federation.address) {
     if (!run->app.faults.empty())
       log.warn("fault plans apply to simulations; the cluster run ignores them");
-    return run_on_cluster(run->app, run->app.run_config, run->federation, cmd.json, log);
+    return run_on_cluster(run->app, run->app.run_config, run->federation, app_search_path(run->app_dir),
+                          cmd.json, log);
   }
   return simulate(*run, cmd.json, log);
 }

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -55,34 +57,45 @@ struct cluster_fixture {
     return (dir / (std::to_string(++next_log) + "-" + what + ".log")).string();
   }
 
-  /// A superlink on `port` (0: any); returns it once it listens, with its port.
+  static bool has_tls(const strings& args) {
+    return std::find(args.begin(), args.end(), "--root-certificates") != args.end();
+  }
+
+  /// A superlink on `port` (0: any); returns it once it listens, with its
+  /// port. Without TLS it takes bundles from any submitter, as it must to
+  /// run anything.
   std::pair<std::unique_ptr<child_process>, int> superlink(const strings& extra = {}, int port = 0) {
     auto p = std::make_unique<child_process>(
-        strings{stamen_bin, "superlink", "--port", std::to_string(port)} + extra, log_path("superlink"));
+        strings{stamen_bin, "superlink", "--port", std::to_string(port)} + extra +
+            (has_tls(extra) ? strings{} : strings{"--insecure-accept-bundles"}),
+        log_path("superlink"));
     BOOST_REQUIRE_MESSAGE(p->wait_for("listening on ", 15) >= 0, "superlink did not start:\n" + p->log());
     auto listening = std::stoi(p->word_after("listening on "));
     return {std::move(p), listening};
   }
 
+  /// A supernode with a bundle cache of its own, empty unless `cache` names
+  /// one used before: it has never seen any app.
   std::unique_ptr<child_process> supernode(int port, const std::string& node_config,
-                                           const strings& extra = {}) {
+                                           const strings& extra = {}, std::string cache = {}) {
+    if (cache.empty()) cache = (dir / ("cache-" + std::to_string(next_log + 1))).string();
     return std::make_unique<child_process>(
         strings{stamen_bin, "supernode", "--superlink", "127.0.0.1:" + std::to_string(port),
-                "--node-config", node_config} +
-            extra,
+                "--node-config", node_config, "--bundle-cache", cache} +
+            extra + (has_tls(extra) ? strings{} : strings{"--insecure-accept-bundles"}),
         log_path("supernode"));
   }
 
   /// `stamen run APP --federation local-cluster` against `port`, in the
-  /// background. APP is one of apps/, or "gated" (tests/cli/gated).
+  /// background. APP is one of apps/, or "gated" or "broken" (tests/cli/).
   std::unique_ptr<child_process> run(const std::string& app, int port, const std::string& run_config,
                                      const strings& extra = {}) {
-    auto app_dir = app == "gated" ? source_dir / "tests" / "cli" / "gated" : source_dir / "apps" / app;
+    auto app_dir = app == "gated" || app == "broken" ? source_dir / "tests" / "cli" / app : source_dir / "apps" / app;
     return std::make_unique<child_process>(
         strings{stamen_bin, "run", app_dir.string(), "--federation",
                 "local-cluster", "--federation-config", "address=127.0.0.1:" + std::to_string(port),
-                "--run-config", run_config, "--format", "json"} +
-            extra,
+                "--format", "json"} +
+            (run_config.empty() ? strings{} : strings{"--run-config", run_config}) + extra,
         log_path("run-" + app), (dir / "result.json").string());
   }
 
@@ -163,7 +176,13 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
   auto [link, port] = superlink();
   auto nodes = this->nodes(*link, port, 3, 30);
   auto model = (dir / "final_model.pt").string();
+  auto started = std::chrono::steady_clock::now();
   auto run = this->run("quickstart", port, quickstart_config(2) + " final-model=" + model);
+  // None of the nodes has the app: its bundle reaches all three.
+  for (auto& n : nodes) BOOST_REQUIRE_MESSAGE(n->wait_for("installed bundle", 120) >= 0, n->log());
+  std::chrono::duration<double> reached = std::chrono::steady_clock::now() - started;
+  BOOST_TEST_MESSAGE("the quickstart's bundle reached 3 nodes " << reached.count()
+                                                                << " s after `stamen run` started");
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
   auto doc = result();
   BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 2u);
@@ -369,7 +388,8 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
     BOOST_TEST(bad.count("nope.key") >= 1u);
   }
   auto [link, port] = superlink(tls("superlink") + strings{"--allow-node", f("node1.pem"),
-                                                            "--allow-node", f("node2.pem")});
+                                                            "--allow-node", f("node2.pem"),
+                                                            "--allow-submitter", f("client.pem")});
   auto n1 = supernode(port, "partition-id=0 num-partitions=30", tls("node1"));
   auto n2 = supernode(port, "partition-id=1 num-partitions=30", tls("node2"));
   wait_joined(*link, 2);
@@ -390,6 +410,16 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
                                                    f("client.pem") + " private-key=" + f("client.key")});
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
   BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
+  BOOST_TEST(link->count("authenticated as key") == 3u);  // the two nodes and the submitter
+  // A key the CA signed but that is not on the submitter allow-list ships
+  // no code: the superlink refuses the run before it asks for the bundle.
+  auto intruder = this->run("quickstart", port, quickstart_config(1),
+                            {"--federation-config", "root-certificates=" + f("ca.pem") + " certificate=" +
+                                                        f("node3.pem") + " private-key=" + f("node3.key")});
+  BOOST_TEST(intruder->wait(60) == 1);
+  BOOST_TEST(intruder->count("refused the run: submitter key") == 1u);
+  BOOST_TEST(intruder->count("is not in the allow-list") == 1u);
+  BOOST_TEST(link->count("stored bundle") == 1u);
   // A node's id comes from its key: restarted, node 1 gets the same id back.
   auto id1 = n1->word_after(" as node ");  // "registered with superlink HOST:PORT as node N"
   BOOST_REQUIRE(!id1.empty());
@@ -401,6 +431,115 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
   // A plaintext submission to the TLS port is refused.
   auto plain_run = this->run("echo", port, "size-mb=1 repeats=1 nodes=1 timeout=5.0");
   BOOST_TEST(plain_run->wait(30) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(bundles_reach_nodes_that_never_saw_the_app_and_a_tampered_one_is_refused) {
+  auto state = dir / "state";
+  auto [link, port] = superlink({"--state-dir", state.string()});
+  auto a = supernode(port, "partition-id=0");
+  auto b = supernode(port, "partition-id=1");
+  wait_joined(*link, 2);
+  // Neither node has seen the app: each fetches the bundle the submitter
+  // sent once, and trains.
+  auto first = this->run("gated", port, "num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(first->wait(120) == 0, first->log() + a->log());
+  BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
+  BOOST_TEST(first->count("Sending app bundle") == 1u);
+  BOOST_TEST(link->count("stored bundle") == 1u);
+  BOOST_TEST(link->count("sending bundle") == 2u);
+  for (auto* n : {a.get(), b.get()}) BOOST_TEST(n->count("installed bundle") == 1u);
+  auto hash = link->word_after("stored bundle ");  // "<first 12 digits>..."
+  BOOST_REQUIRE(hash.size() > 3);
+  hash = hash.substr(0, hash.size() - 3);
+
+  // The same app again with a third node that has never seen it: the
+  // superlink and the two nodes use what they hold, the newcomer fetches.
+  auto c = supernode(port, "partition-id=2");
+  wait_joined(*link, 3);
+  auto second = this->run("gated", port, "num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(second->wait(120) == 0, second->log() + c->log());
+  BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 3);
+  BOOST_TEST(second->count("Sending app bundle") == 0u);
+  BOOST_TEST(link->count("is already stored") == 1u);
+  BOOST_TEST(link->count("sending bundle") == 3u);
+  for (auto* n : {a.get(), b.get()}) BOOST_TEST(n->count("is in the cache") == 1u);
+  BOOST_TEST(c->count("installed bundle") == 1u);
+
+  // Tampered with on the superlink's disk: a node that fetches it checks
+  // the bytes against the hash, refuses them, and answers with an error
+  // (a failure to the strategy); it stays up, and the others train.
+  fs::path stored;
+  for (auto& e : fs::directory_iterator(state / "bundles"))
+    if (e.path().extension() == ".bundle" && e.path().filename().string().rfind(hash, 0) == 0) stored = e.path();
+  BOOST_REQUIRE(!stored.empty());
+  {
+    std::fstream f(stored, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    char last = 0;
+    f.get(last);
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(last ^ 0x5a));
+  }
+  auto d = supernode(port, "partition-id=3");
+  wait_joined(*link, 4);
+  auto third = this->run("gated", port, "num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(third->wait(120) == 0, third->log() + d->log());
+  auto train = result()["rounds"][0]["train"];
+  BOOST_TEST(train["results"].get<int>() == 3);
+  BOOST_TEST(train["failures"].get<int>() == 1);
+  BOOST_TEST(train["failure_reasons"].dump().find("tampered with or corrupted") != std::string::npos,
+             train.dump());
+  BOOST_TEST(d->count("cannot serve run") == 1u);
+  BOOST_TEST(d->count("refused: its") == 1u);  // "bundle H... refused: its N bytes hash to ..."
+  BOOST_TEST(d->wait(0.1) == -1);              // still running
+}
+
+BOOST_AUTO_TEST_CASE(a_superlink_without_tls_takes_no_bundle_unless_told_and_a_node_neither) {
+  // Plaintext, not told to take bundles from anyone: the run is refused
+  // with the way out named.
+  auto p = std::make_unique<child_process>(strings{stamen_bin, "superlink", "--port", "0"}, log_path("superlink"));
+  BOOST_REQUIRE(p->wait_for("listening on ", 15) >= 0);
+  auto port = std::stoi(p->word_after("listening on "));
+  auto refused = this->run("gated", port, "num-server-rounds=1");
+  BOOST_TEST(refused->wait(60) == 1);
+  BOOST_TEST(refused->count("accepts app bundles only from an authenticated submitter") == 1u);
+  BOOST_TEST(p->count("stored bundle") == 0u);
+  // A plaintext node not told to take bundles answers the run with errors
+  // saying why, and stays up.
+  auto [link, port2] = superlink();
+  auto careful = std::make_unique<child_process>(
+      strings{stamen_bin, "supernode", "--superlink", "127.0.0.1:" + std::to_string(port2), "--node-config",
+              "partition-id=0", "--bundle-cache", (dir / "careful").string()},
+      log_path("supernode"));
+  auto other = supernode(port2, "partition-id=1");
+  wait_joined(*link, 2);
+  auto run = this->run("gated", port2, "num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(run->wait(120) == 0, run->log());
+  auto train = result()["rounds"][0]["train"];
+  BOOST_TEST(train["results"].get<int>() == 1);
+  BOOST_TEST(train["failures"].get<int>() == 1);
+  BOOST_TEST(train["failure_reasons"].dump().find("has not authenticated the superlink") != std::string::npos,
+             train.dump());
+  BOOST_TEST(careful->wait(0.1) == -1);
+  BOOST_TEST(!fs::exists(dir / "careful"));  // nothing was fetched or written
+}
+
+BOOST_AUTO_TEST_CASE(a_bundle_whose_library_cannot_load_fails_its_run_with_the_reason_and_nothing_else) {
+  auto [link, port] = superlink();
+  auto a = supernode(port, "partition-id=0");
+  auto b = supernode(port, "partition-id=1");
+  wait_joined(*link, 2);
+  auto run = this->run("broken", port, "");
+  BOOST_TEST(run->wait(60) == 1);
+  BOOST_TEST(run->count("libstamen_test_missing.so: cannot open shared object file") >= 1u, run->log());
+  // Each node says the same and stays up; the next run is served.
+  for (auto* n : {a.get(), b.get()}) {
+    BOOST_TEST(n->wait_for("cannot serve run", 30) >= 0, n->log());
+    BOOST_TEST(n->count("libstamen_test_missing.so") >= 1u);
+  }
+  auto good = this->run("gated", port, "num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(good->wait(120) == 0, good->log());
+  BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
 }
 
 BOOST_AUTO_TEST_CASE(a_network_partition_between_namespaces_is_detected) {
