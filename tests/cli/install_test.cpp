@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/child_process.hpp"
 #include "tests/support/shell.hpp"
 
 namespace fs = std::filesystem;
@@ -36,15 +37,17 @@ struct sandbox {
   std::string prefix() const { return (dir / "prefix").string(); }
 
   /// `stamen new NAME --template T`, then configures and builds it against
-  /// the installed package; returns the project's directory.
+  /// the package installed in `prefix` (default: prefix()); returns the
+  /// project's directory.
   std::string new_and_build(const std::string& stamen, const std::string& name,
-                            const std::string& templ) {
+                            const std::string& templ, std::string prefix = {}) {
+    if (prefix.empty()) prefix = this->prefix();
     auto created = sh(stamen + " new " + name + " --template " + templ + " --dir " +
                       (dir / "projects").string());
     BOOST_REQUIRE_MESSAGE(created.code == 0, created.err);
     auto project = (dir / "projects" / name).string();
     auto configure = sh(std::string{"\""} + CMAKE_COMMAND + "\" -S " + project + " -B " +
-                        project + "/build -DCMAKE_PREFIX_PATH=" + prefix());
+                        project + "/build -DCMAKE_PREFIX_PATH=" + prefix);
     BOOST_REQUIRE_MESSAGE(configure.code == 0, configure.out << configure.err);
     auto build = sh(std::string{"\""} + CMAKE_COMMAND + "\" --build " + project + "/build -j 2");
     BOOST_REQUIRE_MESSAGE(build.code == 0, build.out << build.err);
@@ -87,6 +90,30 @@ BOOST_AUTO_TEST_CASE(new_app_builds_out_of_tree_against_the_installed_package_an
   // The installed quickstart app is found in lib/stamen/apps.
   BOOST_TEST(fs::exists(prefix + "/share/stamen/apps/quickstart/stamen.toml"));
   BOOST_TEST(fs::exists(prefix + "/lib/stamen/apps/libstamen_app_quickstart.so"));
+
+  // The same app on a cluster of installed processes: only the submitter
+  // has it (in its build/); its bundle reaches the superlink and the nodes.
+  using stamen::test::child_process;
+  child_process link{{stamen, "superlink", "--port", "0", "--insecure-accept-bundles"},
+                     (s.dir / "superlink.log").string()};
+  BOOST_REQUIRE_MESSAGE(link.wait_for("listening on ", 15) >= 0, link.log());
+  auto address = "127.0.0.1:" + link.word_after("listening on ");
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (int i = 0; i < 2; ++i)
+    nodes.push_back(std::make_unique<child_process>(
+        std::vector<std::string>{stamen, "supernode", "--superlink", address, "--insecure-accept-bundles",
+                                 "--bundle-cache", (s.dir / ("cache-" + std::to_string(i))).string(),
+                                 "--node-config", "partition-id=" + std::to_string(i) + " num-partitions=2"},
+        (s.dir / ("node-" + std::to_string(i) + ".log")).string()));
+  BOOST_REQUIRE_MESSAGE(link.wait_for("joined from", 20, 2) >= 0, link.log());
+  auto cluster = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + stamen + " run " + demo +
+                      " --federation local-cluster --federation-config address=" + address +
+                      " --run-config num-server-rounds=2 --format json");
+  BOOST_REQUIRE_MESSAGE(cluster.code == 0, cluster.err << link.log());
+  auto on_cluster = nlohmann::json::parse(cluster.out);
+  BOOST_REQUIRE_EQUAL(on_cluster.at("rounds").size(), 2u);
+  BOOST_TEST(on_cluster.at("rounds").at(1).at("train").at("results").get<int>() == 2);
+  for (auto& n : nodes) BOOST_TEST(n->count("installed bundle") == 1u, n->log());
 }
 
 BOOST_AUTO_TEST_CASE(the_pytorch_template_is_the_quickstart_built_out_of_tree) {
@@ -152,11 +179,25 @@ BOOST_AUTO_TEST_CASE(debian_package_declares_what_it_needs_and_runs_from_its_fil
     BOOST_TEST(files.find(f) != std::string::npos, f);
   BOOST_TEST(files.find("actors/") == std::string::npos);  // no actors' internals
 
-  // Its files, unpacked under a temporary root, run as they are (RPATH).
+  // Installed by dpkg under a temporary root with its own database (its
+  // dependencies are this machine's, so dpkg is told not to look for them
+  // there), it runs as it is (RPATH), and builds and runs a new app.
   auto root = (s.dir / "root").string();
-  BOOST_REQUIRE(s.sh("dpkg-deb -x " + deb + " " + root).code == 0);
-  auto version = s.sh("env -u LD_LIBRARY_PATH " + root + "/usr/bin/stamen --version");
+  fs::create_directories(root + "/var/lib/dpkg/info");
+  fs::create_directories(root + "/var/lib/dpkg/updates");
+  std::ofstream{root + "/var/lib/dpkg/status"};
+  auto installed = s.sh("dpkg --root=" + root + " --force-depends --force-script-chrootless --force-not-root -i " + deb);
+  BOOST_REQUIRE_MESSAGE(installed.code == 0, installed.out << installed.err);
+  auto listed = s.sh("dpkg --root=" + root + " -l stamen");
+  BOOST_TEST(listed.out.find("ii  stamen") != std::string::npos, listed.out);
+  auto stamen = root + "/usr/bin/stamen";
+  auto version = s.sh("env -u LD_LIBRARY_PATH " + stamen + " --version");
   BOOST_TEST(version.out == std::string{"stamen "} + STAMEN_VERSION + "\n");
+  auto demo = s.new_and_build(stamen, "from_deb", "minimal", root + "/usr");
+  auto minimal = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + stamen + " run " + demo +
+                      " --run-config num-server-rounds=1 --format json");
+  BOOST_REQUIRE_MESSAGE(minimal.code == 0, minimal.err);
+  BOOST_TEST(nlohmann::json::parse(minimal.out).at("rounds").at(0).at("train").at("results").get<int>() == 5);
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) return;  // the package only recommends it
   auto run = s.sh("env -u STAMEN_APP_PATH -u LD_LIBRARY_PATH " + root + "/usr/bin/stamen run " +
                   root + "/usr/share/stamen/apps/quickstart --format json --run-config "
