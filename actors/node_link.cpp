@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "actors/compute_pool.hpp"
 #include "actors/handshake.hpp"
@@ -24,6 +26,19 @@ namespace {
 
 using caf::io::connection_handle;
 
+// A run this node serves.
+struct run_slot {
+  supernode_actor node;
+  bool building = false;        ///< its ClientApp is being built
+  std::vector<envelope> early;  ///< instructions that came while it was
+  // Its bundle, when asked of the superlink and not here yet.
+  std::string fetching;  ///< the hash; empty: nothing asked
+  context pending_ctx;
+  std::string library;
+  std::chrono::steady_clock::time_point fetch_started;
+  std::string error;  ///< why this node cannot serve the run
+};
+
 struct node_link_state {
   static inline const char* name = "stamen.node_link";
   node_link_options opts;
@@ -35,26 +50,15 @@ struct node_link_state {
   link_liveness alive;  ///< with the superlink's settings once it sent them
   double backoff_s = 0;
   node_uplink_actor uplink;
-  // The current run: its app, the thread its ClientApp trains on, its node.
-  uint64_t run_id = 0;
-  struct app_slot {
-    std::string key;  ///< the library's path
-    std::shared_ptr<const app_components> app;
-  };
-  /// The app last loaded; touched only by jobs on `pool`.
-  std::shared_ptr<app_slot> loaded = std::make_shared<app_slot>();
-  /// One training at a time per node, on a thread of its own.
+  /// Apps whose per-thread setup ran on the compute thread (by library
+  /// path); touched only by jobs on `pool`.
+  std::shared_ptr<std::set<std::string>> thread_ready = std::make_shared<std::set<std::string>>();
+  /// One training at a time per node, on a thread of its own, whatever the run.
   std::unique_ptr<compute_pool> pool = std::make_unique<compute_pool>(1);
-  supernode_actor node;
-  bool building = false;        ///< the run's ClientApp is being built
-  std::vector<envelope> early;  ///< instructions that came while it was
   std::shared_ptr<bundle_store> bundles;
-  // The run whose bundle was asked of the superlink, waiting for it.
-  std::string fetching;  ///< its hash; empty: nothing asked
-  context pending_ctx;
-  std::string pending_library;
-  std::chrono::steady_clock::time_point fetch_started;
-  std::string run_error;  ///< why this node cannot serve the current run
+  /// The runs this node serves, each with a SuperNode actor (its Context)
+  /// of its own.
+  std::map<uint64_t, run_slot> runs;
 };
 
 using broker_ptr = caf::io::stateful_broker<node_link_state>*;
@@ -144,34 +148,35 @@ void answer_unservable(broker_ptr self, const envelope& e, const std::string& wh
   }
 }
 
-// This node cannot serve the current run: every instruction of it, waiting
-// or still to come, is answered with `why`.
-void fail_run(broker_ptr self, const std::string& why) {
+// This node cannot serve run `id`: every instruction of it, waiting or
+// still to come, is answered with `why`.
+void fail_run(broker_ptr self, uint64_t id, const std::string& why) {
   auto& st = self->state;
-  st.opts.log.error("supernode: cannot serve run " + std::to_string(st.run_id) + ": " + why);
-  st.building = false;
-  st.run_error = why;
-  for (auto& e : st.early) answer_unservable(self, e, why);
-  st.early.clear();
+  auto& slot = st.runs[id];
+  st.opts.log.error("supernode: cannot serve run " + std::to_string(id) + ": " + why);
+  slot.building = false;
+  slot.error = why;
+  for (auto& e : slot.early) answer_unservable(self, e, why);
+  slot.early.clear();
 }
 
-void send_fetch(broker_ptr self) {
+void send_fetch(broker_ptr self, run_slot& slot) {
   auto& st = self->state;
-  st.opts.log.info("supernode: fetching bundle " + short_hash(st.fetching) + "... from the superlink");
-  st.fetch_started = std::chrono::steady_clock::now();
+  st.opts.log.info("supernode: fetching bundle " + short_hash(slot.fetching) + "... from the superlink");
+  slot.fetch_started = std::chrono::steady_clock::now();
   wire::writer w;
-  w.str(st.fetching);
+  w.str(slot.fetching);
   send_frame(self, wire::frame_type::fetch, w.bytes());
 }
 
-// Builds the run's ClientApp from its bundle (installing `bytes` into the
+// Builds a run's ClientApp from its bundle (installing `bytes` into the
 // cache first, when they were fetched). Loading the app (a dlopen that pulls
 // in LibTorch) and building its ClientApp (loading a data set, a model) take
 // seconds: they run on the node's compute thread, so that this broker keeps
 // its heartbeats. Instructions that arrive meanwhile wait in `early`.
 void build_client(broker_ptr self, context ctx, std::string library, std::string hash, buffer bytes) {
   auto& st = self->state;
-  st.pool->post([&sys = self->system(), me = caf::actor{self}, loaded = st.loaded, ctx = std::move(ctx),
+  st.pool->post([&sys = self->system(), me = caf::actor{self}, ready = st.thread_ready, ctx = std::move(ctx),
                  pool = st.pool.get(), codec = st.opts.codec, uplink = st.uplink,
                  resolve = st.opts.resolve, log = st.opts.log, library = std::move(library),
                  bundles = st.bundles, hash = std::move(hash), bytes = std::move(bytes)]() mutable {
@@ -187,21 +192,17 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
       log.info("supernode: installed bundle " + short_hash(hash) + "... (" + std::to_string(bytes.size()) +
                " bytes) in " + dir->string() + " (" + format_seconds(took.count()) + ")");
     }
+    auto app = resolve ? resolve(library, bundles->dir(hash))
+                       : expected<std::shared_ptr<const app_components>>{
+                             fail(errc::config_error, "this node hosts no apps")};
+    if (!app) return give_up(app.error().what);
+    // This is the node's one compute thread: an app's per-thread setup
+    // (e.g. torch's thread count) applies to every training that follows.
     auto key = (bundles->dir(hash) / ("lib" + library + ".so")).string();
-    if (loaded->key != key || !loaded->app) {
-      auto app = resolve ? resolve(library, bundles->dir(hash))
-                         : expected<std::shared_ptr<const app_components>>{
-                               fail(errc::config_error, "this node hosts no apps")};
-      if (!app) return give_up(app.error().what);
-      loaded->app = *app;
-      loaded->key = key;
-      // This is the node's one compute thread: the app's per-thread setup
-      // (e.g. torch's thread count) applies to every training that follows.
-      if (loaded->app->on_compute_thread_start) loaded->app->on_compute_thread_start();
-    }
+    if (ready->insert(key).second && (*app)->on_compute_thread_start) (*app)->on_compute_thread_start();
     std::shared_ptr<const client_app> client;
     try {
-      client = loaded->app->make_client(ctx);
+      client = (*app)->make_client(ctx);
     } catch (const std::exception& e) {
       return give_up(std::string{"building the ClientApp failed: "} + e.what());
     }
@@ -226,60 +227,108 @@ void on_run(broker_ptr self, const buffer& payload) {
   auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
   auto hash = rc ? r.str("bundle hash", 64) : expected<std::string>{rc.error()};
   if (!hash) return st.opts.log.error("supernode: malformed run frame: " + hash.error().what);
-  if (*run_id == st.run_id && (st.node || st.building)) {
-    // Reconnected during the same run: the node keeps its Context; a bundle
+  if (auto known = st.runs.find(*run_id); known != st.runs.end()) {
+    // Reconnected during the run: the node keeps its Context; a bundle
     // asked for on the lost connection is asked for again.
-    if (!st.fetching.empty()) send_fetch(self);
+    if (!known->second.fetching.empty()) send_fetch(self, known->second);
     return;
   }
   auto decoded = decode(*rc, st.opts.codec);
   const config_record* run_config =
       decoded && decoded->has_content() ? decoded->content().configs("run_config") : nullptr;
   if (run_config == nullptr) return st.opts.log.error("supernode: run frame has no readable run config");
-  if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
-  st.node = nullptr;
-  for (auto& e : st.early) answer_unservable(self, e, "the run it belongs to has ended");
-  st.early.clear();
-  st.run_id = *run_id;
-  st.run_error.clear();
-  st.fetching.clear();
+  auto& slot = st.runs[*run_id];
   context ctx;
   ctx.run_id = *run_id;
   ctx.node_id = st.node_id;
   ctx.node_config = st.opts.node_config;
   ctx.run_config = *run_config;
-  if (!is_bundle_hash(*hash)) return fail_run(self, "the run names no app bundle");
+  if (!is_bundle_hash(*hash)) return fail_run(self, *run_id, "the run names no app bundle");
   if (!st.opts.accept_bundles)
-    return fail_run(self, "refusing the run's app bundle: this node has not authenticated the superlink "
-                          "(no TLS); start the supernode with TLS, or on a trusted network with "
-                          "--insecure-accept-bundles");
+    return fail_run(self, *run_id,
+                    "refusing the run's app bundle: this node has not authenticated the superlink "
+                    "(no TLS); start the supernode with TLS, or on a trusted network with "
+                    "--insecure-accept-bundles");
   ctx.app_dir = st.bundles->dir(*hash).string();
-  st.building = true;
+  slot.building = true;
   if (st.bundles->has(*hash)) {
     st.opts.log.info("supernode: bundle " + short_hash(*hash) + "... is in the cache");
     return build_client(self, std::move(ctx), *library, *hash, {});
   }
-  st.fetching = *hash;
-  st.pending_ctx = std::move(ctx);
-  st.pending_library = *library;
-  send_fetch(self);
+  slot.fetching = *hash;
+  slot.pending_ctx = std::move(ctx);
+  slot.library = *library;
+  // Another run already asked for the same bundle: one fetch serves both.
+  for (auto& [id, other] : st.runs)
+    if (id != *run_id && other.fetching == *hash) return;
+  send_fetch(self, slot);
 }
 
-// The superlink's answer to a fetch.
+// The superlink's answer to a fetch: every run waiting for that bundle.
 void on_bundle(broker_ptr self, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
   auto hash = r.str("bundle hash", 64);
   auto bytes = hash ? r.blob("bundle") : expected<buffer>{hash.error()};
   if (!bytes) return st.opts.log.warn("supernode: malformed bundle frame: " + bytes.error().what);
-  if (st.fetching.empty() || *hash != st.fetching) return;  // for a run that has ended
-  std::chrono::duration<double> took = std::chrono::steady_clock::now() - st.fetch_started;
-  auto want = std::move(st.fetching);
-  st.fetching.clear();
-  if (bytes->empty()) return fail_run(self, "the superlink holds no bundle " + short_hash(want) + "...");
-  st.opts.log.info("supernode: received bundle " + short_hash(want) + "... (" + std::to_string(bytes->size()) +
-                   " bytes) in " + format_seconds(took.count()));
-  build_client(self, std::move(st.pending_ctx), std::move(st.pending_library), want, *bytes);
+  bool first = true;
+  for (auto& [id, slot] : st.runs) {
+    if (slot.fetching.empty() || slot.fetching != *hash) continue;
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - slot.fetch_started;
+    slot.fetching.clear();
+    if (bytes->empty()) {
+      fail_run(self, id, "the superlink holds no bundle " + short_hash(*hash) + "...");
+      continue;
+    }
+    if (first)
+      st.opts.log.info("supernode: received bundle " + short_hash(*hash) + "... (" +
+                       std::to_string(bytes->size()) + " bytes) in " + format_seconds(took.count()));
+    // Installed once, by the first build; the others find it in the cache.
+    build_client(self, std::move(slot.pending_ctx), slot.library, *hash, first ? *bytes : buffer{});
+    first = false;
+  }
+}
+
+// A run ended on the superlink: its SuperNode actor (and Context) goes, and
+// what it still had queued is dropped.
+void on_run_end(broker_ptr self, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto id = r.u64("run id");
+  if (!id) return;
+  auto slot = st.runs.find(*id);
+  if (slot == st.runs.end()) return;
+  if (slot->second.node) caf::anon_send_exit(slot->second.node, caf::exit_reason::user_shutdown);
+  st.runs.erase(slot);
+  st.opts.log.info("supernode: run " + std::to_string(*id) + " ended");
+}
+
+// The run an instruction belongs to: its message id starts "<run id>:".
+std::optional<uint64_t> run_of(const envelope& e) {
+  auto colon = e.message_id.find(':');
+  if (colon == std::string::npos || colon == 0 || colon > 20) return std::nullopt;
+  uint64_t id = 0;
+  for (size_t i = 0; i < colon; ++i) {
+    char c = e.message_id[i];
+    if (c < '0' || c > '9') return std::nullopt;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return id;
+}
+
+void on_instruction(broker_ptr self, envelope e) {
+  auto& st = self->state;
+  auto id = run_of(e);
+  auto slot = id ? st.runs.find(*id) : st.runs.end();
+  if (slot == st.runs.end())
+    return answer_unservable(self, e, "node " + std::to_string(st.node_id) + " serves no run " +
+                                          (id ? std::to_string(*id) : std::string{"named by '" + e.message_id + "'"}));
+  auto& s = slot->second;
+  if (s.node) return self->send(s.node, instruct_atom::value, std::move(e));
+  if (s.building) return s.early.push_back(std::move(e));
+  answer_unservable(self, e, !s.error.empty() ? s.error
+                                              : "node " + std::to_string(st.node_id) +
+                                                    " has no ClientApp for run " + std::to_string(*id));
 }
 
 void on_frame(broker_ptr self, wire::frame f) {
@@ -292,11 +341,11 @@ void on_frame(broker_ptr self, wire::frame f) {
       wire::reader r{f.payload};
       auto id = r.u64("node id");
       if (!id) return disconnect(self, "malformed accept: " + id.error().what);
-      if (st.node_id != 0 && st.node_id != *id && st.node) {
-        // A new identity means a new node to the strategy: the old Context goes.
-        caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
-        st.node = nullptr;
-        st.run_id = 0;
+      if (st.node_id != 0 && st.node_id != *id) {
+        // A new identity means a new node to the strategy: the old Contexts go.
+        for (auto& [run, slot] : st.runs)
+          if (slot.node) caf::anon_send_exit(slot.node, caf::exit_reason::user_shutdown);
+        st.runs.clear();
       }
       st.node_id = *id;
       st.registered = true;
@@ -322,16 +371,14 @@ void on_frame(broker_ptr self, wire::frame f) {
     case ft::bundle:
       if (st.registered) return on_bundle(self, f.payload);
       break;
+    case ft::run_end:
+      if (st.registered) return on_run_end(self, f.payload);
+      break;
     case ft::instruct:
       if (st.registered) {
         auto e = wire::read_envelope(f.payload);
         if (!e) return st.opts.log.warn("supernode: malformed instruction: " + e.error().what);
-        if (st.node) return self->send(st.node, instruct_atom::value, std::move(*e));
-        if (st.building) return st.early.push_back(std::move(*e));
-        answer_unservable(self, *e, !st.run_error.empty() ? st.run_error
-                                                          : "node " + std::to_string(st.node_id) +
-                                                                " has no ClientApp for this run");
-        return;
+        return on_instruction(self, std::move(*e));
       }
       break;
     default: break;
@@ -364,17 +411,19 @@ void on_closed(broker_ptr self, const caf::io::connection_closed_msg& m) {
 // instructions that came meanwhile.
 void on_node_built(broker_ptr self, uint64_t run_id, supernode_actor node, const std::string& why) {
   auto& st = self->state;
-  if (run_id != st.run_id) {
-    // A newer run started meanwhile; this one's node is not needed.
+  auto slot = st.runs.find(run_id);
+  if (slot == st.runs.end()) {
+    // The run ended meanwhile; its node is not needed.
     if (node) caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
     return;
   }
-  if (!node) return fail_run(self, why);
-  st.building = false;
-  st.node = node;
-  auto early = std::move(st.early);
-  st.early.clear();
-  for (auto& e : early) self->send(st.node, instruct_atom::value, std::move(e));
+  if (!node) return fail_run(self, run_id, why);
+  auto& s = slot->second;
+  s.building = false;
+  s.node = node;
+  auto early = std::move(s.early);
+  s.early.clear();
+  for (auto& e : early) self->send(s.node, instruct_atom::value, std::move(e));
 }
 
 void on_heartbeat(broker_ptr self) {
@@ -400,7 +449,8 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
   st.uplink = self->spawn(uplink, caf::actor{self});
   self->set_exit_handler([self](caf::exit_msg& m) {
     auto& st = self->state;
-    if (st.node) caf::anon_send_exit(st.node, caf::exit_reason::user_shutdown);
+    for (auto& [run, slot] : st.runs)
+      if (slot.node) caf::anon_send_exit(slot.node, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(st.uplink, caf::exit_reason::user_shutdown);
     self->quit(m.reason);
   });

@@ -6,8 +6,14 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <thread>
@@ -18,6 +24,7 @@
 #include "actors/in_process_grid.hpp"
 #include "actors/link_liveness.hpp"
 #include "actors/node_identity.hpp"
+#include "actors/run_store.hpp"
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
 #include "config/app_bundle.hpp"
@@ -30,8 +37,11 @@ namespace {
 
 using caf::io::connection_handle;
 
+namespace fs = std::filesystem;
+
 // A submitted run whose bundle the superlink asked its submitter for.
 struct pending_submit {
+  std::string app;
   std::string library;
   std::string hash;
   buffer run_config;  ///< encoded, as sent to nodes
@@ -51,6 +61,20 @@ struct peer {
   std::optional<pending_submit> awaiting_bundle;  ///< a submitter's run, until its bundle is here
 };
 
+// A run that has not finished: pending in the queue, or starting or
+// running on a thread of its own.
+struct live_run {
+  run_record rec;
+  config_record decoded;
+  /// Connections that get its log lines as they come and its result at the
+  /// end: its submitter (unless detached) and `stamen log --follow`s.
+  std::vector<connection_handle> followers;
+  std::shared_ptr<run_stop> stop = std::make_shared<run_stop>();
+  std::thread runner;
+  bool started = false;    ///< counted among the runs at once
+  bool announced = false;  ///< its ServerApp loaded, nodes were told (a run frame)
+};
+
 struct superlink_state {
   static inline const char* name = "stamen.superlink";
   superlink_options opts;
@@ -59,18 +83,14 @@ struct superlink_state {
   std::unordered_map<uint64_t, connection_handle> by_node;
   std::mt19937_64 rng{std::random_device{}()};
   std::unique_ptr<bundle_store> bundles;
-  // The run in progress (one at a time); `running` is set from the moment a
-  // submission is accepted, while its bundle is still on the way.
-  bool running = false;
-  uint64_t run_id = 0;
-  std::string library;
-  std::string bundle_hash;
-  buffer run_config;  ///< encoded, as sent to nodes
-  std::optional<connection_handle> submitter;
-  std::thread runner;
+  std::unique_ptr<run_store> store;
+  std::map<uint64_t, live_run> runs;  ///< every run not finished
+  std::deque<uint64_t> queue;         ///< pending runs, first come first served
+  size_t started = 0;                 ///< runs starting or running
 
   ~superlink_state() {
-    if (runner.joinable()) runner.detach();  // the process is going down
+    for (auto& [id, r] : runs)
+      if (r.runner.joinable()) r.runner.detach();  // the process is going down
   }
 };
 
@@ -99,6 +119,12 @@ void refuse(broker_ptr self, connection_handle hdl, const std::string& why, bool
   self->close(hdl);
 }
 
+// Stops sending a run's log and result to `hdl`.
+void unfollow(broker_ptr self, connection_handle hdl) {
+  for (auto& [id, r] : self->state.runs)
+    r.followers.erase(std::remove(r.followers.begin(), r.followers.end(), hdl), r.followers.end());
+}
+
 // Forgets a connection; a node's proxy dies with it, so the grid answers for
 // every instruction the node still owed.
 void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
@@ -113,13 +139,9 @@ void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
     caf::anon_send_exit(pr.proxy, caf::exit_reason::remote_link_unreachable);
   } else if (pr.kind == peer::role::client && pr.awaiting_bundle) {
     st.opts.log.warn("superlink: submitter at " + pr.where + " left before sending its app bundle: " + why);
-    st.running = false;
-    st.submitter.reset();
-  } else if (pr.kind == peer::role::client && st.submitter == hdl) {
-    st.opts.log.warn("superlink: submitter at " + pr.where + " disconnected: " + why);
-    st.submitter.reset();  // the run goes on; its log is no longer sent
   } else if (pr.kind == peer::role::client) {
-    st.opts.log.debug("superlink: submitter at " + pr.where + " left after its run");
+    // Its runs go on; their log is no longer sent to it.
+    st.opts.log.debug("superlink: client at " + pr.where + " left: " + why);
   } else if (why == "connection closed") {
     // With TLS this is how a failed handshake shows (no certificate, one
     // from another CA, or plaintext); without, a peer that just left.
@@ -132,17 +154,17 @@ void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
   } else {
     st.opts.log.warn("superlink: dropped peer " + pr.where + " before its handshake: " + why);
   }
+  unfollow(self, hdl);
   st.peers.erase(p);
   self->close(hdl);
 }
 
-void send_run(broker_ptr self, connection_handle hdl) {
-  auto& st = self->state;
+void send_run(broker_ptr self, connection_handle hdl, const live_run& r) {
   wire::writer w;
-  w.u64(st.run_id);
-  w.str(st.library);
-  w.blob(st.run_config);
-  w.str(st.bundle_hash);
+  w.u64(r.rec.id);
+  w.str(r.rec.library);
+  w.blob(r.rec.run_config);
+  w.str(r.rec.bundle);
   send_frame(self, hdl, wire::frame_type::run, w.bytes());
 }
 
@@ -176,17 +198,25 @@ supernode_actor::behavior_type node_proxy(supernode_actor::pointer self, caf::ac
   };
 }
 
+// Logs a failure to keep state: the superlink goes on (a run it cannot
+// record still runs), and the log says what was not kept.
+void check_kept(broker_ptr self, const expected<void>& ok) {
+  if (!ok) self->state.opts.log.error("superlink: " + ok.error().what);
+}
+
 void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
   auto& st = self->state;
   auto h = wire::read_hello(payload);
   if (!h) return refuse(self, hdl, "malformed hello: " + h.error().what, false);
   uint64_t node_id = h->node_id;
+  std::string key;
   if (st.opts.link.tls || !st.opts.link.allowed_nodes.empty()) {
     // The id is bound to the key that signed this connection's nonce: a node
     // cannot claim another's id, and a restarted node gets its own back.
     auto who = authenticate_node(h->certificate, h->signature, pr.nonce, st.opts.link);
     if (!who) return refuse(self, hdl, who.error().what, false);
     node_id = who->node_id;
+    key = who->fingerprint;
     st.opts.log.info("superlink: " + pr.where + " authenticated as key " +
                      who->fingerprint.substr(0, 16) + "...");
   }
@@ -206,69 +236,157 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   wire::writer w;
   w.u64(node_id);
   send_frame(self, hdl, wire::frame_type::accept, w.bytes());
-  if (st.running) send_run(self, hdl);
+  for (auto& [id, r] : st.runs)
+    if (r.announced) send_run(self, hdl, r);
   st.opts.log.info("superlink: node " + std::to_string(node_id) + " joined from " + pr.where +
                    (h->node_config.empty() ? "" : " (" + h->node_config + ")"));
+  check_kept(self, st.store->node_seen(node_id, pr.where, key));
   self->request(st.grid, caf::infinite, register_atom::value, node_id, pr.proxy)
       .then([self, hdl](bool ok) {
         if (!ok) drop(self, hdl, "the grid refused its id");
       });
 }
 
+std::string metrics_json(const metric_record& m) {
+  auto out = nlohmann::json::object();
+  for (auto& [k, v] : m) std::visit([&](auto& x) { out[k] = x; }, v);
+  return out.dump();
+}
+
+// What a superlink keeps of a run while it goes: each round's aggregated
+// metrics, sent to the broker, which records them (`stamen ls`).
+class run_progress : public run_observer {
+ public:
+  run_progress(caf::actor broker, uint64_t run_id) : broker_(std::move(broker)), run_id_(run_id) {}
+  void on_aggregated(int round, run_phase phase, const metric_record& metrics) override {
+    caf::anon_send(broker_, round_atom::value, run_id_, round,
+                   std::string{phase == run_phase::train ? "train" : "evaluate"}, metrics_json(metrics));
+  }
+  void on_version(const version_report& v, int) override {
+    caf::anon_send(broker_, round_atom::value, run_id_, v.version, std::string{"version"},
+                   std::string{"{}"});
+  }
+
+ private:
+  caf::actor broker_;
+  uint64_t run_id_;
+};
+
 // Runs a ServerApp on a thread of its own (it blocks on its grid calls, so
 // never on one of the scheduler's) and tells the broker how it ended.
 // Loading the app (a dlopen that pulls in LibTorch takes a second or two)
-// happens there too: the broker must keep its heartbeats.
+// happens there too: the broker must keep its heartbeats. Every line logged
+// on this thread is the run's log.
 void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor grid,
                        app_resolver resolve, std::string library, context ctx,
-                       codec_options codec, logger log) {
+                       std::shared_ptr<run_stop> stop, codec_options codec, logger log) {
+  auto run_id = ctx.run_id;
+  logger::set_thread_tee(
+      [broker, run_id](const std::string& line) { caf::anon_send(broker, log_atom::value, run_id, line); });
   auto app = resolve(library, ctx.app_dir);
   if (!app) {
-    caf::anon_send(broker, finished_atom::value, false, app.error().what);
+    log.error("superlink: run " + std::to_string(run_id) + " cannot load its app: " + app.error().what);
+    logger::set_thread_tee({});
+    caf::anon_send(broker, finished_atom::value, run_id, false, app.error().what);
     return;
   }
+  caf::anon_send(broker, status_atom::value, run_id, std::string{run_status::running});
   std::string out;
   bool ok = true;
   {
     caf::scoped_actor scoped{sys};
-    in_process_grid g{scoped.ptr(), grid, ctx.run_id, codec, log};
-    flower_log shown{log};
-    auto result = run_server_app((*app)->server, g, ctx, &shown);
+    in_process_grid g{scoped.ptr(), grid, run_id, codec, log};
+    run_events events;
+    events.add(std::make_shared<flower_log>(log));
+    events.add(std::make_shared<run_progress>(broker, run_id));
+    stop->set_interrupt([&g] { g.interrupt(); });
+    auto result = run_server_app((*app)->server, g, ctx, &events, stop.get());
+    stop->set_interrupt({});
     ok = static_cast<bool>(result);
     out = !result ? result.error().what : *result ? to_json(**result) : "{}";
   }
-  caf::anon_send(broker, finished_atom::value, ok, std::move(out));
+  logger::set_thread_tee({});
+  caf::anon_send(broker, finished_atom::value, run_id, ok, std::move(out));
 }
 
-// Starts the accepted run whose bundle is stored.
-void begin_run(broker_ptr self, connection_handle hdl, pending_submit run) {
+// Sends one line of a run's log to whoever follows it, and keeps it.
+void run_log(broker_ptr self, uint64_t run_id, const std::string& line) {
   auto& st = self->state;
-  auto p = st.peers.find(hdl);
-  st.run_id = (st.rng() >> 1) | 1;
-  st.library = run.library;
-  st.bundle_hash = run.hash;
-  st.run_config = run.run_config;
-  for (auto& [id, h] : st.by_node) send_run(self, h);
-  caf::actor me{self};
-  logger::set_tee([me](const std::string& line) { caf::anon_send(me, log_atom::value, line); });
-  st.opts.log.info("superlink: starting run " + std::to_string(st.run_id) + " of '" + run.library +
-                   "' (bundle " + short_hash(run.hash) + "...) for " +
-                   (p == st.peers.end() ? std::string{"a submitter"} : p->second.where) + " with " +
-                   std::to_string(st.by_node.size()) + " node(s) connected");
-  context ctx;
-  ctx.run_id = st.run_id;
-  ctx.node_id = server_node_id;
-  ctx.run_config = std::move(run.decoded);
-  ctx.app_dir = st.bundles->dir(run.hash).string();
-  st.runner = std::thread(run_server_thread, std::ref(self->system()), me, st.grid,
-                          st.opts.resolve, run.library, std::move(ctx), st.opts.codec, st.opts.log);
+  check_kept(self, st.store->append_log(run_id, line));
+  auto r = st.runs.find(run_id);
+  if (r == st.runs.end()) return;
+  wire::writer w;
+  w.str(line);
+  for (auto hdl : r->second.followers) send_frame(self, hdl, wire::frame_type::log, w.bytes());
 }
 
-// Shipping code is remote code execution: a bundle is taken only from a
-// submitter whose key is on the allow-list (proven as a node proves its
-// own), unless the superlink was told to take it from anyone.
-expected<void> authorize_submitter(broker_ptr self, const peer& pr, const std::string& certificate,
-                                   const std::string& signature) {
+// Starts pending runs while fewer than --max-concurrent-runs are started.
+void start_pending(broker_ptr self) {
+  auto& st = self->state;
+  while (!st.queue.empty() && st.started < std::max<size_t>(1, st.opts.max_concurrent_runs)) {
+    auto id = st.queue.front();
+    st.queue.pop_front();
+    auto it = st.runs.find(id);
+    if (it == st.runs.end()) continue;
+    auto& r = it->second;
+    ++st.started;
+    r.started = true;
+    r.rec.status = run_status::starting;
+    check_kept(self, st.store->set_status(id, run_status::starting));
+    auto run_dir = st.opts.state_dir / "runs" / std::to_string(id);
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    std::string line = "superlink: starting run " + std::to_string(id) + " of '" + r.rec.app + "' (bundle " +
+                       short_hash(r.rec.bundle) + "...) with " + std::to_string(st.by_node.size()) +
+                       " node(s) connected";
+    st.opts.log.info(line);
+    run_log(self, id, "INFO :      " + line);
+    context ctx;
+    ctx.run_id = id;
+    ctx.node_id = server_node_id;
+    ctx.run_config = r.decoded;
+    ctx.app_dir = st.bundles->dir(r.rec.bundle).string();
+    ctx.run_dir = run_dir.string();
+    r.runner = std::thread(run_server_thread, std::ref(self->system()), caf::actor{self}, st.grid,
+                           st.opts.resolve, r.rec.library, std::move(ctx), r.stop, st.opts.codec, st.opts.log);
+  }
+}
+
+// Queues an accepted run whose bundle is stored; tells its submitter its id.
+void queue_run(broker_ptr self, connection_handle hdl, pending_submit run) {
+  auto& st = self->state;
+  uint64_t id;
+  do id = (st.rng() >> 1) | 1;
+  while (st.runs.count(id) > 0);
+  live_run r;
+  r.rec.id = id;
+  r.rec.app = run.app;
+  r.rec.library = run.library;
+  r.rec.bundle = run.hash;
+  r.rec.run_config = run.run_config;
+  r.rec.run_config_text = to_string(run.decoded);
+  r.rec.submitted_at = unix_now();
+  r.decoded = std::move(run.decoded);
+  r.followers.push_back(hdl);
+  if (auto ok = st.store->add(r.rec); !ok) return refuse(self, hdl, "cannot keep the run: " + ok.error().what, true);
+  auto& p = st.peers.at(hdl);
+  st.opts.log.info("superlink: run " + std::to_string(id) + " of '" + run.app + "' submitted by " + p.where +
+                   (st.started >= std::max<size_t>(1, st.opts.max_concurrent_runs)
+                        ? " is pending (" + std::to_string(st.started) + " running)"
+                        : ""));
+  wire::writer w;
+  w.u64(id);
+  send_frame(self, hdl, wire::frame_type::accepted, w.bytes());
+  st.runs.emplace(id, std::move(r));
+  st.queue.push_back(id);
+  start_pending(self);
+}
+
+// Shipping code is remote code execution, and a run's control is its own:
+// a client is taken only with a key on the allow-list (proven as a node
+// proves its own), unless the superlink was told to take anyone.
+expected<void> authorize_client(broker_ptr self, const peer& pr, const std::string& certificate,
+                                const std::string& signature) {
   auto& st = self->state;
   if (st.opts.insecure_accept_bundles) return {};
   if (!st.opts.link.tls)
@@ -286,10 +404,11 @@ expected<void> authorize_submitter(broker_ptr self, const peer& pr, const std::s
   return {};
 }
 
-void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
+void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
-  auto library = r.str("library", 4096);
+  auto app = r.str("app", 4096);
+  auto library = app ? r.str("library", 4096) : expected<std::string>{app.error()};
   auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
   auto hash = rc ? r.str("bundle hash", 64) : expected<std::string>{rc.error()};
   auto cert = hash ? r.str("certificate", 32 << 10) : expected<std::string>{hash.error()};
@@ -299,10 +418,7 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   if (!is_bundle_hash(*hash))
     return refuse(self, hdl, "submit names no app bundle (a SHA-256 hash); this superlink runs shipped apps only",
                   false);
-  if (auto ok = authorize_submitter(self, pr, *cert, *sig); !ok)
-    return refuse(self, hdl, ok.error().what, false);
-  if (st.running)
-    return refuse(self, hdl, "a run (" + std::to_string(st.run_id) + ") is in progress", true);
+  if (auto ok = authorize_client(self, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
   auto decoded = decode(*rc, st.opts.codec);
   const config_record* run_config = decoded && decoded->has_content()
                                         ? decoded->content().configs("run_config")
@@ -312,13 +428,11 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   if (!st.opts.resolve) return refuse(self, hdl, "this superlink hosts no apps", false);
   pr.kind = peer::role::client;
   pr.frames.set_max_length(st.opts.link.max_handshake_frame);
-  st.running = true;
-  st.submitter = hdl;
-  pending_submit run{*library, *hash, rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()),
-                     *run_config};
+  pending_submit run{*app, *library, *hash,
+                     rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()), *run_config};
   if (st.bundles->has(*hash)) {
     st.opts.log.info("superlink: bundle " + short_hash(*hash) + "... is already stored");
-    return begin_run(self, hdl, std::move(run));
+    return queue_run(self, hdl, std::move(run));
   }
   // Only now, from a submitter allowed to ship one, is a frame of a
   // bundle's size read.
@@ -329,7 +443,7 @@ void start_run(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   send_frame(self, hdl, wire::frame_type::fetch, w.bytes());
 }
 
-// The submitter's bundle arrived: checked, stored, and its run starts.
+// The submitter's bundle arrived: checked, stored, and its run queued.
 void on_submitted_bundle(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
@@ -341,22 +455,106 @@ void on_submitted_bundle(broker_ptr self, connection_handle hdl, peer& pr, const
   auto run = std::move(*pr.awaiting_bundle);
   pr.awaiting_bundle.reset();
   pr.frames.set_max_length(st.opts.link.max_handshake_frame);
-  auto fail_run = [&](const std::string& why) {
-    st.running = false;
-    st.submitter.reset();
-    refuse(self, hdl, why, false);
-  };
-  if (!bytes) return fail_run("malformed bundle frame: " + bytes.error().what);
+  if (!bytes) return refuse(self, hdl, "malformed bundle frame: " + bytes.error().what, false);
   if (*hash != run.hash)
-    return fail_run("sent bundle " + short_hash(*hash) + "... where " + short_hash(run.hash) + "... was asked for");
+    return refuse(self, hdl, "sent bundle " + short_hash(*hash) + "... where " + short_hash(run.hash) +
+                                 "... was asked for", false);
   auto start = std::chrono::steady_clock::now();
   auto dir = st.bundles->put(run.hash, *bytes);
-  if (!dir) return fail_run(dir.error().what);
+  if (!dir) return refuse(self, hdl, dir.error().what, false);
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   st.opts.log.info("superlink: stored bundle " + short_hash(run.hash) + "... (" +
                    std::to_string(bytes->size()) + " bytes) in " + dir->string() + " (" +
                    format_seconds(took.count()) + ")");
-  begin_run(self, hdl, std::move(run));
+  queue_run(self, hdl, std::move(run));
+}
+
+void send_result(broker_ptr self, connection_handle hdl, bool ok, const std::string& text) {
+  wire::writer w;
+  w.u8(ok ? 1 : 0);
+  w.str(text);
+  send_frame(self, hdl, wire::frame_type::result, w.bytes());
+}
+
+nlohmann::json run_json(const run_record& r) {
+  auto metrics = nlohmann::json::parse(r.last_metrics, nullptr, false);
+  return {{"run_id", r.id},          {"app", r.app},
+          {"status", r.status},      {"reason", r.reason},
+          {"submitted_at", r.submitted_at}, {"started_at", r.started_at},
+          {"ended_at", r.ended_at},  {"rounds", r.rounds},
+          {"last_metrics", metrics.is_discarded() ? nlohmann::json::object() : metrics},
+          {"run_config", r.run_config_text}, {"bundle", r.bundle}};
+}
+
+// Sends every file under a run's directory, then the result.
+void send_artifacts(broker_ptr self, connection_handle hdl, uint64_t id) {
+  auto dir = self->state.opts.state_dir / "runs" / std::to_string(id);
+  std::error_code ec;
+  size_t files = 0;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::ifstream in(it->path(), std::ios::binary);
+    std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    wire::writer w;
+    w.str(fs::relative(it->path(), dir).generic_string());
+    w.blob(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+    send_frame(self, hdl, wire::frame_type::artifact, w.bytes());
+    ++files;
+  }
+  send_result(self, hdl, true, std::to_string(files) + " file(s)");
+}
+
+// `stamen ls`, `log`, `stop` and `pull`.
+void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
+  auto& st = self->state;
+  wire::reader r{payload};
+  auto verb = r.str("verb", 16);
+  auto id = verb ? r.u64("run id") : expected<uint64_t>{verb.error()};
+  auto follow = id ? r.u8("follow") : expected<uint8_t>{id.error()};
+  auto cert = follow ? r.str("certificate", 32 << 10) : expected<std::string>{follow.error()};
+  auto sig = cert ? r.str("signature", 4096) : expected<std::string>{cert.error()};
+  if (!sig) return refuse(self, hdl, "malformed control frame: " + sig.error().what, false);
+  if (auto ok = authorize_client(self, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
+  pr.kind = peer::role::client;
+  if (*verb == "ls") {
+    auto runs = st.store->runs();
+    if (!runs) return send_result(self, hdl, false, runs.error().what);
+    auto out = nlohmann::json::array();
+    for (auto& x : *runs) out.push_back(run_json(x));
+    return send_result(self, hdl, true, out.dump());
+  }
+  auto rec = st.store->run(*id);
+  if (!rec) return send_result(self, hdl, false, rec.error().what);
+  if (!*rec) return send_result(self, hdl, false, "no run " + std::to_string(*id) + " on this superlink");
+  if (*verb == "log") {
+    auto lines = st.store->log(*id);
+    if (!lines) return send_result(self, hdl, false, lines.error().what);
+    for (auto& line : *lines) {
+      wire::writer w;
+      w.str(line);
+      send_frame(self, hdl, wire::frame_type::log, w.bytes());
+    }
+    auto live = st.runs.find(*id);
+    if (*follow && live != st.runs.end()) return live->second.followers.push_back(hdl);
+    return send_result(self, hdl, (*rec)->status == run_status::completed, run_json(**rec).dump());
+  }
+  if (*verb == "stop") {
+    auto live = st.runs.find(*id);
+    if (live == st.runs.end())
+      return send_result(self, hdl, false, "run " + std::to_string(*id) + " has " + (*rec)->status);
+    st.opts.log.info("superlink: stopping run " + std::to_string(*id) + " at the request of " + pr.where);
+    if (!live->second.started) {
+      st.queue.erase(std::remove(st.queue.begin(), st.queue.end(), *id), st.queue.end());
+      live->second.stop->request();
+      self->send(self, finished_atom::value, *id, false, std::string{"stopped before it started"});
+    } else {
+      live->second.stop->request();
+    }
+    return send_result(self, hdl, true, "stopping run " + std::to_string(*id));
+  }
+  if (*verb == "pull") return send_artifacts(self, hdl, *id);
+  send_result(self, hdl, false, "unknown verb '" + *verb + "'");
 }
 
 void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
@@ -369,7 +567,8 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
   switch (pr.kind) {
     case peer::role::pending:
       if (f.type == ft::hello) return on_hello(self, hdl, pr, f.payload);
-      if (f.type == ft::submit) return start_run(self, hdl, pr, f.payload);
+      if (f.type == ft::submit) return on_submit(self, hdl, pr, f.payload);
+      if (f.type == ft::control) return on_control(self, hdl, pr, f.payload);
       break;
     case peer::role::node:
       if (f.type == ft::fetch) {
@@ -449,20 +648,29 @@ void on_transferred(broker_ptr self, caf::io::data_transferred_msg& m) {
   p->second.alive.sent();
 }
 
-void on_run_finished(broker_ptr self, bool ok, const std::string& out) {
+void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& out) {
   auto& st = self->state;
-  logger::set_tee({});
-  if (st.runner.joinable()) st.runner.join();
-  st.opts.log.info("superlink: run " + std::to_string(st.run_id) +
-                   (ok ? " finished" : " failed: " + out));
-  if (st.submitter) {
+  auto it = st.runs.find(id);
+  if (it == st.runs.end()) return;
+  auto& r = it->second;
+  if (r.runner.joinable()) r.runner.join();
+  std::string status = r.stop->requested() ? run_status::stopped : ok ? run_status::completed : run_status::failed;
+  std::string reason = r.stop->requested() ? "stopped by `stamen stop`" : ok ? "" : out;
+  std::string line = "superlink: run " + std::to_string(id) + " " + status + (reason.empty() ? "" : ": " + reason);
+  st.opts.log.info(line);
+  run_log(self, id, "INFO :      " + line);
+  check_kept(self, st.store->set_status(id, status, reason));
+  if (ok) check_kept(self, st.store->set_result(id, out));
+  for (auto hdl : r.followers) send_result(self, hdl, ok && status == run_status::completed, ok ? out : reason);
+  if (r.announced) {
+    // Nodes drop what is left of the run (its Context, queued instructions).
     wire::writer w;
-    w.u8(ok ? 1 : 0);
-    w.str(out);
-    send_frame(self, *st.submitter, wire::frame_type::result, w.bytes());
+    w.u64(id);
+    for (auto& [node, h] : st.by_node) send_frame(self, h, wire::frame_type::run_end, w.bytes());
   }
-  st.running = false;
-  st.submitter.reset();
+  if (r.started) --st.started;
+  st.runs.erase(it);
+  start_pending(self);
 }
 
 void on_heartbeat(broker_ptr self) {
@@ -483,14 +691,52 @@ void on_heartbeat(broker_ptr self) {
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
 }
 
-caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_actor grid) {
+// What the store says was not finished when the superlink last stopped:
+// pending runs go back in the queue; runs that had started are failed
+// (their ServerApp's state went with the process).
+void recover_runs(broker_ptr self) {
+  auto& st = self->state;
+  auto runs = st.store->runs();
+  if (!runs) return st.opts.log.error("superlink: " + runs.error().what);
+  for (auto& rec : *runs) {
+    if (run_status::finished(rec.status)) continue;
+    if (rec.status != run_status::pending || !st.bundles->has(rec.bundle)) {
+      auto why = rec.status != run_status::pending
+                     ? "the superlink stopped while the run was " + rec.status
+                     : "its app bundle is no longer stored";
+      st.opts.log.warn("superlink: run " + std::to_string(rec.id) + " failed: " + why);
+      check_kept(self, st.store->set_status(rec.id, run_status::failed, why));
+      continue;
+    }
+    auto decoded = decode(rec.run_config, st.opts.codec);
+    const config_record* rc =
+        decoded && decoded->has_content() ? decoded->content().configs("run_config") : nullptr;
+    if (rc == nullptr) {
+      check_kept(self, st.store->set_status(rec.id, run_status::failed, "its stored run config is unreadable"));
+      continue;
+    }
+    live_run r;
+    r.rec = rec;
+    r.decoded = *rc;
+    st.opts.log.info("superlink: run " + std::to_string(rec.id) + " of '" + rec.app + "' is pending again");
+    st.queue.push_back(rec.id);
+    st.runs.emplace(rec.id, std::move(r));
+  }
+}
+
+caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_actor grid,
+                               std::shared_ptr<std::unique_ptr<run_store>> store) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.grid = grid;
   st.bundles = std::make_unique<bundle_store>(st.opts.state_dir / "bundles");
+  st.store = std::move(*store);
+  recover_runs(self);
+  start_pending(self);
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_exit_handler([self](caf::exit_msg& m) {
+    for (auto& [id, r] : self->state.runs) r.stop->request();
     caf::anon_send_exit(self->state.grid, caf::exit_reason::user_shutdown);
     self->quit(m.reason);
   });
@@ -508,14 +754,27 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
     },
     [self](instruct_atom, uint64_t node_id, const envelope& e) { on_instruct(self, node_id, e); },
     [self](caf::io::data_transferred_msg& m) { on_transferred(self, m); },
-    [self](log_atom, const std::string& line) {
+    [self](log_atom, uint64_t run_id, const std::string& line) { run_log(self, run_id, line); },
+    [self](status_atom, uint64_t run_id, const std::string& status) {
       auto& st = self->state;
-      if (!st.submitter) return;
-      wire::writer w;
-      w.str(line);
-      send_frame(self, *st.submitter, wire::frame_type::log, w.bytes());
+      auto it = st.runs.find(run_id);
+      if (it == st.runs.end()) return;
+      auto& r = it->second;
+      r.rec.status = status;
+      check_kept(self, st.store->set_status(run_id, status));
+      // Its ServerApp loaded: the nodes are told now, not before, so that
+      // none fetches a bundle for a run that cannot start.
+      if (status == run_status::running && !r.announced) {
+        r.announced = true;
+        for (auto& [node, h] : st.by_node) send_run(self, h, r);
+      }
     },
-    [self](finished_atom, bool ok, const std::string& out) { on_run_finished(self, ok, out); },
+    [self](round_atom, uint64_t run_id, int round, const std::string& phase, const std::string& metrics) {
+      check_kept(self, self->state.store->add_round(run_id, round, phase, metrics));
+    },
+    [self](finished_atom, uint64_t run_id, bool ok, const std::string& out) {
+      on_run_finished(self, run_id, ok, out);
+    },
     [self](heartbeat_atom) { on_heartbeat(self); },
   };
 }
@@ -525,11 +784,15 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
 expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts) {
   if (opts.link.tls)
     if (auto ok = check_tls_files(*opts.link.tls); !ok) return ok.error();
+  // The state is opened before anything listens: an unreadable database or
+  // one from a newer version stops the superlink here, with the reason.
+  auto store = run_store::open(opts.state_dir);
+  if (!store) return store.error();
   auto grid = sys.spawn(grid_behavior, opts.codec, opts.log);
   auto port = opts.port;
   auto bind = opts.bind;
-  auto tls = opts.link.tls;
-  auto broker = sys.middleman().spawn_broker(superlink_broker, std::move(opts), grid);
+  auto held = std::make_shared<std::unique_ptr<run_store>>(std::move(*store));
+  auto broker = sys.middleman().spawn_broker(superlink_broker, std::move(opts), grid, held);
   // The listener is opened by the broker itself, in its context.
   caf::scoped_actor self{sys};
   expected<uint16_t> opened = fail(errc::runtime_error, "the superlink did not answer");

@@ -30,8 +30,12 @@ struct superlink_options {
   codec_options codec;
   logger log;
   app_resolver resolve;    ///< loads a submitted run's ServerApp from its bundle
-  /// Where bundles are stored (`<state_dir>/bundles/<hash>`).
+  /// Where the superlink keeps its state: `state.db` (runs, logs, metrics,
+  /// nodes), bundles (`bundles/<hash>`) and each run's directory
+  /// (`runs/<id>/`, where its ServerApp's relative paths land).
   std::filesystem::path state_dir;
+  /// Runs whose ServerApps run at once; later ones wait, pending.
+  size_t max_concurrent_runs = 1;
   /// SHA-256 fingerprints of the submitter keys allowed to ship bundles
   /// (needs TLS: a submitter proves its key as a node does).
   std::vector<std::string> allowed_submitters;
@@ -54,8 +58,11 @@ struct superlink_handle {
 /// the app's bundle, which is stored here once per hash (from an allowed
 /// submitter only) and fetched by each node that lacks it; the ServerApp
 /// then runs here and its log and result go back to the submitter.
-/// Fails (with the reason) when the port cannot be opened or the TLS files
-/// cannot be loaded.
+/// Runs are kept in `opts.state_dir`'s database: a restarted superlink lists
+/// every earlier run and starts the ones still pending. `stamen ls`, `log`,
+/// `stop` and `pull` talk to the same port. Fails (with the reason) when
+/// the port cannot be opened, the TLS files cannot be loaded or the state
+/// database is unreadable or from a newer version.
 expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts);
 
 }  // namespace stamen

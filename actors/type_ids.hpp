@@ -43,6 +43,8 @@ using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
 using log_atom = caf::atom_constant<caf::atom("log")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using listen_atom = caf::atom_constant<caf::atom("listen")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using round_atom = caf::atom_constant<caf::atom("round")>;
 
 /// Adds the types above to a CAF config (needed on every node of a cluster).
 inline void register_types(caf::actor_system_config& cfg) {

@@ -31,6 +31,10 @@ const char* to_string(frame_type t) {
     case frame_type::result: return "result";
     case frame_type::fetch: return "fetch";
     case frame_type::bundle: return "bundle";
+    case frame_type::accepted: return "accepted";
+    case frame_type::control: return "control";
+    case frame_type::artifact: return "artifact";
+    case frame_type::run_end: return "run_end";
   }
   return "unknown";
 }

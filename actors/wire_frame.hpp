@@ -40,10 +40,14 @@ enum class frame_type : uint8_t {
   result = 11,    ///< L→C: the run's JSON result, or its error
   fetch = 12,     ///< L→C, N→L: send me the bundle with this hash
   bundle = 13,    ///< C→L, L→N: a bundle's hash and bytes
+  accepted = 14,  ///< L→C: the submitted run's id
+  control = 15,   ///< C→L: ls, log, stop or pull, for a run id
+  artifact = 16,  ///< L→C: one file of a run's directory (pull)
+  run_end = 17,   ///< L→N: a run ended; drop what is left of it
 };
 
 /// The last frame type (what decode_header accepts up to).
-inline constexpr frame_type last_frame_type = frame_type::bundle;
+inline constexpr frame_type last_frame_type = frame_type::run_end;
 
 /// A frame's type name, for error messages.
 const char* to_string(frame_type t);

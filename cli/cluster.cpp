@@ -108,6 +108,7 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
   opts.state_dir = state_dir;
   opts.allowed_submitters = cmd.allowed_submitters;
   opts.insecure_accept_bundles = cmd.insecure_accept_bundles;
+  opts.max_concurrent_runs = cmd.max_concurrent_runs;
   opts.port = cmd.port;
   opts.bind = cmd.bind;
   opts.link = cmd.link;
@@ -172,7 +173,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
 
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
                    const federation_config& fed, const std::vector<fs::path>& search,
-                   bool json, const logger& log) {
+                   bool json, bool detach, const logger& log) {
   auto addr = parse_address(*fed.address, "federation '" + fed.name + "' address");
   if (!addr) {
     log.error(addr.error().what);
@@ -198,13 +199,24 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
   run_submission run;
   run.host = addr->first;
   run.port = addr->second;
+  run.app = cfg.name;
   run.library = cfg.library;
   run.bundle = std::move(*bundle);
+  run.detach = detach;
   run.run_config = run_config;
   run.link.tls = fed.tls;
   log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address +
            (fed.tls ? " (TLS)" : ""));
-  auto out = submit_run(*rt.sys, run, [](const std::string& line) { std::clog << line << '\n' << std::flush; });
+  auto out = submit_run(
+      *rt.sys, run, [](const std::string& line) { std::clog << line << '\n' << std::flush; },
+      [&](uint64_t id) {
+        log.info("Run " + std::to_string(id) + " submitted (`stamen log " + std::to_string(id) +
+                 " --follow`, `stamen stop " + std::to_string(id) + "`)");
+      });
+  if (detach && out.ok) {
+    std::cout << out.run_id << std::endl;
+    return 0;
+  }
   if (!out.ok) {
     log.error(out.text);
     if (json) std::cout << nlohmann::json{{"error", out.text}}.dump(2) << std::endl;
@@ -214,6 +226,7 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
     auto doc = nlohmann::json::parse(out.text, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out.text}};
     doc["faults"] = nlohmann::json::array();  // as in a simulation's output; none are injected here
+    doc["run_id"] = out.run_id;
     std::cout << doc.dump(2) << std::endl;
   }
   return 0;

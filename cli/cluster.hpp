@@ -24,6 +24,7 @@ struct superlink_command {
   std::string state_dir;
   std::vector<std::string> allowed_submitters;  ///< key fingerprints
   bool insecure_accept_bundles = false;
+  size_t max_concurrent_runs = 1;
 };
 int run_superlink(const superlink_command& cmd, const logger& log);
 
@@ -40,10 +41,12 @@ struct supernode_command {
 int run_supernode(const supernode_command& cmd, const logger& log);
 
 /// Packs `cfg`'s app into a bundle (its library found in `search`), submits
-/// it with `run_config` to the superlink of `fed`, prints the run's log to
-/// stderr and, with `json`, its result to stdout.
+/// it with `run_config` to the superlink of `fed` and logs the run's id as
+/// soon as the superlink gives it. Then, unless `detach` (which prints the
+/// id on stdout and returns), prints the run's log to stderr and, with
+/// `json`, its result to stdout.
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
                    const federation_config& fed, const std::vector<std::filesystem::path>& search,
-                   bool json, const logger& log);
+                   bool json, bool detach, const logger& log);
 
 }  // namespace stamen

@@ -3,11 +3,13 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <tuple>
 #include <iostream>
 
 #include "actors/compute_pool.hpp"
 #include "actors/node_identity.hpp"
 #include "cli/cluster.hpp"
+#include "cli/control_command.hpp"
 #include "cli/new_command.hpp"
 #include "cli/run_command.hpp"
 
@@ -26,6 +28,19 @@ void add_run(CLI::App& cli, run_command& cmd, std::string& format) {
   run->add_option("--faults", cmd.faults_file, "TOML file with a [faults] table (replaces the app's)");
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
+  run->add_flag("--detach", cmd.detach, "Cluster: print the run's id once submitted and return");
+}
+
+// ls, log, stop and pull: a run id (all but ls), then the app directory
+// whose federation names the superlink.
+CLI::App* add_control(CLI::App& cli, control_command& cmd, const std::string& verb, const std::string& what) {
+  auto* sub = cli.add_subcommand(verb, what);
+  if (verb != "ls") sub->add_option("run-id", cmd.run_id, "The run's id (as `stamen run` and `ls` print it)")->required();
+  sub->add_option("app", cmd.app_dir, "App directory whose stamen.toml names the federation (default: .)");
+  sub->add_option("--federation", cmd.federation, "Federation from the app's [federations]");
+  sub->add_option("--federation-config", cmd.federation_config,
+                  "Federation overrides: \"address=HOST:PORT root-certificates=... ...\" (repeatable)");
+  return sub;
 }
 
 // TLS files, shared by the cluster commands: all three, or none.
@@ -106,7 +121,11 @@ int main(int argc, char** argv) {
                       "Run app bundles from any submitter that can connect (remote code execution: "
                       "trusted networks and tests only)");
   superlink->add_option("--state-dir", link_cmd.state_dir,
-                        "Directory for stored app bundles (default: a temporary one, removed on exit)");
+                        "Directory for runs, their logs and files, and app bundles (default: a temporary "
+                        "one, removed on exit)");
+  superlink->add_option("--max-concurrent-runs", link_cmd.max_concurrent_runs,
+                        "Runs executed at once; later ones wait, pending")
+      ->check(CLI::PositiveNumber);
   add_tls(superlink, ca, cert, key);
 
   auto* supernode = cli.add_subcommand("supernode", "Serve a ClientApp for a superlink");
@@ -122,6 +141,16 @@ int main(int argc, char** argv) {
                       "(trusted networks and tests only)");
   add_tls(supernode, ca, cert, key);
 
+  control_command ls_cmd, log_cmd, stop_cmd, pull_cmd;
+  std::string ls_format = "text";
+  auto* ls = add_control(cli, ls_cmd, "ls", "List a superlink's runs");
+  ls->add_option("--format", ls_format, "text (a table) or json")->check(CLI::IsMember({"text", "json"}));
+  auto* log_verb = add_control(cli, log_cmd, "log", "Print a run's log");
+  log_verb->add_flag("--follow,-f", log_cmd.follow, "Keep printing until the run ends");
+  auto* stop = add_control(cli, stop_cmd, "stop", "Stop a run (pending or running)");
+  auto* pull = add_control(cli, pull_cmd, "pull", "Copy a run's files (final_model.pt, ...) from the superlink");
+  pull->add_option("--dir", pull_cmd.dir, "Where they go (default: ./run-<id>)");
+
   new_command create;
   auto* make = cli.add_subcommand("new", "Create an app project from a template");
   make->add_option("name", create.name, "The app's name (an identifier)")->required();
@@ -135,6 +164,13 @@ int main(int argc, char** argv) {
     return cli.exit(e);
   }
   if (make->parsed()) return new_project(create);
+  for (auto [sub, cmd, verb] : {std::tuple{ls, &ls_cmd, "ls"}, std::tuple{log_verb, &log_cmd, "log"},
+                                std::tuple{stop, &stop_cmd, "stop"}, std::tuple{pull, &pull_cmd, "pull"}})
+    if (sub->parsed()) {
+      cmd->verb = verb;
+      cmd->json = ls_format == "json";
+      return run_control(*cmd);
+    }
   if (cli.got_subcommand("run")) {
     run.json = format == "json";
     auto rc = run_app(run);

@@ -121,11 +121,15 @@ int run_app(const run_command& cmd) {
     std::cerr << "stamen: " << run.error().what << '\n';
     return 2;
   }
+  if (cmd.detach && !run->federation.address) {
+    std::cerr << "stamen: --detach needs a cluster federation (one with an address)\n";
+    return 2;
+  }
   if (run->federation.address) {
     if (!run->app.faults.empty())
       log.warn("fault plans apply to simulations; the cluster run ignores them");
     return run_on_cluster(run->app, run->app.run_config, run->federation, app_search_path(run->app_dir),
-                          cmd.json, log);
+                          cmd.json, cmd.detach, log);
   }
   return simulate(*run, cmd.json, log);
 }

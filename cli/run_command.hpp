@@ -13,6 +13,7 @@ struct run_command {
   std::vector<std::string> federation_config;  ///< --federation-config (repeatable)
   std::string faults_file;                     ///< --faults
   bool json = false;                           ///< --format json
+  bool detach = false;                         ///< --detach: a cluster run, submitted and left
 };
 
 /// Runs an app on a simulation or a cluster federation, logging in Flower's

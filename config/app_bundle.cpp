@@ -54,11 +54,12 @@ expected<void> write_whole(const fs::path& file, const std::byte* data, size_t s
   return {};
 }
 
-// A path from another host: relative, no "." or ".." or empty component,
-// no NUL. What passes names a file inside the directory it is unpacked into.
-expected<void> check_entry_path(const std::string& p) {
+}  // namespace
+
+// What passes names a file inside the directory it is written into.
+expected<void> check_relative_path(const std::string& p, const std::string& what) {
   auto bad = [&](const std::string& why) {
-    return fail(errc::invalid_argument, "bundle entry '" + p + "' " + why);
+    return fail(errc::invalid_argument, what + " '" + p + "' " + why);
   };
   if (p.empty()) return bad("has an empty path");
   if (p.size() > max_path) return bad("has a path over " + std::to_string(max_path) + " bytes");
@@ -70,11 +71,15 @@ expected<void> check_entry_path(const std::string& p) {
     if (end == std::string::npos) end = p.size();
     auto part = p.substr(start, end - start);
     if (part.empty() || part == "." || part == "..")
-      return bad("has a '" + part + "' component (it would leave the bundle's directory)");
+      return bad("has a '" + part + "' component (it would leave its directory)");
     start = end + 1;
   }
   return {};
 }
+
+namespace {
+
+expected<void> check_entry_path(const std::string& p) { return check_relative_path(p); }
 
 // Adds `rel` (a file, or a directory and everything under it) to `out`.
 expected<void> collect(const fs::path& app_dir, const std::string& rel, std::vector<entry>& out) {

@@ -41,6 +41,10 @@ std::string sha256_hex(const std::byte* data, size_t size);
 /// names a file).
 bool is_bundle_hash(const std::string& s);
 
+/// Checks a relative path that came from another host before it names a
+/// file: no absolute path, no "", "." or ".." component, no NUL.
+expected<void> check_relative_path(const std::string& path, const std::string& what = "bundle entry");
+
 /// The first 12 digits of a hash, for log lines.
 inline std::string short_hash(const std::string& hash) { return hash.substr(0, 12); }
 

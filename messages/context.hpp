@@ -19,6 +19,9 @@ struct context {
   /// Where the app's files are: its directory in a simulation, the unpacked
   /// bundle (stamen.toml, the library, [app] files) on a cluster.
   std::string app_dir;
+  /// A ServerApp's directory for what it writes (a superlink's per-run
+  /// directory, which `stamen pull` copies); empty: the current directory.
+  std::string run_dir;
 };
 
 }  // namespace stamen

@@ -6,16 +6,11 @@ namespace stamen {
 
 namespace {
 
-std::mutex tee_mtx;
-std::shared_ptr<const std::function<void(const std::string&)>> tee_fn;
+thread_local std::function<void(const std::string&)> tee_fn;
 
 }  // namespace
 
-void logger::set_tee(std::function<void(const std::string& line)> tee) {
-  std::lock_guard<std::mutex> guard{tee_mtx};
-  tee_fn = tee ? std::make_shared<const std::function<void(const std::string&)>>(std::move(tee))
-               : nullptr;
-}
+void logger::set_thread_tee(std::function<void(const std::string& line)> tee) { tee_fn = std::move(tee); }
 
 logger::logger() : logger(std::clog) {}
 
@@ -42,12 +37,7 @@ void logger::write(level lv, const std::string& text) const {
     std::lock_guard<std::mutex> guard{*mtx_};
     *out_ << prefix << text << '\n' << std::flush;
   }
-  std::shared_ptr<const std::function<void(const std::string&)>> tee;
-  {
-    std::lock_guard<std::mutex> guard{tee_mtx};
-    tee = tee_fn;
-  }
-  if (tee) (*tee)(prefix + text);
+  if (tee_fn) tee_fn(prefix + text);
 }
 
 }  // namespace stamen

@@ -28,10 +28,11 @@ class logger {
 
   void write(level lv, const std::string& text) const;
 
-  /// While set, every logger of the process also hands each line it writes
-  /// (prefix included) to `tee`, like a handler on Python's root logger: a
-  /// superlink forwards a run's log to whoever submitted it. {} unsets it.
-  static void set_tee(std::function<void(const std::string& line)> tee);
+  /// While set, every logger writing on the calling thread also hands each
+  /// line (prefix included) to `tee`: a superlink runs each run's ServerApp
+  /// on a thread of its own and so keeps each run's log apart, for its
+  /// submitter and for `stamen log`. {} unsets it.
+  static void set_thread_tee(std::function<void(const std::string& line)> tee);
 
  private:
   std::ostream* out_;

@@ -1,4 +1,6 @@
 // The quickstart's ServerApp (Flower's server_app.py) and the app's entry point.
+#include <filesystem>
+
 #include "apps/quickstart/quickstart.hpp"
 
 #include "runtime/app_components.hpp"
@@ -23,8 +25,11 @@ server_app make_server_app() {
                                  config_record{{"lr", config_double(rc, "lr")}});
 
     log.info("Saving final model to disk...");
-    auto path = rc.contains("final-model") ? config_string(rc, "final-model") : "final_model.pt";
-    if (auto ok = save_state_dict(result.arrays, path); !ok) throw run_error(ok.error().what);
+    std::filesystem::path path = rc.contains("final-model") ? config_string(rc, "final-model") : "final_model.pt";
+    // On a superlink a relative path lands in the run's directory (what
+    // `stamen pull` copies); in a simulation, in the current one.
+    if (path.is_relative() && !ctx.run_dir.empty()) path = std::filesystem::path{ctx.run_dir} / path;
+    if (auto ok = save_state_dict(result.arrays, path.string()); !ok) throw run_error(ok.error().what);
   });
   return app;
 }

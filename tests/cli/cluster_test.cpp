@@ -14,11 +14,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
 
+#include "tests/support/arithmetic_app.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/shell.hpp"
 #include "tests/support/test_pki.hpp"
 
 namespace fs = std::filesystem;
@@ -113,6 +116,45 @@ struct cluster_fixture {
   nlohmann::json result() {
     std::ifstream in(dir / "result.json");
     return nlohmann::json::parse(in);
+  }
+
+  /// `stamen VERB ARGS... tests/cli/gated --federation-config address=...`,
+  /// in the background, its stdout in its own file (see out()).
+  std::unique_ptr<child_process> control(const std::string& verb, int port, const strings& args = {}) {
+    auto out = dir / ("out-" + std::to_string(++next_log) + ".txt");
+    auto p = std::make_unique<child_process>(
+        strings{stamen_bin, verb} + args +
+            strings{(source_dir / "tests" / "cli" / "gated").string(), "--federation-config",
+                    "address=127.0.0.1:" + std::to_string(port)},
+        log_path(verb), out.string());
+    outs[p.get()] = out;
+    return p;
+  }
+  std::string out(const child_process* p) { return stamen::test::slurp(outs.at(p)); }
+  std::map<const child_process*, fs::path> outs;
+
+  /// A gated run submitted with --detach; returns its id.
+  std::string detached(int port, const std::string& run_config) {
+    // The app first: --run-config takes every word after it.
+    auto stdout_file = dir / ("out-" + std::to_string(++next_log) + ".txt");
+    auto r = std::make_unique<child_process>(
+        strings{stamen_bin, "run", (source_dir / "tests" / "cli" / "gated").string(), "--detach",
+                "--federation-config", "address=127.0.0.1:" + std::to_string(port), "--run-config", run_config},
+        log_path("run"), stdout_file.string());
+    BOOST_REQUIRE_MESSAGE(r->wait(60) == 0, r->log());
+    auto id = stamen::test::slurp(stdout_file);
+    while (!id.empty() && id.back() == '\n') id.pop_back();
+    BOOST_REQUIRE(!id.empty());
+    return id;
+  }
+
+  /// `stamen ls --format json`, by run id.
+  std::map<std::string, nlohmann::json> ls(int port) {
+    auto p = control("ls", port, {"--format", "json"});
+    BOOST_REQUIRE_MESSAGE(p->wait(30) == 0, p->log());
+    std::map<std::string, nlohmann::json> runs;
+    for (auto& r : nlohmann::json::parse(out(p.get()))) runs[std::to_string(r["run_id"].get<uint64_t>())] = r;
+    return runs;
   }
 };
 
@@ -238,7 +280,8 @@ BOOST_AUTO_TEST_CASE(sampling_waits_for_min_available_nodes_and_says_why_it_give
   // after its timeout, saying why.
   auto lonely = this->run("quickstart", port, "num-server-rounds=1 round-timeout=2.0");
   BOOST_TEST(lonely->wait(120) == 1);
-  BOOST_TEST(lonely->count("only 1 of the 2 nodes required by min_available_nodes are connected after waiting 2s") == 1u);
+  // In the strategy's log and in the superlink's line saying how the run ended.
+  BOOST_TEST(lonely->count("only 1 of the 2 nodes required by min_available_nodes are connected after waiting 2s") >= 1u);
   // A node that joins while a run waits lets it start.
   auto run = this->run("quickstart", port, quickstart_config(1));
   BOOST_REQUIRE(link->wait_for("Starting FedAvg strategy", 60, 2) >= 0);
@@ -524,22 +567,136 @@ BOOST_AUTO_TEST_CASE(a_superlink_without_tls_takes_no_bundle_unless_told_and_a_n
   BOOST_TEST(!fs::exists(dir / "careful"));  // nothing was fetched or written
 }
 
-BOOST_AUTO_TEST_CASE(a_bundle_whose_library_cannot_load_fails_its_run_with_the_reason_and_nothing_else) {
-  auto [link, port] = superlink();
+BOOST_AUTO_TEST_CASE(a_node_that_cannot_load_a_bundle_answers_with_the_reason_and_stays_up) {
+  // Only the superlink finds the library the app needs.
+  auto p = std::make_unique<child_process>(
+      strings{"/usr/bin/env", std::string{"LD_LIBRARY_PATH="} + STAMEN_TEST_HIDDEN_LIB_DIR, stamen_bin, "superlink",
+              "--port", "0", "--insecure-accept-bundles"},
+      log_path("superlink"));
+  BOOST_REQUIRE(p->wait_for("listening on ", 15) >= 0);
+  auto port = std::stoi(p->word_after("listening on "));
   auto a = supernode(port, "partition-id=0");
   auto b = supernode(port, "partition-id=1");
-  wait_joined(*link, 2);
+  wait_joined(*p, 2);
   auto run = this->run("broken", port, "");
-  BOOST_TEST(run->wait(60) == 1);
-  BOOST_TEST(run->count("libstamen_test_missing.so: cannot open shared object file") >= 1u, run->log());
-  // Each node says the same and stays up; the next run is served.
+  BOOST_TEST(run->wait(120) == 1);  // every train reply failed
+  // Each node says why, answers with it (a failure to the strategy), and
+  // stays up; the next run is served.
   for (auto* n : {a.get(), b.get()}) {
-    BOOST_TEST(n->wait_for("cannot serve run", 30) >= 0, n->log());
-    BOOST_TEST(n->count("libstamen_test_missing.so") >= 1u);
+    BOOST_TEST(n->count("libstamen_test_missing.so: cannot open shared object file") >= 1u, n->log());
+    BOOST_TEST(n->wait(0.1) == -1);
   }
+  auto error = result()["error"].get<std::string>();
+  BOOST_TEST(error.find("every train reply of the run failed") != std::string::npos, error);
+  BOOST_TEST(error.find("libstamen_test_missing.so: cannot open shared object file") != std::string::npos, error);
+  BOOST_TEST(run->count("libstamen_test_missing.so") >= 2u);  // each node's failure, in the run's log
   auto good = this->run("gated", port, "num-server-rounds=1");
   BOOST_REQUIRE_MESSAGE(good->wait(120) == 0, good->log());
   BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_superlink_queues_runs_serves_ls_log_stop_pull_and_keeps_them_across_a_restart) {
+  auto state = dir / "state";
+  auto gate = [&](const std::string& name) { return (dir / name).string(); };
+  auto [link, port] = superlink({"--state-dir", state.string()});
+  auto a = supernode(port, "partition-id=0");
+  auto b = supernode(port, "partition-id=1");
+  wait_joined(*link, 2);
+
+  // One run at a time (the default): the first waits at its gate, the
+  // second is pending behind it.
+  auto first = detached(port, "num-server-rounds=2 gate-file='" + gate("gate-1") + "'");
+  auto second = detached(port, "num-server-rounds=1");
+  BOOST_REQUIRE(a->wait_for("waiting at the gate", 60) >= 0);
+  auto runs = ls(port);
+  BOOST_TEST(runs.at(first)["status"].get<std::string>() == "running");
+  BOOST_TEST(runs.at(second)["status"].get<std::string>() == "pending");
+  // `log --follow` of the pending run prints it as it goes and ends with it.
+  auto follow = control("log", port, {second, "--follow"});
+  std::ofstream{gate("gate-1")};
+  BOOST_REQUIRE_MESSAGE(follow->wait(120) == 0, follow->log());
+  BOOST_TEST(out(follow.get()).find("configure_train: Sampled 2 nodes") != std::string::npos, out(follow.get()));
+  BOOST_TEST(out(follow.get()).find("finished:completed") != std::string::npos);
+  runs = ls(port);
+  BOOST_TEST(runs.at(first)["status"].get<std::string>() == "finished:completed");
+  BOOST_TEST(runs.at(first)["rounds"].get<int>() == 2);
+  BOOST_TEST(runs.at(second)["status"].get<std::string>() == "finished:completed");
+  BOOST_TEST(runs.at(first)["started_at"].get<double>() <= runs.at(second)["started_at"].get<double>());
+  BOOST_TEST(runs.at(first)["ended_at"].get<double>() <= runs.at(second)["started_at"].get<double>());
+
+  // `pull`: the ServerApp's file, written in the run's directory.
+  auto pulled = dir / "pulled";
+  auto pull = control("pull", port, {first, "--dir", pulled.string()});
+  BOOST_REQUIRE_MESSAGE(pull->wait(30) == 0, pull->log());
+  auto w = stamen::test::slurp(pulled / "final_arrays.txt");
+  auto want = stamen::test::expected_after({0, 1}, 2);  // FedAvg of the two nodes, twice
+  std::ostringstream expect;
+  for (auto x : want) expect << static_cast<float>(x) << '\n';
+  BOOST_TEST(w == expect.str());
+
+  // `stop`: a running run ends after the phase in flight, as stopped.
+  auto third = detached(port, "num-server-rounds=5 gate-file='" + gate("gate-3") + "'");
+  BOOST_REQUIRE(a->wait_for("waiting at the gate", 60, 2) >= 0);
+  auto stop = control("stop", port, {third});
+  BOOST_REQUIRE_MESSAGE(stop->wait(30) == 0, stop->log());
+  std::ofstream{gate("gate-3")};
+  BOOST_REQUIRE(link->wait_for("finished:stopped", 60) >= 0);
+  runs = ls(port);
+  BOOST_TEST(runs.at(third)["status"].get<std::string>() == "finished:stopped");
+  BOOST_TEST(runs.at(third)["rounds"].get<int>() < 5);
+  auto again = control("stop", port, {third});
+  BOOST_TEST(again->wait(30) == 1);  // "run N has finished:stopped"
+  auto unknown = control("log", port, {"12345"});
+  BOOST_TEST(unknown->wait(30) == 1);
+  BOOST_TEST(unknown->count("no run 12345 on this superlink") == 1u);
+
+  // Restarted on the same state directory, the superlink lists every run
+  // and still serves their logs and files; now two runs go at once.
+  link->signal(SIGTERM);
+  BOOST_REQUIRE(link->wait(30) == 0);
+  auto restarted = std::make_unique<child_process>(
+      strings{stamen_bin, "superlink", "--port", std::to_string(port), "--state-dir", state.string(),
+              "--insecure-accept-bundles", "--max-concurrent-runs", "2"},
+      log_path("superlink-restarted"));
+  BOOST_REQUIRE(restarted->wait_for("listening on ", 15) >= 0);
+  BOOST_REQUIRE(restarted->wait_for("joined from", 30, 2) >= 0);
+  runs = ls(port);
+  BOOST_TEST(runs.size() == 3u);
+  BOOST_TEST(runs.at(third)["status"].get<std::string>() == "finished:stopped");
+  auto old_log = control("log", port, {first});
+  BOOST_REQUIRE_MESSAGE(old_log->wait(30) == 0, old_log->log());
+  BOOST_TEST(out(old_log.get()).find("[ROUND 2/2]") != std::string::npos, out(old_log.get()));
+  auto fourth = detached(port, "num-server-rounds=1 gate-file='" + gate("gate-4") + "'");
+  auto fifth = detached(port, "num-server-rounds=1 gate-file='" + gate("gate-4") + "'");
+  // Each node holds both runs' trainings at the gate, one after the other
+  // on its one compute thread: both runs are running.
+  BOOST_REQUIRE(restarted->wait_for("starting run " + fifth, 60) >= 0);
+  runs = ls(port);
+  BOOST_TEST(runs.at(fourth)["status"].get<std::string>() == "running");
+  BOOST_TEST(runs.at(fifth)["status"].get<std::string>() == "running");
+  std::ofstream{gate("gate-4")};
+  for (auto& id : {fourth, fifth}) {
+    auto f = control("log", port, {id, "--follow"});
+    BOOST_REQUIRE_MESSAGE(f->wait(120) == 0, f->log());
+  }
+  runs = ls(port);
+  for (auto& id : {fourth, fifth}) {
+    BOOST_TEST(runs.at(id)["status"].get<std::string>() == "finished:completed");
+    BOOST_TEST(runs.at(id)["rounds"].get<int>() == 1);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_superlink_refuses_a_state_database_it_cannot_read_and_leaves_it_alone) {
+  auto state = dir / "state";
+  fs::create_directories(state);
+  std::string junk(3000, 'x');
+  std::ofstream{state / "state.db"} << junk;
+  child_process bad{strings{stamen_bin, "superlink", "--port", "0", "--state-dir", state.string()},
+                    log_path("superlink")};
+  BOOST_TEST(bad.wait(30) == 1);
+  BOOST_TEST(bad.count("state.db' is unreadable") == 1u, bad.log());
+  BOOST_TEST(bad.count("listening on") == 0u);
+  BOOST_TEST(stamen::test::slurp(state / "state.db") == junk);
 }
 
 BOOST_AUTO_TEST_CASE(a_network_partition_between_namespaces_is_detected) {

@@ -5,6 +5,7 @@
 // knows to be mid-round.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "runtime/app_components.hpp"
@@ -47,9 +48,17 @@ void components(app_components& out) {
     opts.seed = 1;
     opts.min_available_timeout_s = config_double(rc, "round-timeout");
     fed_avg strategy{opts};
-    strategy.start(g, stamen::test::initial_arrays(),
-                   static_cast<int>(config_int(rc, "num-server-rounds")),
-                   config_double(rc, "round-timeout"));
+    auto result = strategy.start(g, stamen::test::initial_arrays(),
+                                 static_cast<int>(config_int(rc, "num-server-rounds")),
+                                 config_double(rc, "round-timeout"));
+    // The final arrays as text, in the run's directory on a superlink (what
+    // `stamen pull` brings back).
+    const array* final_w = result.arrays.get("w");
+    auto w = final_w != nullptr ? final_w->to_vector<float>() : std::vector<float>{};
+    std::filesystem::path file = ctx.run_dir.empty() ? "final_arrays.txt"
+                                                     : std::filesystem::path{ctx.run_dir} / "final_arrays.txt";
+    std::ofstream out(file);
+    for (auto x : w) out << x << '\n';
   });
   out.make_client = make_client;
 }

@@ -1,0 +1,93 @@
+#pragma once
+
+// A superlink's durable state: its runs (status, times, rounds done, last
+// metrics, result), each run's log, per-round metrics and the nodes it has
+// seen, in an SQLite database under its state directory. No CAF here: the
+// broker calls it, and tests open, corrupt and reopen it on their own.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "messages/buffer.hpp"
+#include "messages/expected.hpp"
+
+namespace SQLite {
+class Database;
+}
+
+namespace stamen {
+
+/// A run's status, as Flower names it.
+namespace run_status {
+inline constexpr const char* pending = "pending";
+inline constexpr const char* starting = "starting";
+inline constexpr const char* running = "running";
+inline constexpr const char* completed = "finished:completed";
+inline constexpr const char* failed = "finished:failed";
+inline constexpr const char* stopped = "finished:stopped";
+/// True for the three finished:* statuses.
+bool finished(const std::string& status);
+}  // namespace run_status
+
+struct run_record {
+  uint64_t id = 0;
+  std::string app;       ///< the app's name
+  std::string library;   ///< lib<library>.so in the bundle
+  std::string bundle;    ///< the bundle's hash
+  buffer run_config;     ///< encoded, as sent to nodes
+  std::string run_config_text;
+  std::string status = run_status::pending;
+  std::string reason;    ///< why it failed or was stopped
+  double submitted_at = 0, started_at = 0, ended_at = 0;  ///< Unix seconds; 0: not yet
+  int rounds = 0;        ///< rounds (or versions) completed
+  std::string last_metrics = "{}";  ///< JSON of the last aggregated metrics
+  std::string result;    ///< the strategy's result as JSON, once finished
+};
+
+class run_store {
+ public:
+  /// The database's schema version that this build writes.
+  static constexpr int schema_version = 1;
+
+  /// Opens (creating, or migrating from an older version) `<dir>/state.db`.
+  /// A file that is not a readable database, or one from a newer schema, is
+  /// refused with the reason and left as it is.
+  static expected<std::unique_ptr<run_store>> open(const std::filesystem::path& dir);
+
+  ~run_store();
+  run_store(const run_store&) = delete;
+  run_store& operator=(const run_store&) = delete;
+
+  const std::filesystem::path& file() const { return file_; }
+
+  expected<void> add(const run_record& r);
+  /// Sets a run's status (and its reason); stamps started_at on "starting"
+  /// and ended_at on a finished:* status.
+  expected<void> set_status(uint64_t id, const std::string& status, const std::string& reason = {});
+  expected<void> set_result(uint64_t id, const std::string& json);
+  /// A round (or version) done, with its aggregated metrics as JSON.
+  expected<void> add_round(uint64_t id, int round, const std::string& phase, const std::string& metrics);
+  expected<void> append_log(uint64_t id, const std::string& line);
+
+  expected<std::vector<run_record>> runs() const;
+  expected<std::optional<run_record>> run(uint64_t id) const;
+  /// The run's log lines from the `from`-th on.
+  expected<std::vector<std::string>> log(uint64_t id, size_t from = 0) const;
+
+  /// A node joined (or joined again).
+  expected<void> node_seen(uint64_t node_id, const std::string& address, const std::string& key);
+
+ private:
+  run_store() = default;
+  std::filesystem::path file_;
+  std::unique_ptr<SQLite::Database> db_;
+};
+
+/// Seconds since the Unix epoch, as the store records times.
+double unix_now();
+
+}  // namespace stamen

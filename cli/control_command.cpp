@@ -1,0 +1,132 @@
+#include "cli/control_command.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <ctime>
+#include <iostream>
+
+#include "actors/federation.hpp"
+#include "actors/run_client.hpp"
+#include "actors/transport.hpp"
+#include "config/app_config.hpp"
+#include "runtime/logger.hpp"
+
+namespace stamen {
+
+namespace {
+
+std::string clock_time(double unix_s) {
+  if (unix_s <= 0) return "-";
+  auto t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%d %H:%M:%S", &tm);
+  return out;
+}
+
+// `stamen ls` as a table, newest last, as `flwr ls` prints it.
+void print_runs(const nlohmann::json& runs) {
+  std::printf("%-20s %-14s %-20s %6s  %-19s %9s  %s\n", "RUN ID", "APP", "STATUS", "ROUNDS", "SUBMITTED",
+              "ELAPSED", "LAST METRICS");
+  for (auto& r : runs) {
+    double start = r.value("started_at", 0.0), end = r.value("ended_at", 0.0);
+    std::string elapsed = "-";
+    if (start > 0) {
+      char buf[32];
+      auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      std::snprintf(buf, sizeof buf, "%.1fs", (end > 0 ? end : now) - start);
+      elapsed = buf;
+    }
+    std::printf("%-20s %-14s %-20s %6d  %-19s %9s  %s\n", std::to_string(r.value("run_id", uint64_t{0})).c_str(),
+                r.value("app", std::string{}).c_str(), r.value("status", std::string{}).c_str(),
+                r.value("rounds", 0), clock_time(r.value("submitted_at", 0.0)).c_str(), elapsed.c_str(),
+                r.value("last_metrics", nlohmann::json::object()).dump().c_str());
+  }
+}
+
+}  // namespace
+
+int run_control(const control_command& cmd) {
+  logger log{std::clog};
+  auto cfg = load_app_config(cmd.app_dir);
+  if (!cfg) {
+    std::cerr << "stamen: " << cfg.error().what << '\n';
+    return 2;
+  }
+  auto fed = cfg->federation(cmd.federation);
+  if (!fed) {
+    std::cerr << "stamen: " << fed.error().what << '\n';
+    return 2;
+  }
+  for (auto& spec : cmd.federation_config)
+    if (auto ok = apply_federation_overrides(*fed, spec); !ok) {
+      std::cerr << "stamen: " << ok.error().what << '\n';
+      return 2;
+    }
+  if (!fed->address) {
+    std::cerr << "stamen: federation '" << fed->name << "' is a simulation; `stamen " << cmd.verb
+              << "` talks to a superlink (a federation with an address)\n";
+    return 2;
+  }
+  auto addr = parse_address(*fed->address, "federation '" + fed->name + "' address");
+  if (!addr) {
+    std::cerr << "stamen: " << addr.error().what << '\n';
+    return 2;
+  }
+  if (fed->tls)
+    if (auto ok = check_tls_files(*fed->tls); !ok) {
+      std::cerr << "stamen: " << ok.error().what << '\n';
+      return 2;
+    }
+  control_request req;
+  req.host = addr->first;
+  req.port = addr->second;
+  req.link.tls = fed->tls;
+  req.verb = cmd.verb;
+  req.run_id = cmd.run_id;
+  req.follow = cmd.follow;
+  req.pull_dir = cmd.dir.empty() ? "run-" + std::to_string(cmd.run_id) : cmd.dir;
+  if (cmd.verb == "pull") {
+    std::error_code ec;
+    std::filesystem::create_directories(req.pull_dir, ec);
+  }
+  actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, fed->tls); }};
+  auto out = control_run(*rt.sys, req, [&](const std::string& line) {
+    // A run's log goes to stdout (it is what `stamen log` prints); what
+    // `pull` did goes to the log.
+    if (cmd.verb == "log") std::cout << line << '\n' << std::flush;
+    else log.info(line);
+  });
+  if (cmd.verb == "ls") {
+    if (!out.ok) {
+      log.error(out.text);
+      return 1;
+    }
+    auto runs = nlohmann::json::parse(out.text, nullptr, false);
+    if (cmd.json) std::cout << runs.dump(2) << std::endl;
+    else print_runs(runs);
+    return 0;
+  }
+  if (cmd.verb == "log") {
+    // The log's last word: how the run ended (or where it stands).
+    auto rec = nlohmann::json::parse(out.text, nullptr, false);
+    if (!rec.is_discarded() && rec.is_object() && rec.contains("status"))
+      log.info("run " + std::to_string(cmd.run_id) + ": " + rec["status"].get<std::string>());
+    else if (!out.ok)
+      log.error(out.text);
+    return out.ok ? 0 : 1;
+  }
+  if (!out.ok) {
+    log.error(out.text);
+    return 1;
+  }
+  log.info(cmd.verb == "pull" ? "pulled run " + std::to_string(cmd.run_id) + " into " + req.pull_dir + ": " + out.text
+                              : out.text);
+  return 0;
+}
+
+}  // namespace stamen
