@@ -122,11 +122,12 @@ size_t federation::wait_for_nodes(size_t n, double timeout_s) {
 }
 
 expected<std::optional<strategy_result>> federation::run(const server_app& app, context ctx,
-                                                         run_observer* events, run_stop* stop) {
+                                                         run_observer* events, run_stop* stop,
+                                                         checkpoint_store* checkpoints) {
   caf::scoped_actor self{sys_};
   in_process_grid g{self.ptr(), grid_, ctx.run_id, opts_.codec, opts_.log};
   if (stop) stop->set_interrupt([&g] { g.interrupt(); });
-  auto result = run_server_app(app, g, ctx, events, stop);
+  auto result = run_server_app(app, g, ctx, events, stop, checkpoints);
   if (stop) stop->set_interrupt({});
   return result;
 }

@@ -14,6 +14,7 @@
 #include "actors/compute_pool.hpp"
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/client_app.hpp"
 #include "runtime/fault_plan.hpp"
 #include "runtime/logger.hpp"
@@ -83,10 +84,12 @@ class federation {
   /// actor talking to the grid, with the run's events going to `events` (if
   /// given); a request on `stop` (from any thread) ends the run after the
   /// phase in flight, which it cuts short. Exceptions from main end here as a
-  /// failure. Returns what its strategy reported at the end, if anything.
+  /// failure. Its strategy checkpoints to (and resumes from) `checkpoints`,
+  /// if given. Returns what its strategy reported at the end, if anything.
   expected<std::optional<strategy_result>> run(const server_app& app, context ctx,
                                                run_observer* events = nullptr,
-                                               run_stop* stop = nullptr);
+                                               run_stop* stop = nullptr,
+                                               checkpoint_store* checkpoints = nullptr);
 
  private:
   caf::actor_system& sys_;

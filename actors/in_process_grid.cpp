@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -28,7 +30,12 @@ caf::timespan to_timespan(double seconds) {
 
 in_process_grid::in_process_grid(caf::blocking_actor* self, grid_actor g, uint64_t run_id,
                                  codec_options codec, logger log)
-    : self_(self), grid_(std::move(g)), run_id_(run_id), codec_(codec), log_(std::move(log)) {}
+    : self_(self), grid_(std::move(g)), run_id_(run_id), codec_(codec), log_(std::move(log)) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(std::random_device{}()) << 32 |
+                                                static_cast<unsigned long long>(std::random_device{}()));
+  session_ = hex;
+}
 
 std::vector<uint64_t> in_process_grid::node_ids() {
   std::vector<uint64_t> out;
@@ -58,7 +65,7 @@ std::vector<envelope> in_process_grid::seal(std::vector<message>& msgs) {
   for (auto& m : msgs) {
     auto& md = m.meta();
     md.run_id = run_id_;
-    md.message_id = std::to_string(run_id_) + ":" + std::to_string(++next_id_);
+    md.message_id = std::to_string(run_id_) + ":" + session_ + "." + std::to_string(++next_id_);
     if (m.has_content() && !(last != nullptr && *last == m.content())) {
       content = encode_content(m.content(), codec_);
       last = &m.content();

@@ -45,6 +45,10 @@ class in_process_grid : public grid {
   codec_options codec_;
   logger log_;
   uint64_t next_id_ = 0;
+  /// Random per grid: message ids "<run>:<session>.<n>" never repeat across
+  /// a superlink restart, so a reply to an instruction sent before it can
+  /// never be taken for one to an instruction sent after.
+  std::string session_;
   std::mutex mtx_;
   reply_stream_actor current_;  ///< the batch in flight, if any
   class open;

@@ -28,6 +28,7 @@
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
 #include "config/app_bundle.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/flower_log.hpp"
 #include "runtime/result_json.hpp"
 
@@ -300,7 +301,10 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
     events.add(std::make_shared<flower_log>(log));
     events.add(std::make_shared<run_progress>(broker, run_id));
     stop->set_interrupt([&g] { g.interrupt(); });
-    auto result = run_server_app((*app)->server, g, ctx, &events, stop.get());
+    // Each completed round is checkpointed in the run's directory; a
+    // restarted superlink resumes the run from there.
+    checkpoint_store checkpoints{ctx.run_dir, "run " + std::to_string(run_id)};
+    auto result = run_server_app((*app)->server, g, ctx, &events, stop.get(), &checkpoints);
     stop->set_interrupt({});
     ok = static_cast<bool>(result);
     out = !result ? result.error().what : *result ? to_json(**result) : "{}";
@@ -700,10 +704,29 @@ void recover_runs(broker_ptr self) {
   if (!runs) return st.opts.log.error("superlink: " + runs.error().what);
   for (auto& rec : *runs) {
     if (run_status::finished(rec.status)) continue;
-    if (rec.status != run_status::pending || !st.bundles->has(rec.bundle)) {
-      auto why = rec.status != run_status::pending
-                     ? "the superlink stopped while the run was " + rec.status
-                     : "its app bundle is no longer stored";
+    // A run that had started goes on from its last checkpoint, if it has
+    // one (the strategy resumes it); one whose checkpoint cannot be read
+    // fails with the reason, and the superlink goes on.
+    bool resumable = false;
+    std::string unreadable;
+    if (rec.status != run_status::pending) {
+      checkpoint_store cp{st.opts.state_dir / "runs" / std::to_string(rec.id), "run " + std::to_string(rec.id)};
+      auto loaded = cp.load();
+      if (!loaded) unreadable = loaded.error().what;
+      else if (*loaded) {
+        auto round = state_value<int64_t>(**loaded, "checkpoint", "round");
+        resumable = true;
+        auto line = "superlink: resuming run " + std::to_string(rec.id) + " at round " +
+                    std::to_string(round ? *round + 1 : 0) + " once enough nodes have reconnected";
+        st.opts.log.info(line);
+        check_kept(self, st.store->append_log(rec.id, "INFO :      " + line));
+      }
+    }
+    if ((rec.status != run_status::pending && !resumable) || !st.bundles->has(rec.bundle)) {
+      auto why = !unreadable.empty()                  ? unreadable
+                 : !st.bundles->has(rec.bundle)        ? std::string{"its app bundle is no longer stored"}
+                                                       : "the superlink stopped while the run was " + rec.status +
+                                                             ", before its first checkpoint";
       st.opts.log.warn("superlink: run " + std::to_string(rec.id) + " failed: " + why);
       check_kept(self, st.store->set_status(rec.id, run_status::failed, why));
       continue;

@@ -29,6 +29,11 @@ void add_run(CLI::App& cli, run_command& cmd, std::string& format) {
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--detach", cmd.detach, "Cluster: print the run's id once submitted and return");
+  auto* cp = run->add_option("--checkpoint-dir", cmd.checkpoint_dir,
+                             "Simulation: checkpoint the strategy after each round into this directory");
+  auto* resume = run->add_option("--resume", cmd.resume_dir,
+                                 "Simulation: go on from the checkpoint in this directory (and keep checkpointing there)");
+  cp->excludes(resume);
 }
 
 // ls, log, stop and pull: a run id (all but ls), then the app directory

@@ -11,6 +11,7 @@
 #include "cli/signals.hpp"
 #include "cli/simulation.hpp"
 #include "config/app_config.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/flower_log.hpp"
 #include "runtime/result_json.hpp"
 
@@ -25,6 +26,8 @@ struct prepared_run {
   app_config app;
   federation_config federation;
   std::string app_dir;
+  std::string checkpoint_dir;
+  std::string resume_dir;
 };
 
 expected<prepared_run> prepare(const run_command& cmd) {
@@ -45,7 +48,7 @@ expected<prepared_run> prepare(const run_command& cmd) {
   if (auto ok = check_run_config(cfg->run_config, cfg->domains); !ok) return ok.error();
   if (!fed->address)
     if (auto ok = check_fault_plan(cfg->faults, *fed); !ok) return ok.error();
-  return prepared_run{std::move(*cfg), std::move(*fed), cmd.app_dir};
+  return prepared_run{std::move(*cfg), std::move(*fed), cmd.app_dir, cmd.checkpoint_dir, cmd.resume_dir};
 }
 
 nlohmann::json faults_json(const std::vector<fault_event>& injected) {
@@ -90,6 +93,35 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
   if (!cfg.faults.empty())
     log.info("Fault plan: " + std::to_string(cfg.faults.rules.size()) + " rule(s), seed " +
              std::to_string(cfg.faults.seed));
+  // A simulation's checkpoints: --checkpoint-dir starts afresh (and will
+  // not overwrite a run's checkpoint), --resume goes on from one. The label
+  // ties a checkpoint to this app, run config and federation.
+  std::unique_ptr<checkpoint_store> checkpoints;
+  if (!run.checkpoint_dir.empty() || !run.resume_dir.empty()) {
+    auto dir = run.resume_dir.empty() ? run.checkpoint_dir : run.resume_dir;
+    checkpoints = std::make_unique<checkpoint_store>(
+        dir, cfg.name + " " + to_string(cfg.run_config) + " on " + run.federation.name + " (" +
+                 std::to_string(run.federation.num_supernodes) + " nodes, seed " +
+                 std::to_string(run.federation.seed) + ")");
+    std::error_code ec;
+    bool exists = std::filesystem::exists(checkpoints->file(), ec);
+    if (run.resume_dir.empty() && exists) {
+      std::cerr << "stamen: " << checkpoints->file().string()
+                << " holds a run's checkpoint already: go on from it with --resume " << dir
+                << ", or remove it\n";
+      return 2;
+    }
+    if (!run.resume_dir.empty() && !exists) {
+      std::cerr << "stamen: --resume " << dir << ": there is no checkpoint there ("
+                << checkpoints->file().string() << ")\n";
+      return 2;
+    }
+    if (!run.resume_dir.empty())
+      if (auto cp = checkpoints->load(); !cp) {
+        std::cerr << "stamen: --resume: " << cp.error().what << '\n';
+        return 2;
+      }
+  }
   std::vector<fault_event> injected;
   run_events events;
   events.add(std::make_shared<flower_log>(log));
@@ -97,7 +129,7 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
   events.add(capture);
   auto result = run_simulation(app->components, cfg.run_config, run.federation, log, events,
                                stop.get(), cfg.faults, &injected,
-                               fs::absolute(run.app_dir).lexically_normal().string());
+                               fs::absolute(run.app_dir).lexically_normal().string(), checkpoints.get());
   if (!result) log.error(result.error().what);
   if (json) {
     // What the strategy reported is printed even when the run failed (every
@@ -119,6 +151,11 @@ int run_app(const run_command& cmd) {
   auto run = prepare(cmd);
   if (!run) {
     std::cerr << "stamen: " << run.error().what << '\n';
+    return 2;
+  }
+  if (run->federation.address && (!cmd.checkpoint_dir.empty() || !cmd.resume_dir.empty())) {
+    std::cerr << "stamen: --checkpoint-dir and --resume are for simulations; a superlink checkpoints "
+                 "every run in its state directory and resumes it after a restart\n";
     return 2;
   }
   if (cmd.detach && !run->federation.address) {

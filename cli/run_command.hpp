@@ -14,6 +14,8 @@ struct run_command {
   std::string faults_file;                     ///< --faults
   bool json = false;                           ///< --format json
   bool detach = false;                         ///< --detach: a cluster run, submitted and left
+  std::string checkpoint_dir;                  ///< --checkpoint-dir: checkpoint each round there
+  std::string resume_dir;                      ///< --resume: go on from the checkpoint there
 };
 
 /// Runs an app on a simulation or a cluster federation, logging in Flower's

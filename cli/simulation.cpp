@@ -19,7 +19,7 @@ expected<std::optional<strategy_result>> run_on(caf::actor_system& sys,
                                                 const config_record& run_config,
                                                 const std::vector<uint64_t>& ids,
                                                 run_observer& events, run_stop* stop,
-                                                const std::string& app_dir) {
+                                                const std::string& app_dir, checkpoint_store* checkpoints) {
   federation f{sys, opts};
   for (size_t i = 0; i < ids.size(); ++i) {
     context ctx;
@@ -47,7 +47,7 @@ expected<std::optional<strategy_result>> run_on(caf::actor_system& sys,
   server_ctx.node_id = server_node_id;
   server_ctx.run_config = run_config;
   server_ctx.app_dir = app_dir;
-  return f.run(app.server, std::move(server_ctx), &events, stop);
+  return f.run(app.server, std::move(server_ctx), &events, stop, checkpoints);
 }
 
 }  // namespace
@@ -58,7 +58,8 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
                                                         const logger& log, run_observer& events,
                                                         run_stop* stop, const fault_plan& faults,
                                                         std::vector<fault_event>* injected,
-                                                        const std::string& app_dir) {
+                                                        const std::string& app_dir,
+                                                        checkpoint_store* checkpoints) {
   if (fed.address)
     return fail(errc::config_error, "federation '" + fed.name + "' names a superlink (" +
                                         *fed.address +
@@ -89,7 +90,7 @@ expected<std::optional<strategy_result>> run_simulation(const app_components& ap
   }
   if (!faults.empty())
     opts.faults = std::make_shared<fault_injector>(faults, index_of, fed.num_supernodes);
-  auto result = run_on(*rt->sys, opts, app, run_config, ids, events, stop, app_dir);
+  auto result = run_on(*rt->sys, opts, app, run_config, ids, events, stop, app_dir, checkpoints);
   if (opts.faults && injected) *injected = opts.faults->events();
   if (compute_pool::abandoned() > 0) (void)rt.release();
   return result;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "runtime/checkpoint.hpp"
 #include "runtime/format.hpp"
 
 namespace stamen {
@@ -78,6 +79,10 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
   auto& o = options();
   const int total = async_.num_server_updates;
   ev.on_start(name(), total, summary(total, initial_arrays, train_config, evaluate_config));
+  // Checkpoints hold a round loop's state; this loop has versions and
+  // updates in flight, which they do not capture yet.
+  if (current_checkpoint_store() != nullptr)
+    ev.on_checkpoint(0, 0, 0, "asynchronous strategies (" + name() + ") are not checkpointed yet");
   strategy_result result;
   result.arrays = std::move(initial_arrays);
   auto t0 = clock_type::now();

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "runtime/array_fold.hpp"
+#include "runtime/checkpoint.hpp"
 #include "runtime/differential_privacy.hpp"
 #include "runtime/fed_avg.hpp"
 #include "runtime/format.hpp"
@@ -213,6 +214,40 @@ void dp_adaptive_clipping::finish_round(train_aggregate& agg, size_t unclipped, 
   clipping_norm_ = next_clipping_norm(clipping_norm_, o_.clip_norm_lr,
                                       count / static_cast<double>(accepted),
                                       o_.target_clipped_quantile);
+}
+
+// The noise RNG and what the log reports, besides the wrapped strategy's.
+void dp_wrapper::save_state(record_dict& out) const {
+  strategy_wrapper::save_state(out);
+  out.insert_or_assign("dp", config_record{{"rng", rng_state(rng_)},
+                                           {"sampled", static_cast<int64_t>(sampled_)},
+                                           {"last_stddev", last_stddev_}});
+}
+
+expected<void> dp_wrapper::restore_state(const record_dict& in) {
+  if (auto ok = strategy_wrapper::restore_state(in); !ok) return ok;
+  if (auto ok = restore_rng(in, "dp", "rng", rng_); !ok) return ok;
+  auto sampled = state_value<int64_t>(in, "dp", "sampled");
+  if (!sampled) return sampled.error();
+  auto stddev = state_value<double>(in, "dp", "last_stddev");
+  if (!stddev) return stddev.error();
+  sampled_ = static_cast<size_t>(*sampled);
+  last_stddev_ = *stddev;
+  return {};
+}
+
+// The clipping norm, which adapts every round.
+void dp_adaptive_clipping::save_state(record_dict& out) const {
+  dp_wrapper::save_state(out);
+  out.insert_or_assign("dp_adaptive", config_record{{"clipping_norm", clipping_norm_}});
+}
+
+expected<void> dp_adaptive_clipping::restore_state(const record_dict& in) {
+  if (auto ok = dp_wrapper::restore_state(in); !ok) return ok;
+  auto norm = state_value<double>(in, "dp_adaptive", "clipping_norm");
+  if (!norm) return norm.error();
+  clipping_norm_ = *norm;
+  return {};
 }
 
 }  // namespace stamen

@@ -53,6 +53,9 @@ class dp_wrapper : public strategy_wrapper {
   /// The stddev of the noise added in the last round that had an aggregate.
   double last_noise_stddev() const { return last_stddev_; }
 
+  void save_state(record_dict& out) const override;
+  expected<void> restore_state(const record_dict& in) override;
+
  protected:
   /// `kind`: "FixedClipping" or "AdaptiveClipping", for the name.
   dp_wrapper(std::unique_ptr<strategy> inner, clipping_side side, std::string kind,
@@ -125,6 +128,9 @@ class dp_adaptive_clipping : public dp_wrapper {
 
  protected:
   void finish_round(train_aggregate& agg, size_t unclipped, size_t accepted) override;
+
+  void save_state(record_dict& out) const override;
+  expected<void> restore_state(const record_dict& in) override;
 
  private:
   dp_adaptive_clipping_options o_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "runtime/checkpoint.hpp"
 #include "runtime/format.hpp"
 
 namespace stamen {
@@ -221,5 +222,12 @@ std::unique_ptr<train_aggregator> fed_avg::make_train_aggregator(int, const arra
 std::unique_ptr<evaluate_aggregator> fed_avg::make_evaluate_aggregator(int) {
   return std::make_unique<fed_avg_evaluate_aggregator>(opts_);
 }
+
+// The sampling RNG: a resumed run samples the nodes it would have.
+void fed_avg::save_state(record_dict& out) const {
+  out.insert_or_assign("fed_avg", config_record{{"rng", rng_state(rng_)}});
+}
+
+expected<void> fed_avg::restore_state(const record_dict& in) { return restore_rng(in, "fed_avg", "rng", rng_); }
 
 }  // namespace stamen

@@ -73,6 +73,9 @@ class fed_avg : public strategy {
 
   const fed_avg_options& options() const { return opts_; }
 
+  void save_state(record_dict& out) const override;
+  expected<void> restore_state(const record_dict& in) override;
+
  private:
   std::vector<message> configure(run_phase phase, double fraction,
                                  size_t min_nodes, int round, const array_record* arrays,

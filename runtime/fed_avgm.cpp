@@ -2,6 +2,7 @@
 
 #include <iterator>
 
+#include "runtime/checkpoint.hpp"
 #include "runtime/format.hpp"
 
 namespace stamen {
@@ -67,6 +68,20 @@ array_record fed_avgm::update_global(int, const array_record& current, array_rec
     out.insert_or_assign(key, f64 ? from_doubles<double>(agg, x) : from_doubles<float>(agg, x));
   }
   return out;
+}
+
+// The momentum buffer, besides FedAvg's sampling RNG.
+void fed_avgm::save_state(record_dict& out) const {
+  fed_avg::save_state(out);
+  save_vectors(out, "fedavgm.momentum", momentum_);
+}
+
+expected<void> fed_avgm::restore_state(const record_dict& in) {
+  if (auto ok = fed_avg::restore_state(in); !ok) return ok;
+  auto m = load_vectors(in, "fedavgm.momentum");
+  if (!m) return m.error();
+  momentum_ = std::move(*m);
+  return {};
 }
 
 }  // namespace stamen

@@ -30,6 +30,9 @@ class fed_avgm : public fed_avg {
   array_record update_global(int round, const array_record& current,
                              array_record aggregated) override;
 
+  void save_state(record_dict& out) const override;
+  expected<void> restore_state(const record_dict& in) override;
+
  private:
   double server_learning_rate_;
   double server_momentum_;

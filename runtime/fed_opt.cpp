@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "runtime/checkpoint.hpp"
 #include "runtime/format.hpp"
 
 namespace stamen {
@@ -97,6 +98,28 @@ double fed_yogi::second_moment(double v, double d) const {
   double diff = v - d2;
   double sign = diff > 0 ? 1.0 : (diff < 0 ? -1.0 : 0.0);
   return v - (1 - opt_options().beta_2) * d2 * sign;
+}
+
+// The optimizer's moments and step count, besides FedAvg's sampling RNG.
+void fed_opt::save_state(record_dict& out) const {
+  fed_avg::save_state(out);
+  out.insert_or_assign("fed_opt", config_record{{"steps", static_cast<int64_t>(steps_)}});
+  save_vectors(out, "fed_opt.m", m_);
+  save_vectors(out, "fed_opt.v", v_);
+}
+
+expected<void> fed_opt::restore_state(const record_dict& in) {
+  if (auto ok = fed_avg::restore_state(in); !ok) return ok;
+  auto steps = state_value<int64_t>(in, "fed_opt", "steps");
+  if (!steps) return steps.error();
+  auto m = load_vectors(in, "fed_opt.m");
+  if (!m) return m.error();
+  auto v = load_vectors(in, "fed_opt.v");
+  if (!v) return v.error();
+  steps_ = static_cast<int>(*steps);
+  m_ = std::move(*m);
+  v_ = std::move(*v);
+  return {};
 }
 
 }  // namespace stamen

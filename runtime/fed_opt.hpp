@@ -42,6 +42,9 @@ class fed_opt : public fed_avg {
   /// The learning rate of step t (1, 2, ...).
   virtual double step_size(int t) const { return o_.eta; }
 
+  void save_state(record_dict& out) const override;
+  expected<void> restore_state(const record_dict& in) override;
+
  private:
   fed_opt_options o_;
   int steps_ = 0;

@@ -110,4 +110,18 @@ void flower_log::on_finished(const strategy_result& result) {
   log_.info("");
 }
 
+void flower_log::on_resumed(int next_round, int num_rounds) {
+  log_.info("Resuming from a checkpoint at round " + std::to_string(next_round) + "/" +
+            std::to_string(num_rounds));
+}
+
+void flower_log::on_checkpoint(int round, double seconds, uint64_t bytes, const std::string& error) {
+  if (!error.empty()) {
+    log_.warn("checkpoint after round " + std::to_string(round) + " not written: " + error);
+    return;
+  }
+  log_.debug("checkpoint after round " + std::to_string(round) + ": " + std::to_string(bytes) + " bytes in " +
+             format_double("%.3f", seconds) + "s");
+}
+
 }  // namespace stamen

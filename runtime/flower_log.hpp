@@ -21,6 +21,8 @@ class flower_log : public run_observer {
   void on_aggregated(int round, run_phase phase, const metric_record& metrics) override;
   void on_server_evaluation(int round, const metric_record& metrics) override;
   void on_version(const version_report& report, int num_versions) override;
+  void on_resumed(int next_round, int num_rounds) override;
+  void on_checkpoint(int round, double seconds, uint64_t bytes, const std::string& error) override;
   void on_finished(const strategy_result& result) override;
 
   /// How many failure reasons a phase lists before "... and N more".

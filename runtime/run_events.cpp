@@ -64,6 +64,14 @@ void run_events::on_version(const version_report& report, int num_versions) {
   for (auto& o : observers_) o->on_version(report, num_versions);
 }
 
+void run_events::on_resumed(int next_round, int num_rounds) {
+  for (auto& o : observers_) o->on_resumed(next_round, num_rounds);
+}
+
+void run_events::on_checkpoint(int round, double seconds, uint64_t bytes, const std::string& error) {
+  for (auto& o : observers_) o->on_checkpoint(round, seconds, bytes, error);
+}
+
 void run_events::on_finished(const strategy_result& result) {
   for (auto& o : observers_) o->on_finished(result);
 }

@@ -55,6 +55,10 @@ class run_observer {
   virtual void on_finished(const strategy_result& result) {}
   /// Asynchronous runs: the global model moved to a new version.
   virtual void on_version(const version_report& report, int num_versions) {}
+  /// The run goes on from a checkpoint: `next_round` is the first round run now.
+  virtual void on_resumed(int next_round, int num_rounds) {}
+  /// A checkpoint after `round` was written (`error` empty) or could not be.
+  virtual void on_checkpoint(int round, double seconds, uint64_t bytes, const std::string& error) {}
 };
 
 /// Hands every event to each observer added, in the order they were added.
@@ -77,6 +81,8 @@ class run_events : public run_observer {
   void on_server_evaluation(int round, const metric_record& metrics) override;
   void on_finished(const strategy_result& result) override;
   void on_version(const version_report& report, int num_versions) override;
+  void on_resumed(int next_round, int num_rounds) override;
+  void on_checkpoint(int round, double seconds, uint64_t bytes, const std::string& error) override;
 
  private:
   std::vector<std::shared_ptr<run_observer>> observers_;

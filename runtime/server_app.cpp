@@ -1,17 +1,21 @@
 #include "runtime/server_app.hpp"
 
+#include "runtime/checkpoint.hpp"
+
 #include <memory>
 
 namespace stamen {
 
 expected<std::optional<strategy_result>> run_server_app(const server_app& app, grid& g,
                                                          context& ctx, run_observer* events,
-                                                         const run_stop* stop) {
+                                                         const run_stop* stop,
+                                                         checkpoint_store* checkpoints) {
   run_events all;
   if (events) all.add(*events);
   auto capture = std::make_shared<result_capture>();
   all.add(capture);
   run_scope scope{all, stop};
+  checkpoint_scope saving{checkpoints};
   try {
     app.run(g, ctx);
   } catch (const std::exception& e) {

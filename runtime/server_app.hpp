@@ -12,6 +12,8 @@
 
 namespace stamen {
 
+class checkpoint_store;
+
 /// Flower's ServerApp: the user's `main(grid, context)`.
 class server_app {
  public:
@@ -33,13 +35,16 @@ class server_app {
 };
 
 /// Runs `app`'s main on the calling thread, reporting the run's events to
-/// `events` (if given), and stopping it when `stop` (if given) is requested:
+/// `events` (if given), checkpointing its strategy's rounds to `checkpoints`
+/// (if given; a checkpoint there is resumed), and stopping it when `stop`
+/// (if given) is requested:
 /// the boundary where an exception from the app's code becomes a failure
 /// naming it. Returns the result the app's strategy reported when it
 /// finished, if any.
 expected<std::optional<strategy_result>> run_server_app(const server_app& app, grid& g,
                                                          context& ctx,
                                                          run_observer* events = nullptr,
-                                                         const run_stop* stop = nullptr);
+                                                         const run_stop* stop = nullptr,
+                                                         checkpoint_store* checkpoints = nullptr);
 
 }  // namespace stamen

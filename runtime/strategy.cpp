@@ -4,6 +4,7 @@
 #include <chrono>
 #include <unordered_set>
 
+#include "runtime/checkpoint.hpp"
 #include "runtime/format.hpp"
 
 namespace stamen {
@@ -162,6 +163,48 @@ void strategy::run_round(grid& g, int round, double timeout_s, const config_reco
   }
 }
 
+int strategy::resume(const checkpoint_store& store, int num_rounds, strategy_result& result) {
+  auto loaded = store.load();
+  if (!loaded) throw run_error(loaded.error().what);
+  if (!*loaded) return 1;
+  auto& s = **loaded;
+  auto where = "checkpoint '" + store.file().string() + "'";
+  auto* meta = s.configs("checkpoint");
+  auto* global = s.arrays("global");
+  if (meta == nullptr || global == nullptr) throw run_error(where + " has no round or arrays");
+  auto field = [&](const char* key) -> const config_value& {
+    auto* v = meta->get(key);
+    if (v == nullptr) throw run_error(where + " has no '" + key + "'");
+    return *v;
+  };
+  auto* saved_name = std::get_if<std::string>(&field("strategy"));
+  auto* round = std::get_if<int64_t>(&field("round"));
+  auto* rounds = std::get_if<int64_t>(&field("num_rounds"));
+  if (!saved_name || !round || !rounds) throw run_error(where + " is malformed");
+  if (*saved_name != name())
+    throw run_error(where + " was written by " + *saved_name + ", not " + name());
+  if (*rounds != num_rounds)
+    throw run_error(where + " is of a run of " + std::to_string(*rounds) + " rounds, not " +
+                    std::to_string(num_rounds));
+  if (auto ok = restore_history(s, result); !ok) throw run_error(where + ": " + ok.error().what);
+  if (auto ok = restore_state(s); !ok) throw run_error(where + ": " + ok.error().what);
+  result.arrays = *global;
+  return static_cast<int>(*round) + 1;
+}
+
+void strategy::checkpoint(checkpoint_store& store, int round, int num_rounds, const strategy_result& result) {
+  record_dict s;
+  s.insert_or_assign("checkpoint", config_record{{"strategy", name()},
+                                                 {"round", static_cast<int64_t>(round)},
+                                                 {"num_rounds", static_cast<int64_t>(num_rounds)}});
+  s.insert_or_assign("global", result.arrays);
+  save_history(result, s);
+  save_state(s);
+  auto ok = store.save(s);
+  events().on_checkpoint(round, store.last_save_seconds(), store.last_save_bytes(),
+                         ok ? std::string{} : ok.error().what);
+}
+
 strategy_result strategy::start(grid& g, array_record initial_arrays, int num_rounds,
                                 double timeout_s, config_record train_config,
                                 config_record evaluate_config, evaluate_fn server_evaluate) {
@@ -173,19 +216,26 @@ strategy_result strategy::start(grid& g, array_record initial_arrays, int num_ro
   strategy_result result;
   result.arrays = std::move(initial_arrays);
   auto t0 = clock_type::now();
-  if (server_evaluate) {
+  auto* checkpoints = current_checkpoint_store();
+  int first = checkpoints ? resume(*checkpoints, num_rounds, result) : 1;
+  if (first > 1) {
+    ev.on_resumed(first, num_rounds);
+  } else if (server_evaluate) {
     if (auto m = server_evaluate(0, result.arrays)) {
       ev.on_server_evaluation(0, *m);
       result.evaluate_metrics_serverapp[0] = std::move(*m);
     }
   }
-  for (int round = 1; round <= num_rounds; ++round) {
+  for (int round = first; round <= num_rounds; ++round) {
     if (run_stop_requested()) {
       result.stopped = true;
       break;
     }
     ev.on_round_start(round, num_rounds);
     run_round(g, round, timeout_s, train_config, evaluate_config, server_evaluate, result);
+    // Only a whole round is a checkpoint: a stop that cut this one short
+    // leaves the one before it.
+    if (checkpoints && !run_stop_requested()) checkpoint(*checkpoints, round, num_rounds, result);
   }
   result.seconds = seconds_since(t0);
   result.stopped = result.stopped || (num_rounds > 0 && run_stop_requested());

@@ -56,6 +56,8 @@ using evaluate_fn = std::function<std::optional<metric_record>(int, const array_
 /// with what to send and how to aggregate left to implementations. The loop
 /// reports what happens as events (run_events.hpp) to the observer of the
 /// ServerApp's thread; it logs nothing itself.
+class checkpoint_store;
+
 class strategy {
  public:
   virtual ~strategy() = default;
@@ -89,6 +91,14 @@ class strategy {
     return aggregated;
   }
 
+  /// A strategy's own state for a checkpoint: what it needs, beyond the
+  /// global arrays, the round and the history, to go on as if it had never
+  /// stopped (its sampling RNG, momentum, optimizer moments, ...). Each
+  /// class adds its own records under its own names and calls its base.
+  virtual void save_state(record_dict& out) const {}
+  /// Restores what save_state wrote; fails naming what is missing or wrong.
+  virtual expected<void> restore_state(const record_dict& in) { return {}; }
+
   /// Flower's batch form: aggregates replies already received (errors skipped).
   train_aggregate aggregate_train(int round, const std::vector<message>& replies,
                                   const array_record& current);
@@ -96,6 +106,10 @@ class strategy {
 
   /// Runs `num_rounds` rounds of train then evaluate on `g`. Replies are
   /// folded as they arrive. Throws run_error when the run cannot go on.
+  /// Under a checkpoint_scope (checkpoint.hpp), each completed round is
+  /// checkpointed, and a checkpoint already there is resumed: the arrays,
+  /// history and state it holds replace `initial_arrays`, and the loop goes
+  /// on at the round after it.
   /// (Asynchronous strategies override it with a loop without rounds.)
   virtual strategy_result start(grid& g, array_record initial_arrays, int num_rounds = 3,
                                 double timeout_s = 3600, config_record train_config = {},
@@ -107,6 +121,9 @@ class strategy {
   run_observer& events() const { return current_run_observer(); }
 
  private:
+  /// Restores a checkpoint, if `store` holds one; returns the round to run next.
+  int resume(const checkpoint_store& store, int num_rounds, strategy_result& result);
+  void checkpoint(checkpoint_store& store, int round, int num_rounds, const strategy_result& result);
   /// One round: train, then evaluate, then server-side evaluation.
   void run_round(grid& g, int round, double timeout_s, const config_record& train_config,
                  const config_record& evaluate_config, const evaluate_fn& server_evaluate,

@@ -350,4 +350,47 @@ BOOST_AUTO_TEST_CASE(sigint_stops_a_run_with_the_result_so_far) {
   BOOST_TEST(doc["rounds"][0]["train"]["results"].get<int>() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(a_killed_simulation_resumes_from_its_checkpoint_bit_for_bit) {
+  workspace ws;
+  write_slice(ws.dir / "data", 1500);
+  ws.write_app();
+  auto app = (ws.dir / "app").string();
+  // Never interrupted.
+  auto whole = ws.stamen("run " + app + " --format json --run-config \"num-server-rounds=4\"");
+  BOOST_REQUIRE_MESSAGE(whole.code == 0, whole.err);
+  auto model = slurp(ws.dir / "final.pt");
+  fs::remove(ws.dir / "final.pt");
+  // Killed (SIGKILL, no chance to clean up) once round 3 has begun: the
+  // checkpoint after round 2 is on disk.
+  auto checkpoints = (ws.dir / "checkpoints").string();
+  {
+    stamen::test::child_process run({STAMEN_BIN, "run", app, "--checkpoint-dir", checkpoints, "--run-config",
+                                     "num-server-rounds=4"},
+                                    (ws.dir / "log").string());
+    BOOST_REQUIRE_MESSAGE(run.wait_for("[ROUND 3/4]", 120) >= 0, run.log());
+    run.signal(SIGKILL);
+    BOOST_TEST(run.wait(30) == 128 + SIGKILL);
+  }
+  BOOST_TEST(!fs::exists(ws.dir / "final.pt"));
+  // The same directory again without --resume is refused: it would start over.
+  auto again = ws.stamen("run " + app + " --checkpoint-dir " + checkpoints + " --run-config \"num-server-rounds=4\"");
+  BOOST_TEST(again.code == 2);
+  BOOST_TEST(again.err.find("--resume " + checkpoints) != std::string::npos, again.err);
+  // Another run config is another run.
+  auto other = ws.stamen("run " + app + " --resume " + checkpoints + " --run-config \"num-server-rounds=5\"");
+  BOOST_TEST(other.code == 2);
+  BOOST_TEST(other.err.find("was written by another run") != std::string::npos, other.err);
+  // Resumed: rounds 3 and 4 only, and the same model, bit for bit.
+  auto resumed = ws.stamen("run " + app + " --format json --resume " + checkpoints +
+                           " --run-config \"num-server-rounds=4\"");
+  BOOST_REQUIRE_MESSAGE(resumed.code == 0, resumed.err);
+  BOOST_TEST(resumed.err.find("Resuming from a checkpoint at round 3/4") != std::string::npos, resumed.err);
+  BOOST_TEST(resumed.err.find("[ROUND 2/4]") == std::string::npos);
+  BOOST_TEST((slurp(ws.dir / "final.pt") == model), "final.pt differs from the uninterrupted run's");
+  auto a = nlohmann::json::parse(whole.out), b = nlohmann::json::parse(resumed.out);
+  BOOST_REQUIRE_EQUAL(b["rounds"].size(), 4u);
+  for (size_t r = 0; r < 4; ++r)
+    BOOST_TEST(a["rounds"][r]["evaluate"]["metrics"].dump() == b["rounds"][r]["evaluate"]["metrics"].dump());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -686,6 +686,68 @@ BOOST_AUTO_TEST_CASE(a_superlink_queues_runs_serves_ls_log_stop_pull_and_keeps_t
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_run_survives_a_sigkilled_superlink_and_ends_as_if_never_interrupted) {
+  auto state = dir / "state";
+  int port = free_port();
+  auto [link, p] = superlink({"--state-dir", state.string()}, port);
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (int i = 0; i < 3; ++i) nodes.push_back(supernode(port, "partition-id=" + std::to_string(i)));
+  wait_joined(*link, 3);
+  // Every node is held inside its round-2 train handler; round 1 is
+  // checkpointed by then.
+  auto gate = (dir / "gate").string();
+  auto id = detached(port, "num-server-rounds=4 min-nodes=3 gate-round=2 gate-file='" + gate + "'");
+  for (auto& n : nodes) BOOST_REQUIRE_MESSAGE(n->wait_for("waiting at the gate", 60) >= 0, n->log());
+  BOOST_REQUIRE(fs::exists(state / "runs" / id / "checkpoint.bin"));
+  link->signal(SIGKILL);
+  BOOST_REQUIRE(link->wait(30) == 128 + SIGKILL);
+  std::ofstream{gate};  // the handlers finish; their replies have nowhere to go
+  auto started = std::chrono::steady_clock::now();
+  auto restarted = std::make_unique<child_process>(
+      strings{stamen_bin, "superlink", "--port", std::to_string(port), "--state-dir", state.string(),
+              "--insecure-accept-bundles"},
+      log_path("superlink-restarted"));
+  BOOST_REQUIRE_MESSAGE(restarted->wait_for("[ROUND 2/4]", 60) >= 0, restarted->log());
+  std::chrono::duration<double> to_round = std::chrono::steady_clock::now() - started;
+  BOOST_TEST_MESSAGE("restart to the resumed round starting: " << to_round.count() << " s");
+  BOOST_TEST(restarted->count("resuming run " + id + " at round 2") == 1u, restarted->log());
+  auto follow = control("log", port, {id, "--follow"});
+  BOOST_REQUIRE_MESSAGE(follow->wait(120) == 0, follow->log() + restarted->log());
+  auto runs = ls(port);
+  BOOST_TEST(runs.at(id)["status"].get<std::string>() == "finished:completed");
+  BOOST_TEST(runs.at(id)["rounds"].get<int>() == 4);
+  // The final arrays: FedAvg over the three nodes, four times, exactly.
+  auto pulled = dir / "pulled";
+  auto pull = control("pull", port, {id, "--dir", pulled.string()});
+  BOOST_REQUIRE_MESSAGE(pull->wait(30) == 0, pull->log());
+  std::ostringstream expect;
+  for (auto x : stamen::test::expected_after({0, 1, 2}, 4)) expect << static_cast<float>(x) << '\n';
+  BOOST_TEST(stamen::test::slurp(pulled / "final_arrays.txt") == expect.str());
+  // Its log holds both halves: before the crash and after.
+  BOOST_TEST(out(follow.get()).find("[ROUND 1/4]") != std::string::npos);
+  BOOST_TEST(out(follow.get()).find("Resuming from a checkpoint at round 2/4") != std::string::npos);
+
+  // A run whose checkpoint is damaged fails with the reason when the
+  // superlink restarts; the superlink starts anyway.
+  std::remove(gate.c_str());
+  auto second = detached(port, "num-server-rounds=4 min-nodes=3 gate-round=2 gate-file='" + gate + "'");
+  for (auto& n : nodes) BOOST_REQUIRE(n->wait_for("waiting at the gate", 60, 2) >= 0);
+  restarted->signal(SIGKILL);
+  BOOST_REQUIRE(restarted->wait(30) == 128 + SIGKILL);
+  { std::ofstream{state / "runs" / second / "checkpoint.bin", std::ios::trunc} << "garbage"; }
+  std::ofstream{gate};
+  auto third = std::make_unique<child_process>(
+      strings{stamen_bin, "superlink", "--port", std::to_string(port), "--state-dir", state.string(),
+              "--insecure-accept-bundles"},
+      log_path("superlink-third"));
+  BOOST_REQUIRE(third->wait_for("listening on ", 15) >= 0);
+  runs = ls(port);
+  BOOST_TEST(runs.at(second)["status"].get<std::string>() == "finished:failed");
+  BOOST_TEST(runs.at(second)["reason"].get<std::string>().find("checkpoint.bin' is unreadable") != std::string::npos,
+             runs.at(second).dump());
+  BOOST_TEST(runs.at(id)["status"].get<std::string>() == "finished:completed");
+}
+
 BOOST_AUTO_TEST_CASE(a_superlink_refuses_a_state_database_it_cannot_read_and_leaves_it_alone) {
   auto state = dir / "state";
   fs::create_directories(state);

@@ -19,9 +19,10 @@ using namespace stamen;
 
 namespace {
 
-void wait_at_gate(const config_record& rc, int64_t p) {
+void wait_at_gate(const config_record& rc, int64_t p, int64_t round) {
   auto file = config_string(rc, "gate-file");
-  if (file.empty() || std::filesystem::exists(file)) return;
+  auto only = config_int(rc, "gate-round");
+  if (file.empty() || std::filesystem::exists(file) || (only != 0 && only != round)) return;
   logger{}.info("gated: node " + std::to_string(p) + " waiting at the gate");
   while (!std::filesystem::exists(file)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
@@ -32,7 +33,8 @@ std::shared_ptr<const client_app> make_client(const context& node) {
   auto inner = stamen::test::arithmetic_app(p);
   auto app = std::make_shared<client_app>(std::vector<mod>{
       [p](const message& m, context& ctx, const handler& next) {
-        if (m.meta().message_type == "train") wait_at_gate(ctx.run_config, p);
+        if (m.meta().message_type == "train")
+          wait_at_gate(ctx.run_config, p, config_int(*m.content().configs("config"), "server-round"));
         return next(m, ctx);
       }});
   auto forward = [inner](const message& m, context& ctx) { return inner->handle(m, ctx); };
@@ -47,6 +49,7 @@ void components(app_components& out) {
     fed_avg_options opts;
     opts.seed = 1;
     opts.min_available_timeout_s = config_double(rc, "round-timeout");
+    opts.min_available_nodes = static_cast<size_t>(config_int(rc, "min-nodes"));
     fed_avg strategy{opts};
     auto result = strategy.start(g, stamen::test::initial_arrays(),
                                  static_cast<int>(config_int(rc, "num-server-rounds")),
