@@ -1,8 +1,8 @@
 #include "runtime/server_app.hpp"
 
-#include "runtime/checkpoint.hpp"
-
 #include <memory>
+
+#include "runtime/checkpoint.hpp"
 
 namespace stamen {
 

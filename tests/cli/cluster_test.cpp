@@ -634,8 +634,9 @@ BOOST_AUTO_TEST_CASE(a_superlink_queues_runs_serves_ls_log_stop_pull_and_keeps_t
   for (auto x : want) expect << static_cast<float>(x) << '\n';
   BOOST_TEST(w == expect.str());
 
-  // `stop`: a running run ends after the phase in flight, as stopped.
-  auto third = detached(port, "num-server-rounds=5 gate-file='" + gate("gate-3") + "'");
+  // `stop`: a running run ends after the phase in flight (here the train
+  // phase of round 2, cut short), as stopped.
+  auto third = detached(port, "num-server-rounds=5 gate-round=2 gate-file='" + gate("gate-3") + "'");
   BOOST_REQUIRE(a->wait_for("waiting at the gate", 60, 2) >= 0);
   auto stop = control("stop", port, {third});
   BOOST_REQUIRE_MESSAGE(stop->wait(30) == 0, stop->log());
@@ -646,6 +647,14 @@ BOOST_AUTO_TEST_CASE(a_superlink_queues_runs_serves_ls_log_stop_pull_and_keeps_t
   BOOST_TEST(runs.at(third)["rounds"].get<int>() < 5);
   auto again = control("stop", port, {third});
   BOOST_TEST(again->wait(30) == 1);  // "run N has finished:stopped"
+  // Nothing of a stopped run is lost: its log and its file stay.
+  auto stopped_log = control("log", port, {third});
+  BOOST_TEST(stopped_log->wait(30) == 1);  // the run did not complete
+  BOOST_TEST(out(stopped_log.get()).find("[ROUND 1/5]") != std::string::npos, out(stopped_log.get()));
+  BOOST_TEST(out(stopped_log.get()).find("finished:stopped") != std::string::npos);
+  auto stopped_pull = control("pull", port, {third, "--dir", (dir / "stopped").string()});
+  BOOST_REQUIRE_MESSAGE(stopped_pull->wait(30) == 0, stopped_pull->log());
+  BOOST_TEST(fs::exists(dir / "stopped" / "final_arrays.txt"));
   auto unknown = control("log", port, {"12345"});
   BOOST_TEST(unknown->wait(30) == 1);
   BOOST_TEST(unknown->count("no run 12345 on this superlink") == 1u);
