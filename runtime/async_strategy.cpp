@@ -71,6 +71,56 @@ std::vector<std::string> async_strategy::summary(int num_rounds, const array_rec
                                                    : std::string{"never"})});
 }
 
+int async_strategy::resume_async(const checkpoint_store& store, int total, strategy_result& result,
+                                 std::mt19937_64& rng, size_t& applied, size_t& failed, std::string& first) {
+  auto loaded = store.load();
+  if (!loaded) throw run_error(loaded.error().what);
+  if (!*loaded) return 0;
+  auto& s = **loaded;
+  auto where = "checkpoint '" + store.file().string() + "'";
+  auto saved = state_value<std::string>(s, "checkpoint", "strategy");
+  auto version = state_value<int64_t>(s, "checkpoint", "version");
+  auto versions = state_value<int64_t>(s, "checkpoint", "num_versions");
+  auto* global = s.arrays("global");
+  if (!saved || !version || !versions || global == nullptr)
+    throw run_error(where + " has no version, strategy or arrays (a round loop's checkpoint?)");
+  if (*saved != name()) throw run_error(where + " was written by " + *saved + ", not " + name());
+  if (*versions != total)
+    throw run_error(where + " is of a run of " + std::to_string(*versions) + " versions, not " +
+                    std::to_string(total));
+  if (auto ok = restore_history(s, result); !ok) throw run_error(where + ": " + ok.error().what);
+  if (auto ok = restore_state(s); !ok) throw run_error(where + ": " + ok.error().what);
+  if (auto ok = restore_rng(s, "async", "rng", rng); !ok) throw run_error(where + ": " + ok.error().what);
+  auto a = state_value<int64_t>(s, "async", "applied");
+  auto f = state_value<int64_t>(s, "async", "failed");
+  auto why = state_value<std::string>(s, "async", "first_failure");
+  if (!a || !f || !why) throw run_error(where + ": its asynchronous counters are missing");
+  applied = static_cast<size_t>(*a);
+  failed = static_cast<size_t>(*f);
+  first = *why;
+  result.arrays = *global;
+  return static_cast<int>(*version);
+}
+
+void async_strategy::checkpoint_async(checkpoint_store& store, int version, int total,
+                                      const strategy_result& result, const std::mt19937_64& rng,
+                                      size_t applied, size_t failed, const std::string& first) {
+  record_dict s;
+  s.insert_or_assign("checkpoint", config_record{{"strategy", name()},
+                                                 {"version", static_cast<int64_t>(version)},
+                                                 {"num_versions", static_cast<int64_t>(total)}});
+  s.insert_or_assign("global", result.arrays);
+  s.insert_or_assign("async", config_record{{"rng", rng_state(rng)},
+                                            {"applied", static_cast<int64_t>(applied)},
+                                            {"failed", static_cast<int64_t>(failed)},
+                                            {"first_failure", first}});
+  save_history(result, s);
+  save_state(s);
+  auto ok = store.save(s);
+  events().on_checkpoint(version, store.last_save_seconds(), store.last_save_bytes(),
+                         ok ? std::string{} : ok.error().what);
+}
+
 strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
                                       double timeout_s, config_record train_config,
                                       config_record evaluate_config, evaluate_fn server_evaluate) {
@@ -79,14 +129,21 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
   auto& o = options();
   const int total = async_.num_server_updates;
   ev.on_start(name(), total, summary(total, initial_arrays, train_config, evaluate_config));
-  // Checkpoints hold a round loop's state; this loop has versions and
-  // updates in flight, which they do not capture yet.
-  if (current_checkpoint_store() != nullptr)
-    ev.on_checkpoint(0, 0, 0, "asynchronous strategies (" + name() + ") are not checkpointed yet");
   strategy_result result;
   result.arrays = std::move(initial_arrays);
   auto t0 = clock_type::now();
-  if (server_evaluate)
+  int version = 0;
+  std::mt19937_64 rng(o.seed ? *o.seed : std::random_device{}());
+  size_t applied_total = 0, failed_total = 0;
+  std::string first_failure;
+  // Checkpoints are taken at version boundaries, where the update buffer
+  // is empty: what a crash loses is the updates in flight and those
+  // buffered towards the next version, which nodes then train anew.
+  auto* checkpoints = current_checkpoint_store();
+  if (checkpoints)
+    version = resume_async(*checkpoints, total, result, rng, applied_total, failed_total, first_failure);
+  if (version > 0) ev.on_resumed(version + 1, total);
+  if (server_evaluate && version == 0)
     if (auto m = server_evaluate(0, result.arrays)) {
       ev.on_server_evaluation(0, *m);
       result.evaluate_metrics_serverapp[0] = std::move(*m);
@@ -99,16 +156,12 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
                     " nodes required by min_available_nodes are connected after waiting " +
                     format_double("%.0f", o.min_available_timeout_s) + "s");
 
-  int version = 0;
-  std::map<int, array_record> bases{{0, result.arrays}};  // global arrays by version, while needed
+  std::map<int, array_record> bases{{version, result.arrays}};  // global arrays by version, while needed
   std::unordered_map<std::string, training> in_flight;
   std::set<uint64_t> busy;
-  std::mt19937_64 rng(o.seed ? *o.seed : std::random_device{}());
   auto stream = g.open_stream();
   version_report pending;
   reply_metrics pending_metrics;
-  size_t applied_total = 0, failed_total = 0;
-  std::string first_failure;
 
   // Gives `prefer` (when idle and connected) or a random idle node the
   // current global model; false when no node is idle.
@@ -213,6 +266,9 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
                 result.evaluate_metrics_serverapp[version] = std::move(*m);
               }
           }
+          if (checkpoints && !run_stop_requested())
+            checkpoint_async(*checkpoints, version, total, result, rng, applied_total, failed_total,
+                             first_failure);
         }
       }
     }

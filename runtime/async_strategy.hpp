@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <random>
+#include <string>
 
 #include "runtime/fed_avg.hpp"
 #include "runtime/staleness.hpp"
@@ -61,6 +63,13 @@ class async_strategy : public fed_avg {
                       int64_t tau, double weight) = 0;
 
  private:
+  /// Restores a checkpoint taken after a version, if `store` holds one;
+  /// returns that version (0: none).
+  int resume_async(const checkpoint_store& store, int total, strategy_result& result, std::mt19937_64& rng,
+                   size_t& applied, size_t& failed, std::string& first);
+  void checkpoint_async(checkpoint_store& store, int version, int total, const strategy_result& result,
+                        const std::mt19937_64& rng, size_t applied, size_t failed, const std::string& first);
+
   async_options async_;
 };
 

@@ -84,6 +84,54 @@ expected<void> restore_reports(const record_dict& in, const std::string& key, st
   return {};
 }
 
+// Asynchronous runs report versions: one per index, as parallel lists.
+void save_versions(const std::vector<version_report>& versions, record_dict& out) {
+  config_record c;
+  std::vector<int64_t> version, failures, in_flight;
+  std::vector<double> seconds;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    auto& v = versions[i];
+    version.push_back(v.version);
+    failures.push_back(static_cast<int64_t>(v.failures));
+    in_flight.push_back(static_cast<int64_t>(v.in_flight_min));
+    seconds.push_back(v.seconds);
+    c.insert_or_assign("staleness." + std::to_string(i), v.staleness);
+    c.insert_or_assign("reasons." + std::to_string(i), v.failure_reasons);
+  }
+  c.insert_or_assign("version", version);
+  c.insert_or_assign("failures", failures);
+  c.insert_or_assign("in_flight_min", in_flight);
+  c.insert_or_assign("seconds", seconds);
+  out.insert_or_assign("history.versions", std::move(c));
+}
+
+expected<void> restore_versions(const record_dict& in, std::vector<version_report>& out) {
+  auto bad = fail(errc::decode_failed, "checkpoint history 'history.versions' is malformed");
+  auto* c = in.configs("history.versions");
+  if (c == nullptr) return bad;
+  auto* version = c->get("version") ? std::get_if<std::vector<int64_t>>(c->get("version")) : nullptr;
+  if (version == nullptr) return bad;
+  size_t n = version->size();
+  auto* failures = list<std::vector<int64_t>>(*c, "failures", n);
+  auto* in_flight = list<std::vector<int64_t>>(*c, "in_flight_min", n);
+  auto* seconds = list<std::vector<double>>(*c, "seconds", n);
+  if (!failures || !in_flight || !seconds) return bad;
+  out.clear();
+  for (size_t i = 0; i < n; ++i) {
+    version_report v;
+    v.version = static_cast<int>((*version)[i]);
+    v.failures = static_cast<size_t>((*failures)[i]);
+    v.in_flight_min = static_cast<size_t>((*in_flight)[i]);
+    v.seconds = (*seconds)[i];
+    if (auto* x = c->get("staleness." + std::to_string(i)))
+      if (auto* t = std::get_if<std::vector<int64_t>>(x)) v.staleness = *t;
+    if (auto* x = c->get("reasons." + std::to_string(i)))
+      if (auto* r = std::get_if<std::vector<std::string>>(x)) v.failure_reasons = *r;
+    out.push_back(std::move(v));
+  }
+  return {};
+}
+
 void save_metrics(const std::map<int, metric_record>& m, const std::string& key, record_dict& out) {
   std::vector<int64_t> rounds;
   for (auto& [round, rec] : m) {
@@ -206,6 +254,7 @@ void save_history(const strategy_result& result, record_dict& out) {
   save_metrics(result.train_metrics_clientapp, "history.train_metrics", out);
   save_metrics(result.evaluate_metrics_clientapp, "history.evaluate_metrics", out);
   save_metrics(result.evaluate_metrics_serverapp, "history.server_metrics", out);
+  save_versions(result.versions, out);
 }
 
 expected<void> restore_history(const record_dict& in, strategy_result& result) {
@@ -213,7 +262,8 @@ expected<void> restore_history(const record_dict& in, strategy_result& result) {
   if (auto ok = restore_reports(in, "history.evaluate", result.evaluate_rounds); !ok) return ok;
   if (auto ok = restore_metrics(in, "history.train_metrics", result.train_metrics_clientapp); !ok) return ok;
   if (auto ok = restore_metrics(in, "history.evaluate_metrics", result.evaluate_metrics_clientapp); !ok) return ok;
-  return restore_metrics(in, "history.server_metrics", result.evaluate_metrics_serverapp);
+  if (auto ok = restore_metrics(in, "history.server_metrics", result.evaluate_metrics_serverapp); !ok) return ok;
+  return restore_versions(in, result.versions);
 }
 
 }  // namespace stamen

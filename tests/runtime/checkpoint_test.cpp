@@ -15,6 +15,7 @@
 
 #include "runtime/checkpoint.hpp"
 #include "runtime/dp_clipping.hpp"
+#include "runtime/fed_buff.hpp"
 #include "runtime/fed_avgm.hpp"
 #include "runtime/fed_opt.hpp"
 #include "runtime/run_events.hpp"
@@ -107,6 +108,9 @@ struct stop_at : run_observer {
     if (round == at) stop.request();
   }
   void on_resumed(int next_round, int) override { resumed_at = next_round; }
+  void on_version(const version_report& v, int) override {
+    if (v.version == at) stop.request();
+  }
 };
 
 bool same_bits(const array_record& a, const array_record& b) {
@@ -223,6 +227,50 @@ BOOST_AUTO_TEST_CASE(a_save_is_atomic_a_crash_leaves_the_last_whole_checkpoint) 
   checkpoint_store empty{dir / "nothing", "x"};
   auto none = empty.load();
   BOOST_TEST((none.has_value() && !none->has_value()));
+}
+
+// FedBuff resumes at the version after its checkpoint. What was in flight
+// or buffered at the crash is trained anew, so the run after the resume is
+// not the uninterrupted one (staleness differs); everything before it is.
+BOOST_AUTO_TEST_CASE(an_asynchronous_run_resumes_at_the_version_after_its_checkpoint) {
+  auto make = [] {
+    fed_avg_options o;
+    o.seed = 5;
+    o.fraction_evaluate = 0;
+    async_options a;
+    a.concurrency = 3;
+    a.num_server_updates = 6;
+    a.evaluate_every = 0;
+    return std::make_unique<fed_buff>(o, a, fed_buff_options{2, 0.8});
+  };
+  auto timed = [] {
+    auto g = std::make_unique<test::scripted_grid>(num_nodes, app());
+    g->duration = [](uint64_t k) { return 1.0 + 0.3 * static_cast<double>(k); };
+    return g;
+  };
+  auto whole = make()->start(*timed(), initial(), 0, 10);
+  checkpoint_store store{dir, "async"};
+  {
+    stop_at observer{3};  // stops as version 3 is made: version 2's checkpoint stands
+    run_scope scope{observer, &observer.stop};
+    checkpoint_scope saving{&store};
+    auto cut = make()->start(*timed(), initial(), 0, 10);
+    BOOST_TEST(cut.stopped);
+  }
+  stop_at observer{0};
+  run_scope scope{observer, &observer.stop};
+  checkpoint_scope saving{&store};
+  auto resumed = make()->start(*timed(), initial(), 0, 10);
+  BOOST_TEST(observer.resumed_at == 3);
+  BOOST_REQUIRE_EQUAL(resumed.versions.size(), 6u);
+  for (size_t v = 0; v < 6; ++v) BOOST_TEST(resumed.versions[v].version == static_cast<int>(v + 1));
+  for (size_t v = 0; v < 2; ++v)
+    BOOST_TEST((resumed.versions[v].staleness == whole.versions[v].staleness));
+  // A round loop cannot take an asynchronous checkpoint, nor the reverse.
+  checkpoint_scope again{&store};
+  test::scripted_grid grid(num_nodes, app());
+  BOOST_CHECK_EXCEPTION(fed_avg{sampling()}.start(grid, initial(), rounds, 10), run_error,
+                        [](const run_error& e) { return std::string{e.what()}.find("has no 'round'") != std::string::npos; });
 }
 
 BOOST_AUTO_TEST_SUITE_END()
