@@ -8,9 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -284,6 +289,12 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
   auto run_id = ctx.run_id;
   logger::set_thread_tee(
       [broker, run_id](const std::string& line) { caf::anon_send(broker, log_atom::value, run_id, line); });
+  // This thread gets a working directory of its own, the run's: whatever
+  // the ServerApp writes to a relative path lands there (and `stamen pull`
+  // copies it), whatever the other runs do at the same time.
+  if (::unshare(CLONE_FS) != 0 || ::chdir(ctx.run_dir.c_str()) != 0)
+    log.warn("superlink: run " + std::to_string(run_id) + ": relative paths resolve in the superlink's "
+             "directory, not the run's (" + std::strerror(errno) + ")");
   auto app = resolve(library, ctx.app_dir);
   if (!app) {
     log.error("superlink: run " + std::to_string(run_id) + " cannot load its app: " + app.error().what);

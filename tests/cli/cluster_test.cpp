@@ -633,6 +633,13 @@ BOOST_AUTO_TEST_CASE(a_superlink_queues_runs_serves_ls_log_stop_pull_and_keeps_t
   std::ostringstream expect;
   for (auto x : want) expect << static_cast<float>(x) << '\n';
   BOOST_TEST(w == expect.str());
+  // The ServerApp's thread works in the run's directory, unless the
+  // machine forbids a thread its own (unshare(CLONE_FS); some container
+  // profiles do), which the superlink then says.
+  if (link->count("relative paths resolve in the superlink's directory") == 0)
+    BOOST_TEST(stamen::test::slurp(pulled / "cwd_is_run_dir.txt") == "yes");
+  else
+    BOOST_TEST_MESSAGE("this machine gives no thread a working directory of its own");
 
   // `stop`: a running run ends after the phase in flight (here the train
   // phase of round 2, cut short), as stopped.

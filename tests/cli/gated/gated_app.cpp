@@ -55,12 +55,15 @@ void components(app_components& out) {
                                  static_cast<int>(config_int(rc, "num-server-rounds")),
                                  config_double(rc, "round-timeout"));
     // The final arrays as text, in the run's directory on a superlink (what
-    // `stamen pull` brings back).
+    // `stamen pull` brings back), and whether that is also this thread's
+    // working directory (where a relative path would land).
+    namespace fs = std::filesystem;
+    fs::path dir = ctx.run_dir.empty() ? fs::current_path() : fs::path{ctx.run_dir};
+    std::error_code ec;
+    std::ofstream{dir / "cwd_is_run_dir.txt"} << (fs::equivalent(fs::current_path(), dir, ec) ? "yes" : "no");
     const array* final_w = result.arrays.get("w");
     auto w = final_w != nullptr ? final_w->to_vector<float>() : std::vector<float>{};
-    std::filesystem::path file = ctx.run_dir.empty() ? "final_arrays.txt"
-                                                     : std::filesystem::path{ctx.run_dir} / "final_arrays.txt";
-    std::ofstream out(file);
+    std::ofstream out(dir / "final_arrays.txt");
     for (auto x : w) out << x << '\n';
   });
   out.make_client = make_client;
