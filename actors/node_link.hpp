@@ -40,13 +40,15 @@ struct node_link_options {
 /// Starts a SuperNode process's link in `sys` (with CAF's middleman loaded):
 /// a broker that connects to the superlink, proves who it is, registers,
 /// and for each run builds the run's ClientApp and a SuperNode actor (the
-/// same actor as in a simulation) whose replies it carries back. The
-/// ClientApp comes from the run's bundle: from the cache when it holds the
+/// same actor as in a simulation) whose replies it carries back; several
+/// runs at once each have their own (and their own Context), found by the
+/// run id that starts an instruction's message id, until the superlink
+/// says the run ended. The ClientApp comes from the run's bundle: from the cache when it holds the
 /// hash, else fetched from the superlink and checked against the hash. A
 /// node that cannot get or load a bundle answers the run's instructions
 /// with errors naming why (failures to the strategy) and stays up. When the
 /// superlink goes away it reconnects with capped exponential backoff and
-/// registers again under the same node id; the SuperNode keeps its Context.
+/// registers again under the same node id; its SuperNodes keep their Contexts.
 /// Returns the broker; it runs until it is told to exit or a superlink
 /// refuses it for good (bad credentials), then it quits with an error.
 caf::actor start_node_link(caf::actor_system& sys, node_link_options opts);
