@@ -231,4 +231,35 @@ expected<void> run_store::node_seen(uint64_t node_id, const std::string& address
   });
 }
 
+expected<std::map<std::string, uint64_t>> run_store::count_by_status() const {
+  return guarded("cannot count the runs", [&] {
+    std::map<std::string, uint64_t> out;
+    SQLite::Statement q{*db_, "SELECT status, count(*) FROM runs GROUP BY status"};
+    while (q.executeStep()) out[q.getColumn(0).getString()] = static_cast<uint64_t>(q.getColumn(1).getInt64());
+    return out;
+  });
+}
+
+expected<std::vector<std::string>> run_store::rounds(uint64_t id) const {
+  return guarded("cannot read run " + std::to_string(id) + "'s rounds", [&] {
+    std::vector<std::string> out;
+    SQLite::Statement q{*db_, "SELECT json_object('round', round, 'phase', phase, 'metrics', json(metrics),"
+                              " 'at', at) FROM rounds WHERE run_id = ? ORDER BY at, round"};
+    q.bind(1, static_cast<int64_t>(id));
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    return out;
+  });
+}
+
+expected<std::vector<std::string>> run_store::nodes() const {
+  return guarded("cannot read the nodes", [&] {
+    std::vector<std::string> out;
+    SQLite::Statement q{*db_, "SELECT json_object('node_id', node_id, 'address', address, 'key', key,"
+                              " 'first_seen', first_seen, 'last_seen', last_seen, 'joins', joins)"
+                              " FROM nodes ORDER BY first_seen"};
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    return out;
+  });
+}
+
 }  // namespace stamen

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,13 @@ class run_store {
   expected<std::optional<run_record>> run(uint64_t id) const;
   /// The run's log lines from the `from`-th on.
   expected<std::vector<std::string>> log(uint64_t id, size_t from = 0) const;
+
+  /// How many runs have each status.
+  expected<std::map<std::string, uint64_t>> count_by_status() const;
+  /// A run's per-round metrics as JSON objects {round, phase, metrics, at}, in order.
+  expected<std::vector<std::string>> rounds(uint64_t id) const;
+  /// Every node seen, as JSON objects {node_id, address, key, first_seen, last_seen, joins}.
+  expected<std::vector<std::string>> nodes() const;
 
   /// A node joined (or joined again).
   expected<void> node_seen(uint64_t node_id, const std::string& address, const std::string& key);

@@ -30,6 +30,7 @@
 #include "actors/link_liveness.hpp"
 #include "actors/node_identity.hpp"
 #include "actors/run_store.hpp"
+#include "actors/superlink_metrics.hpp"
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
 #include "config/app_bundle.hpp"
@@ -65,6 +66,7 @@ struct peer {
   link_writer writer;
   link_liveness alive;
   std::optional<pending_submit> awaiting_bundle;  ///< a submitter's run, until its bundle is here
+  double joined_at = 0;  ///< Unix seconds, once a node
 };
 
 // A run that has not finished: pending in the queue, or starting or
@@ -93,6 +95,7 @@ struct superlink_state {
   std::map<uint64_t, live_run> runs;  ///< every run not finished
   std::deque<uint64_t> queue;         ///< pending runs, first come first served
   size_t started = 0;                 ///< runs starting or running
+  superlink_metrics metrics;
 
   ~superlink_state() {
     for (auto& [id, r] : runs)
@@ -109,6 +112,7 @@ void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
   p->second.writer.out.push(t, payload);
   pump(self, hdl, p->second.writer);
   p->second.alive.sent();
+  self->state.metrics.bytes_out(wire::header_size + payload.size());
 }
 
 // Tells a peer why it is refused, then closes its connection.
@@ -239,6 +243,8 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   pr.frames.set_max_length(st.opts.link.max_frame);
   pr.proxy = self->spawn(node_proxy, caf::actor{self}, node_id);
   st.by_node.emplace(node_id, hdl);
+  pr.joined_at = unix_now();
+  st.metrics.node_joined();
   wire::writer w;
   w.u64(node_id);
   send_frame(self, hdl, wire::frame_type::accept, w.bytes());
@@ -271,12 +277,43 @@ class run_progress : public run_observer {
   void on_version(const version_report& v, int) override {
     caf::anon_send(broker_, round_atom::value, run_id_, v.version, std::string{"version"},
                    std::string{"{}"});
+    tally("round", "", v.seconds - last_version_s_);
+    last_version_s_ = v.seconds;
+  }
+  void on_round_start(int, int) override { round_start_ = std::chrono::steady_clock::now(); }
+  void on_phase_end(run_phase phase, const phase_report&) override {
+    if (phase != run_phase::evaluate) return;
+    tally("round", "", std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count());
+  }
+  void on_reply_accepted(int, run_phase phase, uint64_t) override { tally("reply", name(phase), 0); }
+  void on_reply_failed(int, run_phase phase, uint64_t, const std::string& reason) override {
+    tally("failure", name(phase) + "\n" + reason, 0);
+  }
+  void on_checkpoint(int, double seconds, uint64_t, const std::string& error) override {
+    if (error.empty()) tally("checkpoint", "", seconds);
   }
 
  private:
+  static std::string name(run_phase p) { return p == run_phase::train ? "train" : "evaluate"; }
+  void tally(const char* kind, std::string label, double value) {
+    caf::anon_send(broker_, tally_atom::value, std::string{kind}, std::move(label), value);
+  }
   caf::actor broker_;
   uint64_t run_id_;
+  std::chrono::steady_clock::time_point round_start_ = std::chrono::steady_clock::now();
+  double last_version_s_ = 0;
 };
+
+void tally(broker_ptr self, const std::string& kind, const std::string& label, double value) {
+  auto& m = self->state.metrics;
+  if (kind == "round") m.round_completed(value);
+  else if (kind == "reply") m.reply(label, "");
+  else if (kind == "checkpoint") m.checkpoint(value);
+  else if (kind == "failure") {
+    auto nl = label.find('\n');
+    m.reply(label.substr(0, nl), nl == std::string::npos ? "other" : label.substr(nl + 1));
+  }
+}
 
 // Runs a ServerApp on a thread of its own (it blocks on its grid calls, so
 // never on one of the scheduler's) and tells the broker how it ended.
@@ -635,6 +672,7 @@ void on_data(broker_ptr self, caf::io::new_data_msg& m) {
   auto p = st.peers.find(m.handle);
   if (p == st.peers.end()) return;
   p->second.alive.heard();
+  st.metrics.bytes_in(m.buf.size());
   auto f = read_frame(self, m, p->second.frames);
   if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
   if (*f) on_frame(self, m.handle, std::move(**f));
@@ -651,6 +689,7 @@ void on_instruct(broker_ptr self, uint64_t node_id, const envelope& e) {
   p->second.writer.out.push_envelope(wire::frame_type::instruct, e);
   pump(self, n->second, p->second.writer);
   p->second.alive.sent();
+  st.metrics.bytes_out(wire::header_size + e.bytes.size() + e.content.size());
 }
 
 void on_transferred(broker_ptr self, caf::io::data_transferred_msg& m) {
@@ -704,6 +743,53 @@ void on_heartbeat(broker_ptr self) {
   for (auto& hdl : dead)
     drop(self, hdl, "silent for more than " + format_seconds(st.opts.link.timeout_s));
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
+}
+
+// The HTTP side's GETs, answered here so that state is read on this thread.
+std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
+  auto& st = self->state;
+  auto json = [](nlohmann::json doc) {
+    return std::vector<std::string>{"200", "application/json", doc.dump()};
+  };
+  auto err = [](const std::string& why) { return std::vector<std::string>{"500", "text/plain", why + "\n"}; };
+  if (path == "/metrics") {
+    auto counts = st.store->count_by_status();
+    if (!counts) return err(counts.error().what);
+    return {"200", "text/plain; version=0.0.4", st.metrics.render(st.by_node.size(), *counts)};
+  }
+  if (path == "/api/runs") {
+    auto runs = st.store->runs();
+    if (!runs) return err(runs.error().what);
+    auto out = nlohmann::json::array();
+    for (auto& r : *runs) out.push_back(run_json(r));
+    return json(out);
+  }
+  if (path == "/api/nodes") {
+    auto out = nlohmann::json{{"connected", nlohmann::json::array()}, {"known", nlohmann::json::array()}};
+    for (auto& [id, hdl] : st.by_node) {
+      auto& pr = st.peers.at(hdl);
+      out["connected"].push_back({{"node_id", id}, {"address", pr.where}, {"connected_since", pr.joined_at}});
+    }
+    auto known = st.store->nodes();
+    if (!known) return err(known.error().what);
+    for (auto& k : *known) out["known"].push_back(nlohmann::json::parse(k, nullptr, false));
+    return json(out);
+  }
+  const std::string prefix = "/api/runs/";
+  if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size() && path.size() <= prefix.size() + 20 &&
+      path.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
+    auto id = std::stoull(path.substr(prefix.size()));
+    auto rec = st.store->run(id);
+    if (!rec) return err(rec.error().what);
+    if (!*rec) return {"404", "text/plain", "no run " + std::to_string(id) + "\n"};
+    auto rounds = st.store->rounds(id);
+    if (!rounds) return err(rounds.error().what);
+    auto doc = run_json(**rec);
+    doc["history"] = nlohmann::json::array();
+    for (auto& r : *rounds) doc["history"].push_back(nlohmann::json::parse(r, nullptr, false));
+    return json(doc);
+  }
+  return {"404", "text/plain", "not found\n"};
 }
 
 // What the store says was not finished when the superlink last stopped:
@@ -810,6 +896,10 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       on_run_finished(self, run_id, ok, out);
     },
     [self](heartbeat_atom) { on_heartbeat(self); },
+    [self](tally_atom, const std::string& kind, const std::string& label, double value) {
+      tally(self, kind, label, value);
+    },
+    [self](http_atom, const std::string& path) { return on_http(self, path); },
   };
 }
 
@@ -825,6 +915,7 @@ expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_opt
   auto grid = sys.spawn(grid_behavior, opts.codec, opts.log);
   auto port = opts.port;
   auto bind = opts.bind;
+  auto http_opts = opts.http;
   auto held = std::make_shared<std::unique_ptr<run_store>>(std::move(*store));
   auto broker = sys.middleman().spawn_broker(superlink_broker, std::move(opts), grid, held);
   // The listener is opened by the broker itself, in its context.
@@ -837,7 +928,25 @@ expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_opt
     caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
     return opened.error();
   }
-  return superlink_handle{broker, grid, *opened};
+  std::shared_ptr<http_service> http;
+  if (http_opts) {
+    // Each GET is a question to the broker; a broker that does not answer
+    // within a few seconds (it is going down) yields a 503.
+    auto service = http_service::start(*http_opts, [&sys, broker](const std::string& path) {
+      caf::scoped_actor asker{sys};
+      http_answer a{503, "text/plain", "the superlink did not answer\n"};
+      asker->request(broker, std::chrono::seconds(5), http_atom::value, path)
+          .receive([&](std::vector<std::string>& r) { a = http_answer{std::stoi(r[0]), r[1], std::move(r[2])}; },
+                   [](caf::error&) {});
+      return a;
+    });
+    if (!service) {
+      caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
+      return service.error();
+    }
+    http = std::move(*service);
+  }
+  return superlink_handle{broker, grid, *opened, http};
 }
 
 }  // namespace stamen

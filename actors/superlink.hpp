@@ -4,12 +4,14 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/http_service.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/link_options.hpp"
 #include "messages/codec.hpp"
@@ -42,12 +44,16 @@ struct superlink_options {
   /// Accept bundles from anyone who can connect: remote code execution for
   /// whoever reaches the port. For a trusted network or a test only.
   bool insecure_accept_bundles = false;
+  /// Set: serve /metrics (Prometheus) and /api/... over HTTP (HTTPS with
+  /// the link's TLS files).
+  std::optional<http_options> http;
 };
 
 struct superlink_handle {
   caf::actor broker;  ///< owns the port and every connection
   grid_actor grid;
   uint16_t port = 0;
+  std::shared_ptr<http_service> http;  ///< while it lives, the HTTP side serves
 };
 
 /// Starts a superlink in `sys` (which must have loaded CAF's middleman): a

@@ -45,6 +45,8 @@ using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using listen_atom = caf::atom_constant<caf::atom("listen")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using round_atom = caf::atom_constant<caf::atom("round")>;
+using tally_atom = caf::atom_constant<caf::atom("tally")>;
+using http_atom = caf::atom_constant<caf::atom("http")>;
 
 /// Adds the types above to a CAF config (needed on every node of a cluster).
 inline void register_types(caf::actor_system_config& cfg) {

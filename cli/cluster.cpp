@@ -109,6 +109,8 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
   opts.allowed_submitters = cmd.allowed_submitters;
   opts.insecure_accept_bundles = cmd.insecure_accept_bundles;
   opts.max_concurrent_runs = cmd.max_concurrent_runs;
+  if (cmd.http_port >= 0)
+    opts.http = http_options{cmd.http_address, static_cast<uint16_t>(cmd.http_port), cmd.link.tls};
   opts.port = cmd.port;
   opts.bind = cmd.bind;
   opts.link = cmd.link;
@@ -123,6 +125,9 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
            (cmd.link.tls ? " (TLS, mutual authentication" +
                                std::string{cmd.link.allowed_nodes.empty() ? "" : ", node allow-list"} + ")"
                          : " (insecure: no TLS)"));
+  if (link->http)
+    log.info(std::string{"superlink: serving "} + (cmd.link.tls ? "https" : "http") + "://" + cmd.http_address +
+             ":" + std::to_string(link->http->port()) + " (/metrics, /api/runs, /api/runs/<id>, /api/nodes)");
   if (cmd.insecure_accept_bundles)
     log.warn("superlink: --insecure-accept-bundles: anyone who can reach port " + std::to_string(link->port) +
              " can run code on this host and on every node");

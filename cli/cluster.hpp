@@ -25,6 +25,8 @@ struct superlink_command {
   std::vector<std::string> allowed_submitters;  ///< key fingerprints
   bool insecure_accept_bundles = false;
   size_t max_concurrent_runs = 1;
+  int http_port = -1;  ///< -1: no HTTP side; 0: any free port
+  std::string http_address = "127.0.0.1";
 };
 int run_superlink(const superlink_command& cmd, const logger& log);
 

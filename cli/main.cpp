@@ -128,6 +128,10 @@ int main(int argc, char** argv) {
   superlink->add_option("--state-dir", link_cmd.state_dir,
                         "Directory for runs, their logs and files, and app bundles (default: a temporary "
                         "one, removed on exit)");
+  superlink->add_option("--http-port", link_cmd.http_port,
+                        "Serve /metrics (Prometheus) and a JSON API on this port (0: any; off by default)")
+      ->check(CLI::Range(0, 65535));
+  superlink->add_option("--http-address", link_cmd.http_address, "Address of the HTTP side (default: 127.0.0.1)");
   superlink->add_option("--max-concurrent-runs", link_cmd.max_concurrent_runs,
                         "Runs executed at once; later ones wait, pending")
       ->check(CLI::PositiveNumber);
