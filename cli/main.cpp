@@ -29,6 +29,9 @@ void add_run(CLI::App& cli, run_command& cmd, std::string& format) {
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--detach", cmd.detach, "Cluster: print the run's id once submitted and return");
+  auto* quiet = run->add_flag("--quiet,-q", cmd.quiet, "Only warnings and errors (no Flower log, no live line)");
+  auto* verbose = run->add_flag("--verbose,-v", cmd.verbose, "Debug lines too (checkpoints, frames, ...)");
+  quiet->excludes(verbose);
   auto* cp = run->add_option("--checkpoint-dir", cmd.checkpoint_dir,
                              "Simulation: checkpoint the strategy after each round into this directory");
   auto* resume = run->add_option("--resume", cmd.resume_dir,

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +15,7 @@
 #include "config/app_config.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/flower_log.hpp"
+#include "runtime/progress_line.hpp"
 #include "runtime/result_json.hpp"
 
 namespace stamen {
@@ -66,7 +69,7 @@ std::vector<fs::path> app_search_path(const std::string& app_dir) {
   return search;
 }
 
-int simulate(const prepared_run& run, bool json, const logger& log) {
+int simulate(const prepared_run& run, bool json, bool quiet, const logger& log) {
   // SIGINT or SIGTERM stops the run after the phase in flight; the result so
   // far is reported as usual, and the exit code says which signal it was.
   // Blocked before anything (the app's library included) starts a thread.
@@ -125,11 +128,19 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
   std::vector<fault_event> injected;
   run_events events;
   events.add(std::make_shared<flower_log>(log));
+  // The live line, only where a person watches: stderr a terminal, and
+  // not --quiet.
+  bool live = ::isatty(STDERR_FILENO) == 1 && !quiet;
+  if (live) {
+    logger::set_status_stream(&std::clog);
+    events.add(std::make_shared<progress_line>());
+  }
   auto capture = std::make_shared<result_capture>();
   events.add(capture);
   auto result = run_simulation(app->components, cfg.run_config, run.federation, log, events,
                                stop.get(), cfg.faults, &injected,
                                fs::absolute(run.app_dir).lexically_normal().string(), checkpoints.get());
+  if (live) logger::set_status_stream(nullptr);
   if (!result) log.error(result.error().what);
   if (json) {
     // What the strategy reported is printed even when the run failed (every
@@ -147,7 +158,9 @@ int simulate(const prepared_run& run, bool json, const logger& log) {
 }  // namespace
 
 int run_app(const run_command& cmd) {
-  logger log{std::clog};
+  auto level = cmd.quiet ? logger::level::warning : cmd.verbose ? logger::level::debug : logger::level::info;
+  logger::set_default_level(level);
+  logger log{std::clog, level};
   auto run = prepare(cmd);
   if (!run) {
     std::cerr << "stamen: " << run.error().what << '\n';
@@ -168,7 +181,7 @@ int run_app(const run_command& cmd) {
     return run_on_cluster(run->app, run->app.run_config, run->federation, app_search_path(run->app_dir),
                           cmd.json, cmd.detach, log);
   }
-  return simulate(*run, cmd.json, log);
+  return simulate(*run, cmd.json, cmd.quiet, log);
 }
 
 }  // namespace stamen

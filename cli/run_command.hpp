@@ -16,6 +16,8 @@ struct run_command {
   bool detach = false;                         ///< --detach: a cluster run, submitted and left
   std::string checkpoint_dir;                  ///< --checkpoint-dir: checkpoint each round there
   std::string resume_dir;                      ///< --resume: go on from the checkpoint there
+  bool quiet = false;                          ///< --quiet: warnings and errors only
+  bool verbose = false;                        ///< --verbose: debug lines too
 };
 
 /// Runs an app on a simulation or a cluster federation, logging in Flower's

@@ -1,5 +1,6 @@
 #include "runtime/logger.hpp"
 
+#include <atomic>
 #include <iostream>
 
 namespace stamen {
@@ -8,11 +9,36 @@ namespace {
 
 thread_local std::function<void(const std::string&)> tee_fn;
 
+// The status line: one per process, on one stream, drawn after each line
+// written there. "\r\033[K" returns to the start of the line and erases it.
+std::mutex status_mtx;
+std::ostream* status_out = nullptr;
+std::string status_text;
+constexpr const char* erase_line = "\r\033[K";
+
+std::atomic<int> default_level{static_cast<int>(logger::level::info)};
+
 }  // namespace
+
+void logger::set_status_stream(std::ostream* out) {
+  std::lock_guard<std::mutex> guard{status_mtx};
+  if (status_out != nullptr && !status_text.empty()) *status_out << erase_line << std::flush;
+  status_out = out;
+  status_text.clear();
+}
+
+void logger::set_status(const std::string& text) {
+  std::lock_guard<std::mutex> guard{status_mtx};
+  if (status_out == nullptr || text == status_text) return;
+  status_text = text;
+  *status_out << erase_line << status_text << std::flush;
+}
 
 void logger::set_thread_tee(std::function<void(const std::string& line)> tee) { tee_fn = std::move(tee); }
 
-logger::logger() : logger(std::clog) {}
+logger::logger() : logger(std::clog, static_cast<level>(default_level.load())) {}
+
+void logger::set_default_level(level min) { default_level = static_cast<int>(min); }
 
 logger::logger(std::ostream& out, level min)
     : out_(&out), min_(min), mtx_(std::make_shared<std::mutex>()) {}
@@ -34,8 +60,13 @@ void logger::write(level lv, const std::string& text) const {
     case level::error: prefix = "ERROR :     "; break;
   }
   {
-    std::lock_guard<std::mutex> guard{*mtx_};
-    *out_ << prefix << text << '\n' << std::flush;
+    std::lock_guard<std::mutex> status{status_mtx};
+    if (out_ == status_out) {
+      *out_ << erase_line << prefix << text << '\n' << status_text << std::flush;
+    } else {
+      std::lock_guard<std::mutex> guard{*mtx_};
+      *out_ << prefix << text << '\n' << std::flush;
+    }
   }
   if (tee_fn) tee_fn(prefix + text);
 }

@@ -14,8 +14,13 @@ class logger {
  public:
   enum class level { debug, info, warning, error };
 
-  /// Logs to std::clog at info level.
+  /// Logs to std::clog at the process's default level (info, unless
+  /// set_default_level changed it).
   logger();
+
+  /// The level of default-constructed loggers (`stamen run --quiet` and
+  /// `--verbose` set it, so that an app's own loggers follow too).
+  static void set_default_level(level min);
   logger(std::ostream& out, level min = level::info);
 
   void debug(const std::string& text) const { write(level::debug, text); }
@@ -33,6 +38,13 @@ class logger {
   /// on a thread of its own and so keeps each run's log apart, for its
   /// submitter and for `stamen log`. {} unsets it.
   static void set_thread_tee(std::function<void(const std::string& line)> tee);
+
+  /// A status line kept below the log on a terminal: while set, every line
+  /// any logger writes to `out` first erases it and then draws it again
+  /// (null: none). The command sets it only when `out` is a terminal.
+  static void set_status_stream(std::ostream* out);
+  /// Draws `text` as the status line ("" erases it).
+  static void set_status(const std::string& text);
 
  private:
   std::ostream* out_;

@@ -393,4 +393,43 @@ BOOST_AUTO_TEST_CASE(a_killed_simulation_resumes_from_its_checkpoint_bit_for_bit
     BOOST_TEST(a["rounds"][r]["evaluate"]["metrics"].dump() == b["rounds"][r]["evaluate"]["metrics"].dump());
 }
 
+BOOST_AUTO_TEST_CASE(a_live_line_on_a_terminal_and_none_in_a_file_quiet_and_verbose) {
+  workspace ws;
+  write_slice(ws.dir / "data", 1500);
+  ws.write_app();
+  auto app = (ws.dir / "app").string();
+  // Under a pseudo-terminal (util-linux's `script`): the live line is drawn
+  // and redrawn in place under the log.
+  auto under_pty = ::stamen::test::shell("script -q -e -c '" + std::string{STAMEN_BIN} + " run " + app +
+                                             " --run-config num-server-rounds=2' /dev/null",
+                                         ws.dir);
+  bool no_pty = under_pty.code != 0 && under_pty.err.find("pseudo-terminal") != std::string::npos;
+  if (no_pty) {
+    BOOST_TEST_MESSAGE("skipped the terminal part: this machine gives `script` no pseudo-terminal");
+  } else {
+    BOOST_REQUIRE_MESSAGE(under_pty.code == 0, under_pty.out << under_pty.err);
+    auto& screen = under_pty.out;
+    BOOST_TEST(screen.find("\r\033[K") != std::string::npos);
+    BOOST_TEST(screen.find("round 1/2 train: ") != std::string::npos, screen.substr(0, 2000));
+    BOOST_TEST(screen.find("round 2/2 evaluate: 3/3 replies, 0 failures") != std::string::npos);
+    BOOST_TEST(screen.find("s left") != std::string::npos);
+  }
+  // Into a file: Flower's log only, not one escape sequence.
+  auto plain = ws.stamen("run " + app + " --run-config num-server-rounds=1");
+  BOOST_REQUIRE(plain.code == 0);
+  BOOST_TEST(plain.err.find('\033') == std::string::npos);
+  BOOST_TEST(plain.err.find("[ROUND 1/1]") != std::string::npos);
+  // --quiet: nothing but warnings and errors; --verbose: debug lines too.
+  auto quiet = ws.stamen("run " + app + " --quiet --run-config num-server-rounds=1");
+  BOOST_REQUIRE(quiet.code == 0);
+  BOOST_TEST(quiet.err.find("INFO") == std::string::npos, quiet.err);
+  BOOST_TEST(fs::exists(ws.dir / "final.pt"));
+  auto verbose = ws.stamen("run " + app + " --verbose --checkpoint-dir " + (ws.dir / "cp").string() +
+                           " --run-config num-server-rounds=1");
+  BOOST_REQUIRE(verbose.code == 0);
+  BOOST_TEST(verbose.err.find("DEBUG :     checkpoint after round 1: ") != std::string::npos, verbose.err);
+  auto both = ws.stamen("run " + app + " --quiet --verbose");
+  BOOST_TEST(both.code != 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
