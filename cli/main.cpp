@@ -11,6 +11,7 @@
 #include "cli/cluster.hpp"
 #include "cli/control_command.hpp"
 #include "cli/new_command.hpp"
+#include "cli/report_command.hpp"
 #include "cli/run_command.hpp"
 
 namespace {
@@ -29,6 +30,7 @@ void add_run(CLI::App& cli, run_command& cmd, std::string& format) {
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--detach", cmd.detach, "Cluster: print the run's id once submitted and return");
+  run->add_option("--report", cmd.report_dir, "Simulations: write report.html (charts, failures, faults) into this directory");
   auto* quiet = run->add_flag("--quiet,-q", cmd.quiet, "Only warnings and errors (no Flower log, no live line)");
   auto* verbose = run->add_flag("--verbose,-v", cmd.verbose, "Debug lines too (checkpoints, frames, ...)");
   quiet->excludes(verbose);
@@ -163,6 +165,11 @@ int main(int argc, char** argv) {
   auto* pull = add_control(cli, pull_cmd, "pull", "Copy a run's files (final_model.pt, ...) from the superlink");
   pull->add_option("--dir", pull_cmd.dir, "Where they go (default: ./run-<id>)");
 
+  report_command report_cmd;
+  auto* report = cli.add_subcommand("report", "Write report.html from results of `stamen run --format json`");
+  report->add_option("results", report_cmd.results, "Result JSON files (several: side by side)")->required();
+  report->add_option("--out", report_cmd.out, "Directory for report.html and the charts (default: report)");
+
   new_command create;
   auto* make = cli.add_subcommand("new", "Create an app project from a template");
   make->add_option("name", create.name, "The app's name (an identifier)")->required();
@@ -176,6 +183,7 @@ int main(int argc, char** argv) {
     return cli.exit(e);
   }
   if (make->parsed()) return new_project(create);
+  if (report->parsed()) return run_report(report_cmd);
   for (auto [sub, cmd, verb] : {std::tuple{ls, &ls_cmd, "ls"}, std::tuple{log_verb, &log_cmd, "log"},
                                 std::tuple{stop, &stop_cmd, "stop"}, std::tuple{pull, &pull_cmd, "pull"}})
     if (sub->parsed()) {

@@ -10,6 +10,7 @@
 
 #include "cli/app_loader.hpp"
 #include "cli/cluster.hpp"
+#include "cli/report_command.hpp"
 #include "cli/signals.hpp"
 #include "cli/simulation.hpp"
 #include "config/app_config.hpp"
@@ -31,6 +32,7 @@ struct prepared_run {
   std::string app_dir;
   std::string checkpoint_dir;
   std::string resume_dir;
+  std::string report_dir;
 };
 
 expected<prepared_run> prepare(const run_command& cmd) {
@@ -51,7 +53,24 @@ expected<prepared_run> prepare(const run_command& cmd) {
   if (auto ok = check_run_config(cfg->run_config, cfg->domains); !ok) return ok.error();
   if (!fed->address)
     if (auto ok = check_fault_plan(cfg->faults, *fed); !ok) return ok.error();
-  return prepared_run{std::move(*cfg), std::move(*fed), cmd.app_dir, cmd.checkpoint_dir, cmd.resume_dir};
+  return prepared_run{std::move(*cfg), std::move(*fed), cmd.app_dir, cmd.checkpoint_dir, cmd.resume_dir,
+                      cmd.report_dir};
+}
+
+// A run config as JSON (bytes values, which TOML cannot hold, as their size).
+nlohmann::json config_json(const config_record& rc) {
+  auto out = nlohmann::json::object();
+  for (auto& [k, v] : rc)
+    std::visit(
+        [&](auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, bytes> || std::is_same_v<T, std::vector<bytes>>)
+            out[k] = "(" + std::to_string(x.size()) + " bytes)";
+          else
+            out[k] = x;
+        },
+        v);
+  return out;
 }
 
 nlohmann::json faults_json(const std::vector<fault_event>& injected) {
@@ -142,14 +161,19 @@ int simulate(const prepared_run& run, bool json, bool quiet, const logger& log) 
                                fs::absolute(run.app_dir).lexically_normal().string(), checkpoints.get());
   if (live) logger::set_status_stream(nullptr);
   if (!result) log.error(result.error().what);
-  if (json) {
-    // What the strategy reported is printed even when the run failed (every
-    // train reply failed, say): the failures and their reasons are in it.
-    auto doc = capture->result() ? nlohmann::json::parse(to_json(*capture->result()))
-                                 : nlohmann::json::object();
-    if (!result) doc["error"] = result.error().what;
-    doc["faults"] = faults_json(injected);
-    std::cout << doc.dump(2) << std::endl;
+  // What the strategy reported is printed even when the run failed (every
+  // train reply failed, say): the failures and their reasons are in it.
+  auto doc = capture->result() ? nlohmann::json::parse(to_json(*capture->result()))
+                               : nlohmann::json::object();
+  if (!result) doc["error"] = result.error().what;
+  doc["faults"] = faults_json(injected);
+  doc["run_config"] = config_json(cfg.run_config);
+  doc["federation"] = {{"name", run.federation.name}, {"num-supernodes", run.federation.num_supernodes}};
+  if (json) std::cout << doc.dump(2) << std::endl;
+  if (!run.report_dir.empty()) {
+    auto ok = write_report({{cfg.name, doc}}, run.report_dir);
+    if (!ok) log.error("report: " + ok.error().what);
+    else log.info("Report written to " + (fs::path{run.report_dir} / "report.html").string());
   }
   if (*signal != 0) return 128 + *signal;
   return result ? 0 : 1;
@@ -169,6 +193,11 @@ int run_app(const run_command& cmd) {
   if (run->federation.address && (!cmd.checkpoint_dir.empty() || !cmd.resume_dir.empty())) {
     std::cerr << "stamen: --checkpoint-dir and --resume are for simulations; a superlink checkpoints "
                  "every run in its state directory and resumes it after a restart\n";
+    return 2;
+  }
+  if (!cmd.report_dir.empty() && run->federation.address) {
+    std::cerr << "stamen: --report is for simulations here; for a cluster run, save its --format json and "
+                 "run `stamen report RESULT.json`\n";
     return 2;
   }
   if (cmd.detach && !run->federation.address) {

@@ -16,6 +16,7 @@ struct run_command {
   bool detach = false;                         ///< --detach: a cluster run, submitted and left
   std::string checkpoint_dir;                  ///< --checkpoint-dir: checkpoint each round there
   std::string resume_dir;                      ///< --resume: go on from the checkpoint there
+  std::string report_dir;                      ///< --report: write report.html there
   bool quiet = false;                          ///< --quiet: warnings and errors only
   bool verbose = false;                        ///< --verbose: debug lines too
 };

@@ -415,8 +415,13 @@ BOOST_AUTO_TEST_CASE(a_live_line_on_a_terminal_and_none_in_a_file_quiet_and_verb
     BOOST_TEST(screen.find("s left") != std::string::npos);
   }
   // Into a file: Flower's log only, not one escape sequence.
-  auto plain = ws.stamen("run " + app + " --run-config num-server-rounds=1");
-  BOOST_REQUIRE(plain.code == 0);
+  auto plain = ws.stamen("run " + app + " --report " + (ws.dir / "report").string() +
+                         " --run-config num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(plain.code == 0, plain.err);
+  // --report: the page and a chart per metric of this run.
+  auto page = slurp(ws.dir / "report" / "report.html");
+  BOOST_TEST(page.find("<figure id=\"evaluate-eval_acc\"") != std::string::npos);
+  BOOST_TEST(fs::exists(ws.dir / "report" / "train-train_loss.svg"));
   BOOST_TEST(plain.err.find('\033') == std::string::npos);
   BOOST_TEST(plain.err.find("[ROUND 1/1]") != std::string::npos);
   // --quiet: nothing but warnings and errors; --verbose: debug lines too.
