@@ -254,7 +254,7 @@ expected<std::vector<std::string>> run_store::rounds(uint64_t id) const {
 expected<std::vector<std::string>> run_store::nodes() const {
   return guarded("cannot read the nodes", [&] {
     std::vector<std::string> out;
-    SQLite::Statement q{*db_, "SELECT json_object('node_id', node_id, 'address', address, 'key', key,"
+    SQLite::Statement q{*db_, "SELECT json_object('node_id', node_id, 'id', CAST(node_id AS TEXT), 'address', address, 'key', key,"
                               " 'first_seen', first_seen, 'last_seen', last_seen, 'joins', joins)"
                               " FROM nodes ORDER BY first_seen"};
     while (q.executeStep()) out.push_back(q.getColumn(0).getString());

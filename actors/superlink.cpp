@@ -19,11 +19,13 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
 
+#include "actors/dashboard_page.hpp"
 #include "actors/grid_actor.hpp"
 #include "actors/handshake.hpp"
 #include "actors/in_process_grid.hpp"
@@ -96,6 +98,12 @@ struct superlink_state {
   std::deque<uint64_t> queue;         ///< pending runs, first come first served
   size_t started = 0;                 ///< runs starting or running
   superlink_metrics metrics;
+  /// The last warnings and errors of the process, for the dashboard.
+  struct recent_lines {
+    std::mutex mtx;
+    std::deque<std::string> lines;
+  };
+  std::shared_ptr<recent_lines> warnings = std::make_shared<recent_lines>();
 
   ~superlink_state() {
     for (auto& [id, r] : runs)
@@ -530,7 +538,9 @@ void send_result(broker_ptr self, connection_handle hdl, bool ok, const std::str
 
 nlohmann::json run_json(const run_record& r) {
   auto metrics = nlohmann::json::parse(r.last_metrics, nullptr, false);
-  return {{"run_id", r.id},          {"app", r.app},
+  // "id": the run id as text too, for JSON readers whose numbers are
+  // doubles (a browser's), which would round a 63-bit id.
+  return {{"run_id", r.id},          {"id", std::to_string(r.id)},          {"app", r.app},
           {"status", r.status},      {"reason", r.reason},
           {"submitted_at", r.submitted_at}, {"started_at", r.started_at},
           {"ended_at", r.ended_at},  {"rounds", r.rounds},
@@ -757,6 +767,11 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
     if (!counts) return err(counts.error().what);
     return {"200", "text/plain; version=0.0.4", st.metrics.render(st.by_node.size(), *counts)};
   }
+  if (path == "/") return {"200", "text/html; charset=utf-8", dashboard_page()};
+  if (path == "/api/warnings") {
+    std::lock_guard<std::mutex> guard{st.warnings->mtx};
+    return json(nlohmann::json(std::vector<std::string>(st.warnings->lines.begin(), st.warnings->lines.end())));
+  }
   if (path == "/api/runs") {
     auto runs = st.store->runs();
     if (!runs) return err(runs.error().what);
@@ -768,7 +783,8 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
     auto out = nlohmann::json{{"connected", nlohmann::json::array()}, {"known", nlohmann::json::array()}};
     for (auto& [id, hdl] : st.by_node) {
       auto& pr = st.peers.at(hdl);
-      out["connected"].push_back({{"node_id", id}, {"address", pr.where}, {"connected_since", pr.joined_at}});
+      out["connected"].push_back({{"node_id", id}, {"id", std::to_string(id)}, {"address", pr.where},
+                                  {"connected_since", pr.joined_at}});
     }
     auto known = st.store->nodes();
     if (!known) return err(known.error().what);
@@ -851,11 +867,17 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
   st.grid = grid;
   st.bundles = std::make_unique<bundle_store>(st.opts.state_dir / "bundles");
   st.store = std::move(*store);
+  logger::set_warning_sink([w = st.warnings](const std::string& line) {
+    std::lock_guard<std::mutex> guard{w->mtx};
+    w->lines.push_back(line);
+    if (w->lines.size() > 50) w->lines.pop_front();
+  });
   recover_runs(self);
   start_pending(self);
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
   self->set_down_handler([](caf::down_msg&) {});
   self->set_exit_handler([self](caf::exit_msg& m) {
+    logger::set_warning_sink({});
     for (auto& [id, r] : self->state.runs) r.stop->request();
     caf::anon_send_exit(self->state.grid, caf::exit_reason::user_shutdown);
     self->quit(m.reason);
@@ -908,6 +930,9 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
 expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_options opts) {
   if (opts.link.tls)
     if (auto ok = check_tls_files(*opts.link.tls); !ok) return ok.error();
+  // Absolute: each run's thread changes its own working directory, and
+  // the bundles' and runs' paths must mean the same there.
+  opts.state_dir = std::filesystem::absolute(opts.state_dir).lexically_normal();
   // The state is opened before anything listens: an unreadable database or
   // one from a newer version stops the superlink here, with the reason.
   auto store = run_store::open(opts.state_dir);

@@ -127,7 +127,7 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
                          : " (insecure: no TLS)"));
   if (link->http)
     log.info(std::string{"superlink: serving "} + (cmd.link.tls ? "https" : "http") + "://" + cmd.http_address +
-             ":" + std::to_string(link->http->port()) + " (/metrics, /api/runs, /api/runs/<id>, /api/nodes)");
+             ":" + std::to_string(link->http->port()) + " (dashboard at /, /metrics, /api/runs, /api/runs/<id>, /api/nodes, /api/warnings)");
   if (cmd.insecure_accept_bundles)
     log.warn("superlink: --insecure-accept-bundles: anyone who can reach port " + std::to_string(link->port) +
              " can run code on this host and on every node");
@@ -165,7 +165,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
   opts.backoff_max_s = cmd.backoff_max_s;
   opts.log = log;
   opts.resolve = make_resolver();
-  opts.bundle_cache = cmd.bundle_cache.empty() ? default_bundle_cache() : fs::path{cmd.bundle_cache};
+  opts.bundle_cache = fs::absolute(cmd.bundle_cache.empty() ? default_bundle_cache() : fs::path{cmd.bundle_cache});
   opts.accept_bundles = cmd.link.tls.has_value() || cmd.insecure_accept_bundles;
   if (!cmd.link.tls && cmd.insecure_accept_bundles)
     log.warn("supernode: --insecure-accept-bundles: whoever answers at " + cmd.superlink +

@@ -18,6 +18,9 @@ constexpr const char* erase_line = "\r\033[K";
 
 std::atomic<int> default_level{static_cast<int>(logger::level::info)};
 
+std::mutex sink_mtx;
+std::function<void(const std::string&)> warning_sink;
+
 }  // namespace
 
 void logger::set_status_stream(std::ostream* out) {
@@ -69,6 +72,15 @@ void logger::write(level lv, const std::string& text) const {
     }
   }
   if (tee_fn) tee_fn(prefix + text);
+  if (lv >= level::warning) {
+    std::lock_guard<std::mutex> guard{sink_mtx};
+    if (warning_sink) warning_sink(prefix + text);
+  }
+}
+
+void logger::set_warning_sink(std::function<void(const std::string& line)> sink) {
+  std::lock_guard<std::mutex> guard{sink_mtx};
+  warning_sink = std::move(sink);
 }
 
 }  // namespace stamen

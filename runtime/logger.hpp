@@ -43,6 +43,11 @@ class logger {
   /// any logger writes to `out` first erases it and then draws it again
   /// (null: none). The command sets it only when `out` is a terminal.
   static void set_status_stream(std::ostream* out);
+  /// While set, every warning and error line of the process (prefix
+  /// included) is also handed to `sink` (a superlink keeps the recent
+  /// ones for its dashboard). {} unsets it.
+  static void set_warning_sink(std::function<void(const std::string& line)> sink);
+
   /// Draws `text` as the status line ("" erases it).
   static void set_status(const std::string& text);
 

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -480,7 +481,14 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
 
 BOOST_AUTO_TEST_CASE(bundles_reach_nodes_that_never_saw_the_app_and_a_tampered_one_is_refused) {
   auto state = dir / "state";
-  auto [link, port] = superlink({"--state-dir", state.string()});
+  // A relative --state-dir (each run's thread changes its own working
+  // directory; the superlink's paths must not move with it).
+  auto link = std::make_unique<child_process>(
+      strings{"/bin/sh", "-c", "cd '" + dir.string() + "' && exec " + stamen_bin +
+                                   " superlink --port 0 --state-dir state --insecure-accept-bundles"},
+      log_path("superlink"));
+  BOOST_REQUIRE_MESSAGE(link->wait_for("listening on ", 15) >= 0, link->log());
+  auto port = std::stoi(link->word_after("listening on "));
   auto a = supernode(port, "partition-id=0");
   auto b = supernode(port, "partition-id=1");
   wait_joined(*link, 2);
@@ -788,7 +796,7 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
       BOOST_REQUIRE_MESSAGE(name_ok(name), line);
       if (kind == "TYPE") {
         BOOST_REQUIRE_MESSAGE(rest == "counter" || rest == "gauge" || rest == "histogram", line);
-        BOOST_REQUIRE_MESSAGE(rest != "counter" || name.size() > 6 && name.substr(name.size() - 6) == "_total", line);
+        BOOST_REQUIRE_MESSAGE(rest != "counter" || (name.size() > 6 && name.substr(name.size() - 6) == "_total"), line);
         types[name] = rest;
       }
       continue;
@@ -892,6 +900,40 @@ BOOST_AUTO_TEST_CASE(metrics_and_the_api_follow_nodes_and_rounds_and_bad_http_ch
   }
   BOOST_TEST(metrics().at("stamen_nodes_connected") == 1);
   BOOST_TEST(link->wait(0.1) == -1);
+}
+
+BOOST_AUTO_TEST_CASE(a_headless_browser_renders_the_dashboards_curves_during_a_run) {
+  auto [link, port] = superlink({"--http-port", "0"});
+  auto http_port = link->word_after("127.0.0.1:");
+  auto a = supernode(port, "partition-id=0");
+  auto b = supernode(port, "partition-id=1");
+  wait_joined(*link, 2);
+  // Held in round 3: two rounds of curves are there, and the run goes on.
+  auto gate = (dir / "gate").string();
+  auto id = detached(port, "num-server-rounds=3 gate-round=3 gate-file='" + gate + "'");
+  BOOST_REQUIRE(a->wait_for("waiting at the gate", 60) >= 0);
+  auto browser = stamen::test::shell(
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage "
+      "--virtual-time-budget=5000 --dump-dom http://127.0.0.1:" + http_port + "/",
+      dir);
+  std::ofstream{gate};
+  auto& dom = browser.out;
+  if (browser.code != 0 && dom.empty()) {
+    BOOST_TEST_MESSAGE("skipped: chromium cannot start here (" << browser.code << "): " << browser.err.substr(0, 300));
+    return;
+  }
+  BOOST_TEST(dom.find("<td>" + id + "</td>") != std::string::npos, dom.substr(0, 3000));
+  BOOST_TEST(dom.find("<td>running</td>") != std::string::npos);
+  // The evaluate curve of eval_loss, drawn over the two rounds done.
+  std::smatch m;
+  std::regex curve{"data-metric=\"evaluate eval_loss\" data-points=\"(\\d+)\"[^>]*>.*?<polyline[^>]*points=\"([^\"]+)\""};
+  BOOST_REQUIRE_MESSAGE(std::regex_search(dom, m, curve), dom.substr(0, 3000));
+  BOOST_TEST(m[1] == "2");
+  BOOST_TEST(std::count(m[2].first, m[2].second, ',') == 2);  // two x,y points
+  // The nodes table.
+  BOOST_TEST(dom.find("::ffff:127.0.0.1") != std::string::npos);
+  auto follow = control("log", port, {id, "--follow"});
+  BOOST_REQUIRE_MESSAGE(follow->wait(120) == 0, follow->log());
 }
 
 BOOST_AUTO_TEST_CASE(a_superlink_refuses_a_state_database_it_cannot_read_and_leaves_it_alone) {
