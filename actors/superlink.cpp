@@ -267,20 +267,16 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
       });
 }
 
-std::string metrics_json(const metric_record& m) {
-  auto out = nlohmann::json::object();
-  for (auto& [k, v] : m) std::visit([&](auto& x) { out[k] = x; }, v);
-  return out.dump();
-}
-
-// What a superlink keeps of a run while it goes: each round's aggregated
-// metrics, sent to the broker, which records them (`stamen ls`).
+// What a superlink keeps of a run while it goes, sent to the broker: each
+// round's aggregated metrics (recorded for `stamen ls` and the API) and
+// what /metrics counts (rounds and their time, replies, failures,
+// checkpoints).
 class run_progress : public run_observer {
  public:
   run_progress(caf::actor broker, uint64_t run_id) : broker_(std::move(broker)), run_id_(run_id) {}
   void on_aggregated(int round, run_phase phase, const metric_record& metrics) override {
     caf::anon_send(broker_, round_atom::value, run_id_, round,
-                   std::string{phase == run_phase::train ? "train" : "evaluate"}, metrics_json(metrics));
+                   std::string{phase == run_phase::train ? "train" : "evaluate"}, to_json(metrics));
   }
   void on_version(const version_report& v, int) override {
     caf::anon_send(broker_, round_atom::value, run_id_, v.version, std::string{"version"},

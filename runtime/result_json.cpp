@@ -87,4 +87,6 @@ std::string to_json(const strategy_result& result) {
   return doc.dump(2);
 }
 
+std::string to_json(const metric_record& metrics) { return metrics_json(metrics).dump(); }
+
 }  // namespace stamen

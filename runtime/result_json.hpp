@@ -11,4 +11,7 @@ namespace stamen {
 /// evaluations; and the final arrays' names, dtypes and size.
 std::string to_json(const strategy_result& result);
 
+/// A metric record as a JSON object, as the result writes it.
+std::string to_json(const metric_record& metrics);
+
 }  // namespace stamen
