@@ -26,6 +26,7 @@ struct compute_pool::state {
     std::thread thread;
     bool busy = false;
     bool abandoned = false;
+    size_t setups_run = 0;  ///< of `setups`, in order
     clock_type::time_point deadline = clock_type::time_point::max();
   };
 
@@ -36,6 +37,7 @@ struct compute_pool::state {
   std::vector<std::shared_ptr<worker>> workers;
   bool stop = false;
   std::function<void()> on_start;
+  std::vector<std::function<void()>> setups;  ///< only grows
   std::chrono::milliseconds grace;
   std::thread watchdog;
 
@@ -52,6 +54,14 @@ struct compute_pool::state {
       work_cv.wait(lock, [this] { return stop || !jobs.empty(); });
       // Queued jobs are dropped at shutdown: their nodes are gone too.
       if (stop) return;
+      while (w.setups_run < setups.size()) {
+        auto setup = setups[w.setups_run++];
+        lock.unlock();
+        setup();
+        lock.lock();
+      }
+      if (stop) return;
+      if (jobs.empty()) continue;  // another worker took it meanwhile
       auto j = std::move(jobs.front());
       jobs.pop_front();
       w.busy = true;
@@ -151,6 +161,15 @@ void compute_pool::post(std::function<void()> job, clock_type::time_point deadli
     state_->jobs.push_back({std::move(job), deadline});
   }
   state_->work_cv.notify_one();
+}
+
+void compute_pool::add_thread_setup(std::function<void()> setup) {
+  if (threads_ == 0) {
+    setup();  // jobs run on the caller's thread
+    return;
+  }
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  state_->setups.push_back(std::move(setup));
 }
 
 size_t compute_pool::abandoned() { return abandoned_threads.load(); }

@@ -33,6 +33,12 @@ class compute_pool {
   /// Runs `job` on a worker (or right away when the pool has no threads).
   void post(std::function<void()> job, clock_type::time_point deadline = clock_type::time_point::max());
 
+  /// Runs `setup` on every worker thread before that thread's next job (and
+  /// on replacements started later): per-thread setup of an app loaded after
+  /// the pool started (e.g. torch's thread count, on a node link that loads
+  /// each run's app when the run starts).
+  void add_thread_setup(std::function<void()> setup);
+
   size_t threads() const { return threads_; }
 
   /// Threads abandoned by any pool of this process so far. Such a thread may

@@ -111,8 +111,12 @@ void on_node_down(self_ptr self, const caf::down_msg& dm) {
   std::vector<std::string> owed;
   for (auto& [id, p] : st.owed)
     if (p.node_id == node_id && !p.answered) owed.push_back(id);
-  st.log.warn("grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
-              "), answering for " + std::to_string(owed.size()) + " instruction(s)");
+  // A node that owed nothing is news only at debug level: a supernode
+  // process of a thousand nodes that goes away is one line already.
+  auto line = "grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
+              "), answering for " + std::to_string(owed.size()) + " instruction(s)";
+  if (owed.empty()) st.log.debug(line);
+  else st.log.warn(line);
   for (auto& id : owed) {
     auto p = st.owed.find(id);
     if (p == st.owed.end()) continue;

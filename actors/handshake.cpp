@@ -36,6 +36,7 @@ std::vector<std::byte> write_hello(const hello& h) {
   w.str(h.node_config);
   w.str(h.certificate);
   w.str(h.signature);
+  w.u64(h.nodes);
   return std::move(w.bytes());
 }
 
@@ -45,9 +46,13 @@ expected<hello> read_hello(const buffer& payload) {
   auto node_config = claim ? r.str("node config", 16 << 10) : expected<std::string>{claim.error()};
   auto cert = node_config ? r.str("certificate", 32 << 10) : expected<std::string>{node_config.error()};
   auto sig = cert ? r.str("signature", 4 << 10) : expected<std::string>{cert.error()};
-  if (!sig) return sig.error();
+  auto nodes = sig ? r.u64("node count") : expected<uint64_t>{sig.error()};
+  if (!nodes) return nodes.error();
   if (auto ok = r.finish("hello"); !ok) return ok.error();
-  return hello{*claim, std::move(*node_config), std::move(*cert), std::move(*sig)};
+  if (*nodes == 0 || *nodes > max_nodes_per_link)
+    return fail(errc::invalid_argument, "hello: node count " + std::to_string(*nodes) + " is not in 1.." +
+                                            std::to_string(max_nodes_per_link));
+  return hello{*claim, std::move(*node_config), std::move(*cert), std::move(*sig), static_cast<uint32_t>(*nodes)};
 }
 
 }  // namespace stamen::wire

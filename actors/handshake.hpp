@@ -28,12 +28,19 @@ expected<challenge> read_challenge(const buffer& payload);
 
 /// N→L: the id the node claims (0: any), its node config for the log, and
 /// with TLS its certificate and its signature of the challenge's nonce.
+/// A process that hosts several SuperNodes behind one link says how many:
+/// they get the ids node_id .. node_id + nodes - 1, claimed and granted as
+/// one block (so a reconnection claims a million nodes in one frame).
 struct hello {
   uint64_t node_id = 0;
   std::string node_config;
   std::string certificate;
   std::string signature;
+  uint32_t nodes = 1;
 };
+
+/// The most SuperNodes one link may carry.
+inline constexpr uint32_t max_nodes_per_link = 1u << 22;
 
 std::vector<std::byte> write_hello(const hello& h);
 /// Reads a hello; fails on a field over its limit or trailing bytes.

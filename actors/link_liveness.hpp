@@ -33,6 +33,9 @@ class link_liveness {
   /// sent meanwhile is still unread, so its silence is not judged then.
   verdict tick(bool may_ping = true);
 
+  /// Seconds since the peer was last heard from (a frame, a ping, any byte).
+  double silent_s() const { return std::chrono::duration<double>(clock_type::now() - last_heard_).count(); }
+
   double heartbeat_s() const { return heartbeat_s_; }
   double timeout_s() const { return timeout_s_; }
   /// The heartbeat as a duration, for the broker's timer.

@@ -26,17 +26,22 @@ namespace {
 
 using caf::io::connection_handle;
 
-// A run this node serves.
+// A run this link's nodes serve.
 struct run_slot {
-  supernode_actor node;
-  bool building = false;        ///< its ClientApp is being built
-  std::vector<envelope> early;  ///< instructions that came while it was
+  std::vector<supernode_actor> nodes;  ///< by index on the link, once built
+  bool building = false;        ///< its ClientApps are being built
+  std::vector<envelope> early;  ///< instructions for nodes not built yet
   // Its bundle, when asked of the superlink and not here yet.
   std::string fetching;  ///< the hash; empty: nothing asked
   context pending_ctx;
   std::string library;
   std::chrono::steady_clock::time_point fetch_started;
-  std::string error;  ///< why this node cannot serve the run
+  std::string error;  ///< why this link's nodes cannot serve the run
+
+  void stop_nodes() {
+    for (auto& n : nodes)
+      if (n) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+  }
 };
 
 struct node_link_state {
@@ -44,17 +49,18 @@ struct node_link_state {
   node_link_options opts;
   std::optional<connection_handle> hdl;
   bool registered = false;
-  uint64_t node_id = 0;  ///< kept across reconnections, claimed again
+  uint64_t node_id = 0;  ///< the first node's; kept across reconnections, claimed again
   wire::frame_assembler frames{64 << 10};
   link_writer writer;
   link_liveness alive;  ///< with the superlink's settings once it sent them
   double backoff_s = 0;
   node_uplink_actor uplink;
-  /// Apps whose per-thread setup ran on the compute thread (by library
-  /// path); touched only by jobs on `pool`.
+  /// Apps whose per-thread setup was given to the pool (by library path);
+  /// touched only by jobs on `pool`.
   std::shared_ptr<std::set<std::string>> thread_ready = std::make_shared<std::set<std::string>>();
-  /// One training at a time per node, on a thread of its own, whatever the run.
-  std::unique_ptr<compute_pool> pool = std::make_unique<compute_pool>(1);
+  /// The trainings of this link's nodes, whatever the run: one at a time
+  /// for one node, compute_threads at once for many.
+  std::unique_ptr<compute_pool> pool;
   std::shared_ptr<bundle_store> bundles;
   /// The runs this node serves, each with a SuperNode actor (its Context)
   /// of its own.
@@ -120,7 +126,7 @@ void on_challenge(broker_ptr self, const buffer& payload) {
   auto c = wire::read_challenge(payload);
   if (!c) return disconnect(self, "malformed challenge: " + c.error().what);
   st.alive.reset(c->heartbeat_s, c->timeout_s);
-  wire::hello h{st.node_id, st.opts.node_config_text, {}, {}};
+  wire::hello h{st.node_id, st.opts.node_config_text, {}, {}, st.opts.nodes};
   if (st.opts.link.tls) {
     auto proof = prove_identity(*st.opts.link.tls, c->nonce);
     if (!proof) {
@@ -139,10 +145,10 @@ void on_challenge(broker_ptr self, const buffer& payload) {
 void answer_unservable(broker_ptr self, const envelope& e, const std::string& why) {
   auto& st = self->state;
   if (!st.hdl) return;
-  auto err = make_error_reply_to(e.message_id, st.node_id, {error_code::client_app_raised, why});
-  err.meta().message_id = std::to_string(st.node_id) + "-unserved-" + e.message_id;
+  auto err = make_error_reply_to(e.message_id, e.node_id, {error_code::client_app_raised, why});
+  err.meta().message_id = std::to_string(e.node_id) + "-unserved-" + e.message_id;
   if (auto bytes = encode(err, st.opts.codec)) {
-    envelope out{err.meta().message_id, e.message_id, st.node_id, 0, std::move(*bytes)};
+    envelope out{err.meta().message_id, e.message_id, e.node_id, 0, std::move(*bytes)};
     st.writer.out.push_envelope(wire::frame_type::reply, out);
     pump(self, *st.hdl, st.writer);
   }
@@ -169,20 +175,35 @@ void send_fetch(broker_ptr self, run_slot& slot) {
   send_frame(self, wire::frame_type::fetch, w.bytes());
 }
 
-// Builds a run's ClientApp from its bundle (installing `bytes` into the
-// cache first, when they were fetched). Loading the app (a dlopen that pulls
-// in LibTorch) and building its ClientApp (loading a data set, a model) take
-// seconds: they run on the node's compute thread, so that this broker keeps
-// its heartbeats. Instructions that arrive meanwhile wait in `early`.
+// Node i's Context for a run: its own id, and its own partition when the
+// link hosts a range of them.
+context node_context(const node_link_state& st, const context& run, uint32_t i) {
+  context ctx = run;
+  ctx.node_id = st.node_id + i;
+  if (st.opts.partition_offset)
+    ctx.node_config.insert_or_assign("partition-id", static_cast<int64_t>(*st.opts.partition_offset + i));
+  return ctx;
+}
+
+// Builds a run's ClientApps from its bundle (installing `bytes` into the
+// cache first, when they were fetched), one per node of the link. Loading
+// the app (a dlopen that pulls in LibTorch) and building a ClientApp
+// (loading a data set, a model) take seconds: they run on a compute thread,
+// so that this broker keeps its heartbeats. Each node built is sent to the
+// broker at once; instructions that arrive before it wait in `early`.
 void build_client(broker_ptr self, context ctx, std::string library, std::string hash, buffer bytes) {
   auto& st = self->state;
-  st.pool->post([&sys = self->system(), me = caf::actor{self}, ready = st.thread_ready, ctx = std::move(ctx),
-                 pool = st.pool.get(), codec = st.opts.codec, uplink = st.uplink,
-                 resolve = st.opts.resolve, log = st.opts.log, library = std::move(library),
-                 bundles = st.bundles, hash = std::move(hash), bytes = std::move(bytes)]() mutable {
-    auto run_id = ctx.run_id;
+  std::vector<context> contexts;
+  contexts.reserve(st.opts.nodes);
+  for (uint32_t i = 0; i < st.opts.nodes; ++i) contexts.push_back(node_context(st, ctx, i));
+  st.pool->post([&sys = self->system(), me = caf::actor{self}, ready = st.thread_ready,
+                 contexts = std::move(contexts), pool = st.pool.get(), codec = st.opts.codec,
+                 uplink = st.uplink, resolve = st.opts.resolve, log = st.opts.log,
+                 library = std::move(library), bundles = st.bundles, hash = std::move(hash),
+                 bytes = std::move(bytes)]() mutable {
+    auto run_id = contexts.front().run_id;
     auto give_up = [&](const std::string& why) {
-      caf::anon_send(me, done_atom::value, run_id, supernode_actor{}, why);
+      caf::anon_send(me, done_atom::value, run_id, uint64_t{0}, supernode_actor{}, why);
     };
     if (!bytes.empty()) {
       auto start = std::chrono::steady_clock::now();
@@ -196,26 +217,34 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
                        : expected<std::shared_ptr<const app_components>>{
                              fail(errc::config_error, "this node hosts no apps")};
     if (!app) return give_up(app.error().what);
-    // This is the node's one compute thread: an app's per-thread setup
-    // (e.g. torch's thread count) applies to every training that follows.
+    // An app's per-thread setup (e.g. torch's thread count) applies to
+    // every training that follows, on each compute thread: this one now,
+    // the others before their next job.
     auto key = (bundles->dir(hash) / ("lib" + library + ".so")).string();
-    if (ready->insert(key).second && (*app)->on_compute_thread_start) (*app)->on_compute_thread_start();
-    std::shared_ptr<const client_app> client;
-    try {
-      client = (*app)->make_client(ctx);
-    } catch (const std::exception& e) {
-      return give_up(std::string{"building the ClientApp failed: "} + e.what());
+    if (ready->insert(key).second && (*app)->on_compute_thread_start) {
+      (*app)->on_compute_thread_start();
+      if (pool->threads() > 1) pool->add_thread_setup((*app)->on_compute_thread_start);
     }
-    supernode_config cfg;
-    cfg.node_id = ctx.node_id;
-    cfg.app = std::move(client);
-    cfg.ctx = std::move(ctx);
-    cfg.pool = pool;
-    cfg.codec = codec;
-    auto node = sys.spawn(supernode_behavior, std::move(cfg), uplink);
+    const auto n = contexts.size();
+    for (size_t i = 0; i < n; ++i) {
+      std::shared_ptr<const client_app> client;
+      try {
+        client = (*app)->make_client(contexts[i]);
+      } catch (const std::exception& e) {
+        return give_up(std::string{"building the ClientApp"} +
+                       (n > 1 ? " of node " + std::to_string(contexts[i].node_id) : "") + " failed: " + e.what());
+      }
+      supernode_config cfg;
+      cfg.node_id = contexts[i].node_id;
+      cfg.app = std::move(client);
+      cfg.ctx = std::move(contexts[i]);
+      cfg.pool = pool;
+      cfg.codec = codec;
+      auto node = sys.spawn(supernode_behavior, std::move(cfg), uplink);
+      caf::anon_send(me, done_atom::value, run_id, static_cast<uint64_t>(i), node, std::string{});
+    }
     log.info("supernode: serving run " + std::to_string(run_id) + " of '" + library + "' (bundle " +
-             short_hash(hash) + "...)");
-    caf::anon_send(me, done_atom::value, run_id, node, std::string{});
+             short_hash(hash) + "...)" + (n > 1 ? " with " + std::to_string(n) + " nodes" : ""));
   });
 }
 
@@ -298,7 +327,7 @@ void on_run_end(broker_ptr self, const buffer& payload) {
   if (!id) return;
   auto slot = st.runs.find(*id);
   if (slot == st.runs.end()) return;
-  if (slot->second.node) caf::anon_send_exit(slot->second.node, caf::exit_reason::user_shutdown);
+  slot->second.stop_nodes();
   st.runs.erase(slot);
   st.opts.log.info("supernode: run " + std::to_string(*id) + " ended");
 }
@@ -318,16 +347,24 @@ std::optional<uint64_t> run_of(const envelope& e) {
 
 void on_instruction(broker_ptr self, envelope e) {
   auto& st = self->state;
+  if (e.node_id < st.node_id || e.node_id - st.node_id >= st.opts.nodes) {
+    // The superlink routes only this link's nodes' instructions here; one
+    // for another node is dropped (its round times it out) and said.
+    st.opts.log.warn("supernode: instruction '" + e.message_id + "' is for node " + std::to_string(e.node_id) +
+                     ", which this link does not host");
+    return;
+  }
+  auto index = e.node_id - st.node_id;
   auto id = run_of(e);
   auto slot = id ? st.runs.find(*id) : st.runs.end();
   if (slot == st.runs.end())
-    return answer_unservable(self, e, "node " + std::to_string(st.node_id) + " serves no run " +
+    return answer_unservable(self, e, "node " + std::to_string(e.node_id) + " serves no run " +
                                           (id ? std::to_string(*id) : std::string{"named by '" + e.message_id + "'"}));
   auto& s = slot->second;
-  if (s.node) return self->send(s.node, instruct_atom::value, std::move(e));
+  if (index < s.nodes.size() && s.nodes[index]) return self->send(s.nodes[index], instruct_atom::value, std::move(e));
   if (s.building) return s.early.push_back(std::move(e));
   answer_unservable(self, e, !s.error.empty() ? s.error
-                                              : "node " + std::to_string(st.node_id) +
+                                              : "node " + std::to_string(e.node_id) +
                                                     " has no ClientApp for run " + std::to_string(*id));
 }
 
@@ -342,17 +379,19 @@ void on_frame(broker_ptr self, wire::frame f) {
       auto id = r.u64("node id");
       if (!id) return disconnect(self, "malformed accept: " + id.error().what);
       if (st.node_id != 0 && st.node_id != *id) {
-        // A new identity means a new node to the strategy: the old Contexts go.
-        for (auto& [run, slot] : st.runs)
-          if (slot.node) caf::anon_send_exit(slot.node, caf::exit_reason::user_shutdown);
+        // A new identity means new nodes to the strategy: the old Contexts go.
+        for (auto& [run, slot] : st.runs) slot.stop_nodes();
         st.runs.clear();
       }
       st.node_id = *id;
       st.registered = true;
       st.backoff_s = 0;
       st.frames.set_max_length(st.opts.link.max_frame);
-      st.opts.log.info("supernode: registered with superlink " + where(self) + " as node " +
-                       std::to_string(st.node_id));
+      st.opts.log.info("supernode: registered with superlink " + where(self) +
+                       (st.opts.nodes > 1 ? " as nodes " + std::to_string(st.node_id) + ".." +
+                                                std::to_string(st.node_id + st.opts.nodes - 1) + " (" +
+                                                std::to_string(st.opts.nodes) + ")"
+                                          : " as node " + std::to_string(st.node_id)));
       return;
     }
     case ft::refuse: {
@@ -407,9 +446,10 @@ void on_closed(broker_ptr self, const caf::io::connection_closed_msg& m) {
                                                        : " (is it a TLS port?)"));
 }
 
-// The run's SuperNode actor is built (or could not be): it gets the
-// instructions that came meanwhile.
-void on_node_built(broker_ptr self, uint64_t run_id, supernode_actor node, const std::string& why) {
+// A node's SuperNode actor for a run is built (or none could be): it gets
+// the instructions that came meanwhile.
+void on_node_built(broker_ptr self, uint64_t run_id, uint64_t index, supernode_actor node,
+                   const std::string& why) {
   auto& st = self->state;
   auto slot = st.runs.find(run_id);
   if (slot == st.runs.end()) {
@@ -419,11 +459,16 @@ void on_node_built(broker_ptr self, uint64_t run_id, supernode_actor node, const
   }
   if (!node) return fail_run(self, run_id, why);
   auto& s = slot->second;
-  s.building = false;
-  s.node = node;
-  auto early = std::move(s.early);
-  s.early.clear();
-  for (auto& e : early) self->send(s.node, instruct_atom::value, std::move(e));
+  if (s.nodes.size() != st.opts.nodes) s.nodes.resize(st.opts.nodes);
+  s.nodes[index] = node;
+  if (index + 1 == st.opts.nodes) s.building = false;
+  const uint64_t node_id = st.node_id + index;
+  std::vector<envelope> waiting;
+  for (auto& e : s.early) {
+    if (e.node_id == node_id) self->send(node, instruct_atom::value, std::move(e));
+    else waiting.push_back(std::move(e));
+  }
+  s.early = std::move(waiting);
 }
 
 void on_heartbeat(broker_ptr self) {
@@ -444,13 +489,14 @@ void on_heartbeat(broker_ptr self) {
 caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  st.opts.nodes = std::max<uint32_t>(1, st.opts.nodes);
+  st.pool = std::make_unique<compute_pool>(std::max<size_t>(1, st.opts.compute_threads));
   st.bundles = std::make_shared<bundle_store>(st.opts.bundle_cache);
   st.alive.reset(st.opts.link.heartbeat_s, st.opts.link.timeout_s);
   st.uplink = self->spawn(uplink, caf::actor{self});
   self->set_exit_handler([self](caf::exit_msg& m) {
     auto& st = self->state;
-    for (auto& [run, slot] : st.runs)
-      if (slot.node) caf::anon_send_exit(slot.node, caf::exit_reason::user_shutdown);
+    for (auto& [run, slot] : st.runs) slot.stop_nodes();
     caf::anon_send_exit(st.uplink, caf::exit_reason::user_shutdown);
     self->quit(m.reason);
   });
@@ -460,8 +506,8 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     [self](caf::io::new_data_msg& m) { on_data(self, m); },
     [self](const caf::io::connection_closed_msg& m) { on_closed(self, m); },
     [self](reconnect_atom) { connect(self); },
-    [self](done_atom, uint64_t run_id, supernode_actor node, const std::string& why) {
-      on_node_built(self, run_id, node, why);
+    [self](done_atom, uint64_t run_id, uint64_t index, supernode_actor node, const std::string& why) {
+      on_node_built(self, run_id, index, node, why);
     },
     [self](reply_atom, const envelope& e) {
       auto& st = self->state;

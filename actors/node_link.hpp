@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -22,6 +23,13 @@ struct node_link_options {
   /// on the command line; its Context's node_config.
   config_record node_config;
   std::string node_config_text;  ///< the same, for the superlink's log
+  /// SuperNodes this process hosts behind the one link (a simulation that
+  /// spans processes): each has its own node id, Context and partition.
+  uint32_t nodes = 1;
+  /// With it, node i's node_config has partition-id = partition_offset + i.
+  std::optional<int64_t> partition_offset;
+  /// Threads that run the nodes' ClientApps (trainings at once).
+  size_t compute_threads = 1;
   link_options link;             ///< TLS files; heartbeats come from the superlink
   /// Reconnection backoff: the first wait, doubled after each failure up to the cap.
   double backoff_initial_s = 0.25;
@@ -38,9 +46,11 @@ struct node_link_options {
 };
 
 /// Starts a SuperNode process's link in `sys` (with CAF's middleman loaded):
-/// a broker that connects to the superlink, proves who it is, registers,
-/// and for each run builds the run's ClientApp and a SuperNode actor (the
-/// same actor as in a simulation) whose replies it carries back; several
+/// a broker that connects to the superlink, proves who it is, registers its
+/// `nodes` SuperNodes (one by default; the superlink sees each as a node,
+/// and heartbeats are per link), and for each run builds each node's
+/// ClientApp and a SuperNode actor (the same actor as in a simulation) whose
+/// replies it carries back; several
 /// runs at once each have their own (and their own Context), found by the
 /// run id that starts an instruction's message id, until the superlink
 /// says the run ended. The ClientApp comes from the run's bundle: from the cache when it holds the

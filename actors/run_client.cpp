@@ -91,6 +91,7 @@ void on_challenge(broker_ptr self, const buffer& payload) {
   w.str(st.run->bundle.hash);
   w.str(proof.certificate);
   w.str(proof.signature);
+  w.u64(st.run->min_nodes);
   send_frame(self, wire::frame_type::submit, w.bytes());
 }
 
@@ -183,8 +184,11 @@ caf::behavior client_broker(broker_ptr self, std::optional<run_submission> run,
     return {};
   }
   st.hdl = *hdl;
-  // A pulled run's files come in frames up to the link's limit.
-  if (st.control && st.control->verb == "pull") st.frames.set_max_length(link_of(st).max_frame);
+  // A pulled run's files come in frames up to the link's limit; a result
+  // (a run's JSON, with a failure reason per failed reply) or a list of
+  // runs can outgrow a handshake's 64 KiB, but not 64 MiB.
+  st.frames.set_max_length(st.control && st.control->verb == "pull" ? link_of(st).max_frame
+                                                                     : uint64_t{64} << 20);
   st.alive.restart();
   self->configure_read(*hdl, caf::io::receive_policy::exactly(wire::header_size));
   self->delayed_send(self, st.alive.interval(), heartbeat_atom::value);

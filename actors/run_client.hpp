@@ -24,6 +24,8 @@ struct run_submission {
   config_record run_config;  ///< after --run-config overrides
   link_options link;         ///< with TLS, also proves the submitter's key (for bundles)
   codec_options codec;
+  /// The run starts once this many nodes are connected (0: at once).
+  uint64_t min_nodes = 0;
   /// Return once the superlink has accepted the run (its id known).
   bool detach = false;
 };

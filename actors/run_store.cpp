@@ -33,6 +33,9 @@ const char* const migrations[] = {
     " metrics TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY(run_id, round, phase));"
     "CREATE TABLE nodes(node_id INTEGER PRIMARY KEY, address TEXT NOT NULL, key TEXT NOT NULL,"
     " first_seen REAL NOT NULL, last_seen REAL NOT NULL, joins INTEGER NOT NULL);",
+    // 1 -> 2: the nodes a run waits for before it starts (its federation's
+    // num-supernodes).
+    "ALTER TABLE runs ADD COLUMN min_nodes INTEGER NOT NULL DEFAULT 0;",
 };
 static_assert(sizeof migrations / sizeof *migrations == run_store::schema_version);
 
@@ -67,12 +70,13 @@ run_record read_run(SQLite::Statement& q) {
   r.rounds = q.getColumn(11).getInt();
   r.last_metrics = q.getColumn(12).getString();
   r.result = q.getColumn(13).getString();
+  r.min_nodes = static_cast<uint64_t>(q.getColumn(14).getInt64());
   return r;
 }
 
 constexpr const char* run_columns =
     "id, app, library, bundle, run_config, run_config_text, status, reason, submitted_at, started_at,"
-    " ended_at, rounds, last_metrics, result";
+    " ended_at, rounds, last_metrics, result, min_nodes";
 
 }  // namespace
 
@@ -120,7 +124,7 @@ expected<std::unique_ptr<run_store>> run_store::open(const fs::path& dir) {
 expected<void> run_store::add(const run_record& r) {
   return guarded("cannot record run " + std::to_string(r.id), [&] {
     SQLite::Statement q{*db_, "INSERT INTO runs(id, app, library, bundle, run_config, run_config_text, status,"
-                              " reason, submitted_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+                              " reason, submitted_at, min_nodes) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
     q.bind(1, static_cast<int64_t>(r.id));
     q.bind(2, r.app);
     q.bind(3, r.library);
@@ -130,6 +134,7 @@ expected<void> run_store::add(const run_record& r) {
     q.bind(7, r.status);
     q.bind(8, r.reason);
     q.bind(9, r.submitted_at);
+    q.bind(10, static_cast<int64_t>(r.min_nodes));
     q.exec();
   });
 }
@@ -218,17 +223,28 @@ expected<std::vector<std::string>> run_store::log(uint64_t id, size_t from) cons
   });
 }
 
-expected<void> run_store::node_seen(uint64_t node_id, const std::string& address, const std::string& key) {
-  return guarded("cannot record node " + std::to_string(node_id), [&] {
-    SQLite::Statement q{*db_, "INSERT INTO nodes(node_id, address, key, first_seen, last_seen, joins)"
-                              " VALUES(?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT(node_id) DO UPDATE SET"
-                              " address = ?2, key = ?3, last_seen = ?4, joins = joins + 1"};
-    q.bind(1, static_cast<int64_t>(node_id));
-    q.bind(2, address);
-    q.bind(3, key);
-    q.bind(4, unix_now());
-    q.exec();
-  });
+expected<void> run_store::node_seen(const std::vector<uint64_t>& node_ids, const std::string& address,
+                                    const std::string& key) {
+  if (node_ids.empty()) return {};
+  return guarded("cannot record node " + std::to_string(node_ids.front()) +
+                     (node_ids.size() > 1 ? " and " + std::to_string(node_ids.size() - 1) + " more" : ""),
+                 [&] {
+                   SQLite::Transaction t{*db_};
+                   SQLite::Statement q{*db_,
+                                       "INSERT INTO nodes(node_id, address, key, first_seen, last_seen, joins)"
+                                       " VALUES(?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT(node_id) DO UPDATE SET"
+                                       " address = ?2, key = ?3, last_seen = ?4, joins = joins + 1"};
+                   auto now = unix_now();
+                   for (auto id : node_ids) {
+                     q.bind(1, static_cast<int64_t>(id));
+                     q.bind(2, address);
+                     q.bind(3, key);
+                     q.bind(4, now);
+                     q.exec();
+                     q.reset();
+                   }
+                   t.commit();
+                 });
 }
 
 expected<std::map<std::string, uint64_t>> run_store::count_by_status() const {
@@ -256,7 +272,7 @@ expected<std::vector<std::string>> run_store::nodes() const {
     std::vector<std::string> out;
     SQLite::Statement q{*db_, "SELECT json_object('node_id', node_id, 'id', CAST(node_id AS TEXT), 'address', address, 'key', key,"
                               " 'first_seen', first_seen, 'last_seen', last_seen, 'joins', joins)"
-                              " FROM nodes ORDER BY first_seen"};
+                              " FROM nodes ORDER BY first_seen, node_id"};
     while (q.executeStep()) out.push_back(q.getColumn(0).getString());
     return out;
   });

@@ -47,12 +47,15 @@ struct run_record {
   int rounds = 0;        ///< rounds (or versions) completed
   std::string last_metrics = "{}";  ///< JSON of the last aggregated metrics
   std::string result;    ///< the strategy's result as JSON, once finished
+  /// Nodes to wait for before the ServerApp starts (0: none; its strategy's
+  /// own minimum still applies).
+  uint64_t min_nodes = 0;
 };
 
 class run_store {
  public:
   /// The database's schema version that this build writes.
-  static constexpr int schema_version = 1;
+  static constexpr int schema_version = 2;
 
   /// Opens (creating, or migrating from an older version) `<dir>/state.db`.
   /// A file that is not a readable database, or one from a newer schema, is
@@ -86,8 +89,9 @@ class run_store {
   /// Every node seen, as JSON objects {node_id, address, key, first_seen, last_seen, joins}.
   expected<std::vector<std::string>> nodes() const;
 
-  /// A node joined (or joined again).
-  expected<void> node_seen(uint64_t node_id, const std::string& address, const std::string& key);
+  /// Nodes joined (or joined again) over one link, recorded in one transaction.
+  expected<void> node_seen(const std::vector<uint64_t>& node_ids, const std::string& address,
+                           const std::string& key);
 
  private:
   run_store() = default;

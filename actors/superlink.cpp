@@ -55,6 +55,7 @@ struct pending_submit {
   std::string hash;
   buffer run_config;  ///< encoded, as sent to nodes
   config_record decoded;
+  uint64_t min_nodes = 0;
 };
 
 struct peer {
@@ -62,8 +63,9 @@ struct peer {
   role kind = role::pending;
   std::string nonce;
   std::string where;  ///< "host:port", for log lines
-  uint64_t node_id = 0;
-  supernode_actor proxy;
+  uint64_t node_id = 0;  ///< its first node; a link carries node_id .. node_id + nodes - 1
+  uint32_t nodes = 0;
+  std::vector<supernode_actor> proxies;  ///< one per node, in id order
   wire::frame_assembler frames;
   link_writer writer;
   link_liveness alive;
@@ -85,6 +87,14 @@ struct live_run {
   bool announced = false;  ///< its ServerApp loaded, nodes were told (a run frame)
 };
 
+// What a node did for this superlink's runs, for the dashboard's nodes
+// table; kept while the superlink runs, across the node's reconnections.
+struct node_activity {
+  uint64_t replies = 0;
+  uint64_t failures = 0;  ///< replies the strategy could not use, and replies that never came
+  std::vector<uint64_t> runs;  ///< the runs it answered in (few: a set would cost more)
+};
+
 struct superlink_state {
   static inline const char* name = "stamen.superlink";
   superlink_options opts;
@@ -98,6 +108,7 @@ struct superlink_state {
   std::deque<uint64_t> queue;         ///< pending runs, first come first served
   size_t started = 0;                 ///< runs starting or running
   superlink_metrics metrics;
+  std::unordered_map<uint64_t, node_activity> activity;
   /// The last warnings and errors of the process, for the dashboard.
   struct recent_lines {
     std::mutex mtx;
@@ -112,6 +123,13 @@ struct superlink_state {
 };
 
 using broker_ptr = caf::io::stateful_broker<superlink_state>*;
+
+// "node 17", or "nodes 17..1016 (1000)" for a link that carries several.
+std::string node_names(const peer& pr) {
+  if (pr.nodes <= 1) return "node " + std::to_string(pr.node_id);
+  return "nodes " + std::to_string(pr.node_id) + ".." + std::to_string(pr.node_id + pr.nodes - 1) + " (" +
+         std::to_string(pr.nodes) + ")";
+}
 
 void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
                 const std::vector<std::byte>& payload) {
@@ -151,10 +169,11 @@ void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
   if (p == st.peers.end()) return;
   auto& pr = p->second;
   if (pr.kind == peer::role::node) {
-    st.opts.log.warn("superlink: node " + std::to_string(pr.node_id) + " at " + pr.where +
-                     " disconnected: " + why);
-    st.by_node.erase(pr.node_id);
-    caf::anon_send_exit(pr.proxy, caf::exit_reason::remote_link_unreachable);
+    st.opts.log.warn("superlink: " + node_names(pr) + " at " + pr.where + " disconnected: " + why);
+    for (uint32_t i = 0; i < pr.nodes; ++i) {
+      st.by_node.erase(pr.node_id + i);
+      caf::anon_send_exit(pr.proxies[i], caf::exit_reason::remote_link_unreachable);
+    }
   } else if (pr.kind == peer::role::client && pr.awaiting_bundle) {
     st.opts.log.warn("superlink: submitter at " + pr.where + " left before sending its app bundle: " + why);
   } else if (pr.kind == peer::role::client) {
@@ -193,11 +212,11 @@ void send_bundle(broker_ptr self, connection_handle hdl, const peer& pr, const s
   auto& st = self->state;
   auto bytes = st.bundles->has(hash) ? st.bundles->read(hash) : expected<buffer>{fail(errc::io_error, "")};
   if (!bytes)
-    st.opts.log.warn("superlink: node " + std::to_string(pr.node_id) + " asked for bundle " +
+    st.opts.log.warn("superlink: " + node_names(pr) + " asked for bundle " +
                      short_hash(hash) + "..., which is not stored here");
   else
     st.opts.log.info("superlink: sending bundle " + short_hash(hash) + "... (" +
-                     std::to_string(bytes->size()) + " bytes) to node " + std::to_string(pr.node_id));
+                     std::to_string(bytes->size()) + " bytes) to " + node_names(pr));
   wire::writer w;
   w.str(hash);
   w.blob(bytes ? *bytes : buffer{});
@@ -238,33 +257,52 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
     st.opts.log.info("superlink: " + pr.where + " authenticated as key " +
                      who->fingerprint.substr(0, 16) + "...");
   }
-  if (node_id != 0 && st.by_node.count(node_id) > 0)
-    return refuse(self, hdl, "node id " + std::to_string(node_id) +
-                                 " is held by a live connection (retry once it times out)",
-                  true);
-  if (node_id == 0 || node_id == server_node_id) {
+  const uint64_t n = h->nodes;
+  // A block of n ids, none of them 0, the server's, or held by a live link.
+  auto usable = [&](uint64_t first) {
+    if (first <= server_node_id || first > (uint64_t{1} << 63) - n) return false;
+    for (uint64_t i = 0; i < n; ++i)
+      if (st.by_node.count(first + i) > 0) return false;
+    return true;
+  };
+  if (node_id != 0 && !usable(node_id)) {
+    if (node_id > server_node_id && node_id <= (uint64_t{1} << 63) - n)
+      return refuse(self, hdl, "node id " + std::to_string(node_id) + (n > 1 ? " (or one of the next " + std::to_string(n - 1) + ")" : std::string{}) +
+                                   " is held by a live connection (retry once it times out)",
+                    true);
+    node_id = 0;  // an id this superlink would not grant: a fresh one
+  }
+  if (node_id == 0) {
     do node_id = st.rng() >> 1;
-    while (node_id == 0 || node_id == server_node_id || st.by_node.count(node_id) > 0);
+    while (!usable(node_id));
   }
   pr.kind = peer::role::node;
   pr.node_id = node_id;
+  pr.nodes = static_cast<uint32_t>(n);
   pr.frames.set_max_length(st.opts.link.max_frame);
-  pr.proxy = self->spawn(node_proxy, caf::actor{self}, node_id);
-  st.by_node.emplace(node_id, hdl);
+  pr.proxies.reserve(n);
+  std::vector<uint64_t> ids;
+  ids.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    pr.proxies.push_back(self->spawn(node_proxy, caf::actor{self}, node_id + i));
+    st.by_node.emplace(node_id + i, hdl);
+    ids.push_back(node_id + i);
+  }
   pr.joined_at = unix_now();
-  st.metrics.node_joined();
+  st.metrics.node_joined(n);
   wire::writer w;
   w.u64(node_id);
   send_frame(self, hdl, wire::frame_type::accept, w.bytes());
   for (auto& [id, r] : st.runs)
     if (r.announced) send_run(self, hdl, r);
-  st.opts.log.info("superlink: node " + std::to_string(node_id) + " joined from " + pr.where +
+  st.opts.log.info("superlink: " + node_names(pr) + " joined from " + pr.where +
                    (h->node_config.empty() ? "" : " (" + h->node_config + ")"));
-  check_kept(self, st.store->node_seen(node_id, pr.where, key));
-  self->request(st.grid, caf::infinite, register_atom::value, node_id, pr.proxy)
-      .then([self, hdl](bool ok) {
-        if (!ok) drop(self, hdl, "the grid refused its id");
-      });
+  check_kept(self, st.store->node_seen(ids, pr.where, key));
+  for (uint64_t i = 0; i < n; ++i)
+    self->request(st.grid, caf::infinite, register_atom::value, node_id + i, pr.proxies[i])
+        .then([self, hdl](bool ok) {
+          if (!ok) drop(self, hdl, "the grid refused its id");
+        });
 }
 
 // What a superlink keeps of a run while it goes, sent to the broker: each
@@ -281,26 +319,29 @@ class run_progress : public run_observer {
   void on_version(const version_report& v, int) override {
     caf::anon_send(broker_, round_atom::value, run_id_, v.version, std::string{"version"},
                    std::string{"{}"});
-    tally("round", "", v.seconds - last_version_s_);
+    tally("round", v.seconds - last_version_s_);
     last_version_s_ = v.seconds;
   }
   void on_round_start(int, int) override { round_start_ = std::chrono::steady_clock::now(); }
   void on_phase_end(run_phase phase, const phase_report&) override {
     if (phase != run_phase::evaluate) return;
-    tally("round", "", std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count());
+    tally("round", std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start_).count());
   }
-  void on_reply_accepted(int, run_phase phase, uint64_t) override { tally("reply", name(phase), 0); }
-  void on_reply_failed(int, run_phase phase, uint64_t, const std::string& reason) override {
-    tally("failure", name(phase) + "\n" + reason, 0);
+  void on_reply_accepted(int, run_phase phase, uint64_t node_id) override {
+    caf::anon_send(broker_, tally_atom::value, run_id_, node_id, name(phase), std::string{});
+  }
+  void on_reply_failed(int, run_phase phase, uint64_t node_id, const std::string& reason) override {
+    caf::anon_send(broker_, tally_atom::value, run_id_, node_id, name(phase),
+                   reason.empty() ? std::string{"unknown"} : reason);
   }
   void on_checkpoint(int, double seconds, uint64_t, const std::string& error) override {
-    if (error.empty()) tally("checkpoint", "", seconds);
+    if (error.empty()) tally("checkpoint", seconds);
   }
 
  private:
   static std::string name(run_phase p) { return p == run_phase::train ? "train" : "evaluate"; }
-  void tally(const char* kind, std::string label, double value) {
-    caf::anon_send(broker_, tally_atom::value, std::string{kind}, std::move(label), value);
+  void tally(const char* kind, double value) {
+    caf::anon_send(broker_, tally_atom::value, std::string{kind}, value);
   }
   caf::actor broker_;
   uint64_t run_id_;
@@ -308,15 +349,23 @@ class run_progress : public run_observer {
   double last_version_s_ = 0;
 };
 
-void tally(broker_ptr self, const std::string& kind, const std::string& label, double value) {
+void tally(broker_ptr self, const std::string& kind, double value) {
   auto& m = self->state.metrics;
   if (kind == "round") m.round_completed(value);
-  else if (kind == "reply") m.reply(label, "");
   else if (kind == "checkpoint") m.checkpoint(value);
-  else if (kind == "failure") {
-    auto nl = label.find('\n');
-    m.reply(label.substr(0, nl), nl == std::string::npos ? "other" : label.substr(nl + 1));
-  }
+}
+
+// A reply of `node_id` in a run was used, or failed for `reason`.
+void tally_reply(broker_ptr self, uint64_t run_id, uint64_t node_id, const std::string& phase,
+                 const std::string& reason) {
+  auto& st = self->state;
+  st.metrics.reply(phase, reason);
+  // The server's own id stands for "no node" (a failure the strategy
+  // cannot pin on one).
+  if (node_id <= server_node_id) return;
+  auto& a = st.activity[node_id];
+  ++(reason.empty() ? a.replies : a.failures);
+  if (std::find(a.runs.begin(), a.runs.end(), run_id) == a.runs.end()) a.runs.push_back(run_id);
 }
 
 // Runs a ServerApp on a thread of its own (it blocks on its grid calls, so
@@ -326,7 +375,7 @@ void tally(broker_ptr self, const std::string& kind, const std::string& label, d
 // on this thread is the run's log.
 void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor grid,
                        app_resolver resolve, std::string library, context ctx,
-                       std::shared_ptr<run_stop> stop, codec_options codec, logger log) {
+                       std::shared_ptr<run_stop> stop, codec_options codec, logger log, uint64_t min_nodes) {
   auto run_id = ctx.run_id;
   logger::set_thread_tee(
       [broker, run_id](const std::string& line) { caf::anon_send(broker, log_atom::value, run_id, line); });
@@ -353,6 +402,20 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
     events.add(std::make_shared<flower_log>(log));
     events.add(std::make_shared<run_progress>(broker, run_id));
     stop->set_interrupt([&g] { g.interrupt(); });
+    // The federation's node count: a simulation spread over supernode
+    // processes starts with all its nodes, as it would in one process.
+    if (min_nodes > 0) {
+      size_t have = 0;
+      auto started = std::chrono::steady_clock::now();
+      // Short waits, so that `stamen stop` ends the wait within a second.
+      for (int i = 0; !stop->requested() && (have = g.wait_for_nodes(min_nodes, 1.0)) < min_nodes; ++i)
+        if (i % 10 == 0)
+          log.info("superlink: run " + std::to_string(run_id) + " waits for " + std::to_string(min_nodes) +
+                   " nodes (" + std::to_string(have) + " connected)");
+      if (have >= min_nodes)
+        log.info("superlink: run " + std::to_string(run_id) + ": " + std::to_string(have) + " nodes connected after " +
+                 format_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
+    }
     // Each completed round is checkpointed in the run's directory; a
     // restarted superlink resumes the run from there.
     checkpoint_store checkpoints{ctx.run_dir, "run " + std::to_string(run_id)};
@@ -404,7 +467,8 @@ void start_pending(broker_ptr self) {
     ctx.app_dir = st.bundles->dir(r.rec.bundle).string();
     ctx.run_dir = run_dir.string();
     r.runner = std::thread(run_server_thread, std::ref(self->system()), caf::actor{self}, st.grid,
-                           st.opts.resolve, r.rec.library, std::move(ctx), r.stop, st.opts.codec, st.opts.log);
+                           st.opts.resolve, r.rec.library, std::move(ctx), r.stop, st.opts.codec, st.opts.log,
+                           r.rec.min_nodes);
   }
 }
 
@@ -422,6 +486,7 @@ void queue_run(broker_ptr self, connection_handle hdl, pending_submit run) {
   r.rec.run_config = run.run_config;
   r.rec.run_config_text = to_string(run.decoded);
   r.rec.submitted_at = unix_now();
+  r.rec.min_nodes = run.min_nodes;
   r.decoded = std::move(run.decoded);
   r.followers.push_back(hdl);
   if (auto ok = st.store->add(r.rec); !ok) return refuse(self, hdl, "cannot keep the run: " + ok.error().what, true);
@@ -469,7 +534,8 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   auto hash = rc ? r.str("bundle hash", 64) : expected<std::string>{rc.error()};
   auto cert = hash ? r.str("certificate", 32 << 10) : expected<std::string>{hash.error()};
   auto sig = cert ? r.str("signature", 4096) : expected<std::string>{cert.error()};
-  if (!sig) return refuse(self, hdl, "malformed submit: " + sig.error().what, false);
+  auto min_nodes = sig ? r.u64("min nodes") : expected<uint64_t>{sig.error()};
+  if (!min_nodes) return refuse(self, hdl, "malformed submit: " + min_nodes.error().what, false);
   if (auto ok = r.finish("submit"); !ok) return refuse(self, hdl, "malformed submit: " + ok.error().what, false);
   if (!is_bundle_hash(*hash))
     return refuse(self, hdl, "submit names no app bundle (a SHA-256 hash); this superlink runs shipped apps only",
@@ -485,7 +551,7 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   pr.kind = peer::role::client;
   pr.frames.set_max_length(st.opts.link.max_handshake_frame);
   pending_submit run{*app, *library, *hash,
-                     rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()), *run_config};
+                     rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()), *run_config, *min_nodes};
   if (st.bundles->has(*hash)) {
     st.opts.log.info("superlink: bundle " + short_hash(*hash) + "... is already stored");
     return queue_run(self, hdl, std::move(run));
@@ -640,11 +706,14 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
         if (!e) {
           // A reply that cannot be read is not a reply: the instruction it
           // answered times out (or its node dies) like any lost reply.
-          st.opts.log.warn("superlink: node " + std::to_string(pr.node_id) +
+          st.opts.log.warn("superlink: " + node_names(pr) +
                            " sent a malformed reply: " + e.error().what);
           return;
         }
-        e->node_id = pr.node_id;  // a node speaks for itself only
+        // A link speaks for its own nodes only: a reply naming another
+        // node's id is taken as its first node's (and the grid drops it
+        // unless the instruction went there).
+        if (e->node_id < pr.node_id || e->node_id - pr.node_id >= pr.nodes) e->node_id = pr.node_id;
         self->send(st.grid, reply_atom::value, std::move(*e));
         return;
       }
@@ -659,7 +728,7 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
 void on_new_connection(broker_ptr self, connection_handle hdl) {
   auto& st = self->state;
   auto& link = st.opts.link;
-  peer pr{peer::role::pending, {}, {}, 0, {},
+  peer pr{peer::role::pending, {}, {}, 0, 0, {},
           wire::frame_assembler{link.max_handshake_frame, link.read_chunk},
           {}, link_liveness{link.heartbeat_s, link.timeout_s}, {}};
   pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
@@ -726,7 +795,8 @@ void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& o
     // Nodes drop what is left of the run (its Context, queued instructions).
     wire::writer w;
     w.u64(id);
-    for (auto& [node, h] : st.by_node) send_frame(self, h, wire::frame_type::run_end, w.bytes());
+    for (auto& [h, pr] : st.peers)
+      if (pr.kind == peer::role::node) send_frame(self, h, wire::frame_type::run_end, w.bytes());
   }
   if (r.started) --st.started;
   st.runs.erase(it);
@@ -779,8 +849,16 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
     auto out = nlohmann::json{{"connected", nlohmann::json::array()}, {"known", nlohmann::json::array()}};
     for (auto& [id, hdl] : st.by_node) {
       auto& pr = st.peers.at(hdl);
-      out["connected"].push_back({{"node_id", id}, {"id", std::to_string(id)}, {"address", pr.where},
-                                  {"connected_since", pr.joined_at}});
+      auto a = st.activity.find(id);
+      // Heartbeats are per link: a link's nodes share its last one.
+      out["connected"].push_back({{"node_id", id},
+                                  {"id", std::to_string(id)},
+                                  {"address", pr.where},
+                                  {"connected_since", pr.joined_at},
+                                  {"last_heartbeat", unix_now() - pr.alive.silent_s()},
+                                  {"runs_served", a == st.activity.end() ? 0 : a->second.runs.size()},
+                                  {"replies", a == st.activity.end() ? 0 : a->second.replies},
+                                  {"failures", a == st.activity.end() ? 0 : a->second.failures}});
     }
     auto known = st.store->nodes();
     if (!known) return err(known.error().what);
@@ -904,7 +982,8 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       // none fetches a bundle for a run that cannot start.
       if (status == run_status::running && !r.announced) {
         r.announced = true;
-        for (auto& [node, h] : st.by_node) send_run(self, h, r);
+        for (auto& [h, pr] : st.peers)
+          if (pr.kind == peer::role::node) send_run(self, h, r);
       }
     },
     [self](round_atom, uint64_t run_id, int round, const std::string& phase, const std::string& metrics) {
@@ -914,8 +993,9 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       on_run_finished(self, run_id, ok, out);
     },
     [self](heartbeat_atom) { on_heartbeat(self); },
-    [self](tally_atom, const std::string& kind, const std::string& label, double value) {
-      tally(self, kind, label, value);
+    [self](tally_atom, const std::string& kind, double value) { tally(self, kind, value); },
+    [self](tally_atom, uint64_t run_id, uint64_t node_id, const std::string& phase, const std::string& reason) {
+      tally_reply(self, run_id, node_id, phase, reason);
     },
     [self](http_atom, const std::string& path) { return on_http(self, path); },
   };

@@ -33,7 +33,7 @@ class superlink_metrics {
   void checkpoint(double seconds);
   void bytes_in(uint64_t n) { bytes_in_ += n; }
   void bytes_out(uint64_t n) { bytes_out_ += n; }
-  void node_joined() { ++joins_; }
+  void node_joined(uint64_t n = 1) { joins_ += n; }
 
   /// The exposition, with the gauges the broker knows at the moment.
   std::string render(size_t nodes_connected, const std::map<std::string, uint64_t>& runs_by_status) const;

@@ -22,14 +22,16 @@ namespace stamen::wire {
 /// "STMN" read as a little-endian u32: the first bytes of every frame, so that
 /// a peer speaking another protocol is refused at its first frame.
 inline constexpr uint32_t magic = 0x4e4d5453;
-inline constexpr uint8_t version = 1;
+/// 2: a hello says how many SuperNodes its link carries, an accept grants
+/// them as a block, and a submit names the nodes a run waits for.
+inline constexpr uint8_t version = 2;
 inline constexpr size_t header_size = 16;
 
 /// Who sends what (L: superlink, N: supernode, C: `stamen run`).
 enum class frame_type : uint8_t {
   challenge = 1,  ///< L→N/C on connect: nonce and heartbeat settings
-  hello = 2,      ///< N→L: claimed id, node config, certificate and signature
-  accept = 3,     ///< L→N: the node id granted
+  hello = 2,      ///< N→L: claimed id, node config, certificate, signature, node count
+  accept = 3,     ///< L→N: the first node id granted (the link's nodes have the next ones)
   refuse = 4,     ///< L→N/C: why, before the link closes the connection
   run = 5,        ///< L→N: a run starts (id, app library, run config, bundle hash)
   instruct = 6,   ///< L→N: an envelope

@@ -152,15 +152,44 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
     log.error("supernode: --node-config: " + node_config.error().what);
     return 2;
   }
+  std::optional<int64_t> offset;
+  if (cmd.partition_offset >= 0) offset = cmd.partition_offset;
+  if (cmd.nodes > 1 && node_config->contains("partition-id")) {
+    log.error("supernode: --node-config sets partition-id for all " + std::to_string(cmd.nodes) +
+              " nodes; give the first one with --partition-offset instead");
+    return 2;
+  }
+  if (offset && node_config->contains("partition-id")) {
+    log.error("supernode: both --partition-offset and --node-config's partition-id say which partition to use");
+    return 2;
+  }
+  if (cmd.nodes > 1 && !offset) offset = 0;
+  if (auto parts = node_config->find("num-partitions"); offset && parts != node_config->end()) {
+    auto* total = std::get_if<int64_t>(&parts->second);
+    if (total != nullptr && *offset + static_cast<int64_t>(cmd.nodes) > *total) {
+      log.error("supernode: partitions " + std::to_string(*offset) + ".." +
+                std::to_string(*offset + cmd.nodes - 1) + " do not exist: num-partitions is " +
+                std::to_string(*total));
+      return 2;
+    }
+  }
   if (!tls_files_usable(cmd.link.tls, "supernode", log)) return 2;
   auto signals = block_stop_signals();
-  // One scheduler thread: the node's training runs on its own thread.
+  // One scheduler thread: the nodes' trainings run on compute threads of their own.
   actor_runtime rt{1, [&](caf::actor_system_config& cfg) { configure_links(cfg, cmd.link.tls); }};
   node_link_options opts;
   opts.host = addr->first;
   opts.port = addr->second;
   opts.node_config = std::move(*node_config);
   opts.node_config_text = cmd.node_config;
+  opts.nodes = cmd.nodes;
+  opts.partition_offset = offset;
+  opts.compute_threads = cmd.compute_threads;
+  if (offset)
+    opts.node_config_text += (opts.node_config_text.empty() ? "" : ", ") +
+                             (cmd.nodes > 1 ? "partitions " + std::to_string(*offset) + ".." +
+                                                  std::to_string(*offset + cmd.nodes - 1)
+                                            : "partition-id=" + std::to_string(*offset));
   opts.link = cmd.link;
   opts.backoff_max_s = cmd.backoff_max_s;
   opts.log = log;
@@ -171,7 +200,8 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
     log.warn("supernode: --insecure-accept-bundles: whoever answers at " + cmd.superlink +
              " can run code on this host");
   log.info("Starting Stamen SuperNode for superlink " + cmd.superlink +
-           (cmd.node_config.empty() ? "" : " with node config '" + cmd.node_config + "'"));
+           (cmd.nodes > 1 ? " hosting " + std::to_string(cmd.nodes) + " nodes" : "") +
+           (opts.node_config_text.empty() ? "" : " with node config '" + opts.node_config_text + "'"));
   auto broker = start_node_link(*rt.sys, std::move(opts));
   return wait_for(*rt.sys, broker, signals) ? 0 : 1;
 }
@@ -210,8 +240,9 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
   run.detach = detach;
   run.run_config = run_config;
   run.link.tls = fed.tls;
-  log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address +
-           (fed.tls ? " (TLS)" : ""));
+  run.min_nodes = fed.num_supernodes_given ? fed.num_supernodes : 0;
+  log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address + (fed.tls ? " (TLS)" : "") +
+           (run.min_nodes > 0 ? ", to start once " + std::to_string(run.min_nodes) + " nodes are connected" : ""));
   auto out = submit_run(
       *rt.sys, run, [](const std::string& line) { std::clog << line << '\n' << std::flush; },
       [&](uint64_t id) {

@@ -33,6 +33,9 @@ int run_superlink(const superlink_command& cmd, const logger& log);
 struct supernode_command {
   std::string superlink;    ///< "host:port"
   std::string node_config;  ///< "k=v k=v"
+  uint32_t nodes = 1;
+  int64_t partition_offset = -1;  ///< -1: not given
+  size_t compute_threads = 1;
   link_options link;
   double backoff_max_s = 8;
   /// Where bundles are cached; empty: $XDG_CACHE_HOME/stamen/bundles (or

@@ -146,6 +146,16 @@ int main(int argc, char** argv) {
   supernode_command node_cmd;
   supernode->add_option("--superlink", node_cmd.superlink, "HOST:PORT of the superlink")->required();
   supernode->add_option("--node-config", node_cmd.node_config, "\"k=v k=v\": this node's node_config");
+  supernode->add_option("--nodes", node_cmd.nodes,
+                        "SuperNodes hosted by this process behind one link (each its own node id, "
+                        "Context and partition; a simulation that spans processes)")
+      ->check(CLI::Range(1u, 1u << 22));
+  supernode->add_option("--partition-offset", node_cmd.partition_offset,
+                        "The first node's partition-id; node i gets offset + i (default 0 with --nodes)")
+      ->check(CLI::NonNegativeNumber);
+  supernode->add_option("--compute-threads", node_cmd.compute_threads,
+                        "ClientApps run at once (default 1: one training at a time)")
+      ->check(CLI::PositiveNumber);
   supernode->add_option("--max-backoff", node_cmd.backoff_max_s,
                         "Longest wait between reconnection attempts (s)");
   supernode->add_option("--bundle-cache", node_cmd.bundle_cache,

@@ -301,6 +301,7 @@ expected<federation_config> parse_federation(const std::string& name, const toml
       auto n = positive(toml::find(o, "num-supernodes"), "num-supernodes", false);
       if (!n) return n.error();
       f.num_supernodes = *n;
+      f.num_supernodes_given = true;
     }
     if (o.contains("compute-threads")) {
       auto n = positive(toml::find(o, "compute-threads"), "compute-threads", true);
@@ -542,6 +543,7 @@ expected<void> apply_federation_overrides(federation_config& fed, const std::str
       auto n = need_count(k != "num-supernodes");
       if (!n) return n.error();
       (k == "num-supernodes" ? out.num_supernodes : k == "compute-threads" ? out.compute_threads : out.seed) = *n;
+      if (k == "num-supernodes") out.num_supernodes_given = true;
     } else {
       return config_failure("--federation-config: unknown key '" + k +
                             "' (known: address, root-certificates, certificate, private-key, "

@@ -18,8 +18,11 @@ namespace stamen {
 /// One entry of [federations]: where a run executes.
 struct federation_config {
   std::string name;
-  /// Simulation: this many SuperNodes in one process.
+  /// Simulation: this many SuperNodes in one process. A cluster federation
+  /// that sets it waits for that many nodes before a run starts (e.g. a
+  /// simulation spread over `stamen supernode --nodes N` processes).
   size_t num_supernodes = 10;
+  bool num_supernodes_given = false;
   /// Simulation: ClientApps run at once (0: one per core).
   size_t compute_threads = 0;
   /// Seed of the node ids drawn for a simulation.

@@ -16,8 +16,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -101,7 +103,7 @@ struct cluster_fixture {
         strings{stamen_bin, "run", app_dir.string(), "--federation",
                 "local-cluster", "--federation-config", "address=127.0.0.1:" + std::to_string(port),
                 "--format", "json"} +
-            (run_config.empty() ? strings{} : strings{"--run-config", run_config}) + extra,
+            extra + (run_config.empty() ? strings{} : strings{"--run-config", run_config}),
         log_path("run-" + app), (dir / "result.json").string());
   }
 
@@ -203,11 +205,12 @@ bool superlink_hangs_up_on(int port, const std::string& bytes) {
   return closed;
 }
 
-std::string frame_header(uint8_t type, uint64_t length) {
+// A frame header as the wire defines it (actors/wire_frame.hpp), version 2.
+std::string frame_header(uint8_t type, uint64_t length, uint8_t version = 2) {
   std::string h(16, '\0');
   uint32_t magic = 0x4e4d5453;
   std::memcpy(h.data(), &magic, 4);
-  h[4] = 1;
+  h[4] = static_cast<char>(version);
   h[5] = static_cast<char>(type);
   std::memcpy(h.data() + 8, &length, 8);
   return h;
@@ -326,6 +329,57 @@ BOOST_AUTO_TEST_CASE(a_killed_supernode_is_answered_for_and_a_restarted_one_rejo
   BOOST_TEST(doc["rounds"][2]["train"]["results"].get<int>() == 3);
 }
 
+// A simulation spread over processes: 3,000 nodes in three supernode
+// processes of 1,000 each (one link each, partitions by offset), started by
+// the federation's num-supernodes once all have joined. The third process is
+// killed while its nodes are inside round 2's train: each of its 1,000
+// instructions is answered as a failure, and FedAvg over the other 2,000 is
+// exact.
+BOOST_AUTO_TEST_CASE(a_simulation_of_3000_nodes_spans_three_processes_and_a_killed_one_counts_exactly) {
+  auto [link, port] = superlink();
+  std::vector<std::unique_ptr<child_process>> procs;
+  for (int k = 0; k < 3; ++k)
+    procs.push_back(supernode(port, "num-partitions=3000",
+                              {"--nodes", "1000", "--partition-offset", std::to_string(1000 * k)}));
+  auto gate = dir / "open";
+  auto run = this->run("gated", port,
+                       "num-server-rounds=2 min-nodes=2000 gate-round=2 gate-file='" + gate.string() + "'",
+                       {"--federation-config", "num-supernodes=3000"});
+  BOOST_REQUIRE_MESSAGE(run->wait_for("to start once 3000 nodes are connected", 30) >= 0, run->log());
+  wait_joined(*link, 3);
+  BOOST_TEST(link->count("(1000) joined from") == 3u);
+  BOOST_TEST(procs[1]->count("partitions 1000..1999") >= 1u);
+  BOOST_REQUIRE_MESSAGE(procs[2]->wait_for("waiting at the gate", 120) >= 0, procs[2]->log());
+  procs[2]->signal(SIGKILL);
+  BOOST_REQUIRE(link->wait_for("(1000) at", 10) >= 0);
+  std::ofstream{gate};
+  BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
+  auto doc = result();
+  BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 2u);
+  auto& r1 = doc["rounds"][0]["train"];
+  auto& r2 = doc["rounds"][1]["train"];
+  BOOST_TEST(r1["sampled"].get<int>() == 3000);
+  BOOST_TEST(r1["results"].get<int>() == 3000);
+  BOOST_TEST(r1["failures"].get<int>() == 0);
+  BOOST_TEST(r2["sampled"].get<int>() == 3000);
+  BOOST_TEST(r2["results"].get<int>() == 2000);
+  BOOST_TEST(r2["failures"].get<int>() == 1000);
+  // The final arrays, pulled as the run wrote them.
+  auto id = std::to_string(doc["run_id"].get<uint64_t>());
+  auto pull = control("pull", port, {id, "--dir", (dir / "pulled").string()});
+  BOOST_REQUIRE_MESSAGE(pull->wait(60) == 0, pull->log());
+  std::ifstream in(dir / "pulled" / "final_arrays.txt");
+  std::vector<double> got{std::istream_iterator<double>(in), std::istream_iterator<double>()};
+  std::vector<int64_t> all(3000), live(2000);
+  std::iota(all.begin(), all.end(), 0);
+  std::iota(live.begin(), live.end(), 0);
+  auto want = stamen::test::expected_arrays({all, live});
+  BOOST_REQUIRE_EQUAL(got.size(), 3u);
+  for (size_t i = 0; i < 3; ++i)
+    BOOST_TEST(std::abs(got[i] - want[i]) <= 1e-4 * std::max(1.0, std::abs(want[i])),
+               "w[" << i << "] = " << got[i] << ", want " << want[i]);
+}
+
 BOOST_AUTO_TEST_CASE(a_frozen_supernode_is_detected_by_heartbeat_within_the_timeout) {
   auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
   auto nodes = this->nodes(*link, port, 3, 10);
@@ -388,12 +442,15 @@ BOOST_AUTO_TEST_CASE(garbage_and_oversized_frames_are_refused_while_a_run_goes_o
   BOOST_TEST(superlink_hangs_up_on(port, frame_header(2, 16 << 20) + std::string(1 << 16, 'x')));
   // A frame type a peer may not send before saying who it is.
   BOOST_TEST(superlink_hangs_up_on(port, frame_header(7, 0)));
+  // A peer of an older wire version (a supernode not yet upgraded).
+  BOOST_TEST(superlink_hangs_up_on(port, frame_header(2, 100, 1)));
   // A truncated frame, then the peer leaves (the superlink waits for the
   // rest, so the test's own timeout ends it; what matters is what follows).
   (void) superlink_hangs_up_on(port, frame_header(2, 100) + "abc");
   BOOST_TEST(link->count("bad magic") >= 1u);
   BOOST_TEST(link->count("exceeds the limit") >= 2u);
   BOOST_TEST(link->count("unexpected reply frame") >= 1u);
+  BOOST_TEST(link->count("(this build speaks 2)") >= 1u);
   BOOST_TEST(link->running());
   BOOST_REQUIRE_MESSAGE(run->wait(120) == 0, run->log());
   auto doc = result();
