@@ -943,8 +943,15 @@ BOOST_AUTO_TEST_CASE(metrics_and_the_api_follow_nodes_and_rounds_and_bad_http_ch
   m = metrics();
   BOOST_TEST(m.at("stamen_nodes_connected") == 1);
   auto nodes = nlohmann::json::parse(http.Get("/api/nodes")->body);
-  BOOST_TEST(nodes["connected"].size() == 1u);
+  BOOST_REQUIRE(nodes["connected"].size() == 1u);
   BOOST_TEST(nodes["known"].size() == 2u);
+  // The survivor's activity: one run, its 2 train and 2 evaluate replies,
+  // no failure, and a heartbeat within the link's timeout (2 s).
+  auto& survivor = nodes["connected"][0];
+  BOOST_TEST(survivor["runs_served"].get<int>() == 1, survivor.dump());
+  BOOST_TEST(survivor["replies"].get<int>() == 4, survivor.dump());
+  BOOST_TEST(survivor["failures"].get<int>() == 0, survivor.dump());
+  BOOST_TEST(survivor["last_heartbeat"].get<double>() > survivor["connected_since"].get<double>(), survivor.dump());
   // Bad HTTP: garbage, a huge header, paths that climb; the superlink stays
   // up and serves nothing it does not mean to.
   BOOST_TEST(raw_http(http_port, "\x16\x03\x01garbage\r\n\r\n").find("200 OK") == std::string::npos);
