@@ -50,7 +50,7 @@ struct control_request {
   std::string host;
   uint16_t port = 9092;
   link_options link;     ///< with TLS, also proves the client's key
-  std::string verb;      ///< ls, log, stop or pull
+  std::string verb;      ///< ls, log, stop, pull or result
   uint64_t run_id = 0;
   bool follow = false;   ///< log: stream until the run ends
   std::string pull_dir;  ///< pull: where the run's files go

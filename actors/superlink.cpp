@@ -629,7 +629,7 @@ void send_artifacts(broker_ptr self, connection_handle hdl, uint64_t id) {
   send_result(self, hdl, true, std::to_string(files) + " file(s)");
 }
 
-// `stamen ls`, `log`, `stop` and `pull`.
+// `stamen ls`, `log`, `stop`, `pull`, and `report`'s `result`.
 void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
@@ -678,6 +678,13 @@ void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& 
     return send_result(self, hdl, true, "stopping run " + std::to_string(*id));
   }
   if (*verb == "pull") return send_artifacts(self, hdl, *id);
+  if (*verb == "result") {
+    // What `stamen run --format json` printed for it, for `stamen report`.
+    if ((*rec)->result.empty())
+      return send_result(self, hdl, false, "run " + std::to_string(*id) + " has no result (it is " +
+                                               (*rec)->status + ((*rec)->reason.empty() ? "" : ": " + (*rec)->reason) + ")");
+    return send_result(self, hdl, true, (*rec)->result);
+  }
   send_result(self, hdl, false, "unknown verb '" + *verb + "'");
 }
 

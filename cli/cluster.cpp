@@ -17,6 +17,7 @@
 #include "actors/superlink.hpp"
 #include "actors/transport.hpp"
 #include "cli/app_loader.hpp"
+#include "cli/report_command.hpp"
 #include "cli/signals.hpp"
 
 namespace stamen {
@@ -208,7 +209,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
 
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
                    const federation_config& fed, const std::vector<fs::path>& search,
-                   bool json, bool detach, const logger& log) {
+                   bool json, bool detach, const std::string& report_dir, const logger& log) {
   auto addr = parse_address(*fed.address, "federation '" + fed.name + "' address");
   if (!addr) {
     log.error(addr.error().what);
@@ -258,12 +259,22 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
     if (json) std::cout << nlohmann::json{{"error", out.text}}.dump(2) << std::endl;
     return 1;
   }
-  if (json) {
-    auto doc = nlohmann::json::parse(out.text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out.text}};
-    doc["faults"] = nlohmann::json::array();  // as in a simulation's output; none are injected here
-    doc["run_id"] = out.run_id;
-    std::cout << doc.dump(2) << std::endl;
+  auto doc = nlohmann::json::parse(out.text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out.text}};
+  doc["faults"] = nlohmann::json::array();  // as in a simulation's output; none are injected here
+  doc["run_id"] = out.run_id;
+  if (json) std::cout << doc.dump(2) << std::endl;
+  if (!report_dir.empty()) {
+    if (!doc.contains("rounds")) {
+      log.error("report: run " + std::to_string(out.run_id) + "'s result is not a strategy's result");
+      return 1;
+    }
+    auto ok = write_report({{cfg.name, doc}}, report_dir);
+    if (!ok) {
+      log.error("report: " + ok.error().what);
+      return 1;
+    }
+    log.info("Report written to " + (fs::path{report_dir} / "report.html").string());
   }
   return 0;
 }

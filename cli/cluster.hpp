@@ -49,9 +49,9 @@ int run_supernode(const supernode_command& cmd, const logger& log);
 /// it with `run_config` to the superlink of `fed` and logs the run's id as
 /// soon as the superlink gives it. Then, unless `detach` (which prints the
 /// id on stdout and returns), prints the run's log to stderr and, with
-/// `json`, its result to stdout.
+/// `json`, its result to stdout; with `report_dir`, writes its report there.
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
                    const federation_config& fed, const std::vector<std::filesystem::path>& search,
-                   bool json, bool detach, const logger& log);
+                   bool json, bool detach, const std::string& report_dir, const logger& log);
 
 }  // namespace stamen

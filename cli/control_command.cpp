@@ -50,43 +50,48 @@ void print_runs(const nlohmann::json& runs) {
 
 }  // namespace
 
-int run_control(const control_command& cmd) {
-  logger log{std::clog};
-  auto cfg = load_app_config(cmd.app_dir);
-  if (!cfg) {
-    std::cerr << "stamen: " << cfg.error().what << '\n';
-    return 2;
-  }
-  auto fed = cfg->federation(cmd.federation);
-  if (!fed) {
-    std::cerr << "stamen: " << fed.error().what << '\n';
-    return 2;
-  }
-  for (auto& spec : cmd.federation_config)
-    if (auto ok = apply_federation_overrides(*fed, spec); !ok) {
-      std::cerr << "stamen: " << ok.error().what << '\n';
-      return 2;
-    }
-  if (!fed->address) {
-    std::cerr << "stamen: federation '" << fed->name << "' is a simulation; `stamen " << cmd.verb
-              << "` talks to a superlink (a federation with an address)\n";
-    return 2;
-  }
+expected<control_request> superlink_of(const std::string& app_dir, const std::string& federation,
+                                       const std::vector<std::string>& federation_config,
+                                       const std::string& verb) {
+  auto cfg = load_app_config(app_dir);
+  if (!cfg) return cfg.error();
+  auto fed = cfg->federation(federation);
+  if (!fed) return fed.error();
+  for (auto& spec : federation_config)
+    if (auto ok = apply_federation_overrides(*fed, spec); !ok) return ok.error();
+  if (!fed->address)
+    return fail(errc::config_error, "federation '" + fed->name + "' is a simulation; `stamen " + verb +
+                                        "` talks to a superlink (a federation with an address)");
   auto addr = parse_address(*fed->address, "federation '" + fed->name + "' address");
-  if (!addr) {
-    std::cerr << "stamen: " << addr.error().what << '\n';
-    return 2;
-  }
+  if (!addr) return addr.error();
   if (fed->tls)
-    if (auto ok = check_tls_files(*fed->tls); !ok) {
-      std::cerr << "stamen: " << ok.error().what << '\n';
-      return 2;
-    }
+    if (auto ok = check_tls_files(*fed->tls); !ok) return ok.error();
   control_request req;
   req.host = addr->first;
   req.port = addr->second;
   req.link.tls = fed->tls;
-  req.verb = cmd.verb;
+  req.verb = verb;
+  return req;
+}
+
+expected<std::string> fetch_run_result(const control_request& superlink, uint64_t run_id) {
+  auto req = superlink;
+  req.verb = "result";
+  req.run_id = run_id;
+  actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, req.link.tls); }};
+  auto out = control_run(*rt.sys, req, [](const std::string&) {});
+  if (!out.ok) return fail(errc::runtime_error, out.text);
+  return out.text;
+}
+
+int run_control(const control_command& cmd) {
+  logger log{std::clog};
+  auto resolved = superlink_of(cmd.app_dir, cmd.federation, cmd.federation_config, cmd.verb);
+  if (!resolved) {
+    std::cerr << "stamen: " << resolved.error().what << '\n';
+    return 2;
+  }
+  auto& req = *resolved;
   req.run_id = cmd.run_id;
   req.follow = cmd.follow;
   req.pull_dir = cmd.dir.empty() ? "run-" + std::to_string(cmd.run_id) : cmd.dir;
@@ -94,7 +99,7 @@ int run_control(const control_command& cmd) {
     std::error_code ec;
     std::filesystem::create_directories(req.pull_dir, ec);
   }
-  actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, fed->tls); }};
+  actor_runtime rt{1, [&](caf::actor_system_config& c) { configure_links(c, req.link.tls); }};
   auto out = control_run(*rt.sys, req, [&](const std::string& line) {
     // A run's log goes to stdout (it is what `stamen log` prints); what
     // `pull` did goes to the log.

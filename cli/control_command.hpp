@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "actors/run_client.hpp"
+#include "messages/expected.hpp"
+
 namespace stamen {
 
 struct control_command {
@@ -19,6 +22,17 @@ struct control_command {
   std::string dir;       ///< pull: default ./run-<id>
   bool json = false;     ///< ls
 };
+
+/// Where the app's federation (with overrides) says its superlink is, as a
+/// request with that address and TLS files; fails with what to fix for a
+/// simulation federation, a bad address or unusable TLS files.
+expected<control_request> superlink_of(const std::string& app_dir, const std::string& federation,
+                                       const std::vector<std::string>& federation_config,
+                                       const std::string& verb);
+
+/// A finished run's result (the JSON `stamen run --format json` printed),
+/// as its superlink kept it.
+expected<std::string> fetch_run_result(const control_request& superlink, uint64_t run_id);
 
 /// Runs the verb against the federation's superlink; returns the exit code
 /// (0 done; 1 the superlink said no or the followed run did not complete;

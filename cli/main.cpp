@@ -30,7 +30,7 @@ void add_run(CLI::App& cli, run_command& cmd, std::string& format) {
   run->add_option("--format", format, "Output: text (logs only) or json (result on stdout)")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_flag("--detach", cmd.detach, "Cluster: print the run's id once submitted and return");
-  run->add_option("--report", cmd.report_dir, "Simulations: write report.html (charts, failures, faults) into this directory");
+  run->add_option("--report", cmd.report_dir, "Write report.html (charts, failures, faults) into this directory once the run ends");
   auto* quiet = run->add_flag("--quiet,-q", cmd.quiet, "Only warnings and errors (no Flower log, no live line)");
   auto* verbose = run->add_flag("--verbose,-v", cmd.verbose, "Debug lines too (checkpoints, frames, ...)");
   quiet->excludes(verbose);
@@ -176,9 +176,16 @@ int main(int argc, char** argv) {
   pull->add_option("--dir", pull_cmd.dir, "Where they go (default: ./run-<id>)");
 
   report_command report_cmd;
-  auto* report = cli.add_subcommand("report", "Write report.html from results of `stamen run --format json`");
-  report->add_option("results", report_cmd.results, "Result JSON files (several: side by side)")->required();
+  auto* report = cli.add_subcommand("report", "Write report.html from results of `stamen run --format json` or cluster runs");
+  report->add_option("results", report_cmd.results,
+                     "Result JSON files, or ids of runs on the federation's superlink (several: side by side)")
+      ->required();
   report->add_option("--out", report_cmd.out, "Directory for report.html and the charts (default: report)");
+  report->add_option("--app", report_cmd.app_dir,
+                     "For run ids: the app directory whose stamen.toml names the federation (default: .)");
+  report->add_option("--federation", report_cmd.federation, "For run ids: a federation from the app's [federations]");
+  report->add_option("--federation-config", report_cmd.federation_config,
+                     "For run ids: federation overrides, \"address=HOST:PORT ...\" (repeatable)");
 
   new_command create;
   auto* make = cli.add_subcommand("new", "Create an app project from a template");

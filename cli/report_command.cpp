@@ -1,5 +1,9 @@
 #include "cli/report_command.hpp"
 
+#include <optional>
+
+#include "cli/control_command.hpp"
+
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -218,7 +222,35 @@ expected<void> write_report(const std::vector<labelled_result>& results, const f
 
 int run_report(const report_command& cmd) {
   std::vector<labelled_result> results;
+  std::optional<control_request> superlink;
   for (auto& file : cmd.results) {
+    std::error_code ec;
+    // A run id (digits, and no such file): the superlink keeps its result.
+    if (!file.empty() && file.size() <= 20 && file.find_first_not_of("0123456789") == std::string::npos &&
+        !fs::exists(file, ec)) {
+      if (!superlink) {
+        auto found = superlink_of(cmd.app_dir, cmd.federation, cmd.federation_config, "report");
+        if (!found) {
+          std::cerr << "stamen: '" << file << "' is no file; as a run id: " << found.error().what << '\n';
+          return 2;
+        }
+        superlink = std::move(*found);
+      }
+      auto text = fetch_run_result(*superlink, std::stoull(file));
+      if (!text) {
+        std::cerr << "stamen: run " << file << ": " << text.error().what << '\n';
+        return 1;
+      }
+      auto doc = json::parse(*text, nullptr, false);
+      if (doc.is_discarded() || !doc.is_object() || !doc.contains("rounds")) {
+        std::cerr << "stamen: run " << file << "'s result is not a strategy's result\n";
+        return 1;
+      }
+      doc["run_id"] = std::stoull(file);
+      if (!doc.contains("faults")) doc["faults"] = json::array();  // none are injected on a cluster
+      results.emplace_back("run " + file, std::move(doc));
+      continue;
+    }
     std::ifstream in(file);
     if (!in) {
       std::cerr << "stamen: cannot read '" << file << "'\n";

@@ -26,8 +26,13 @@ using labelled_result = std::pair<std::string, nlohmann::json>;
 expected<void> write_report(const std::vector<labelled_result>& results, const std::filesystem::path& dir);
 
 struct report_command {
-  std::vector<std::string> results;  ///< JSON files from `stamen run --format json`
+  /// JSON files from `stamen run --format json`, or ids of cluster runs
+  /// (whose results come from the superlink the app's federation names).
+  std::vector<std::string> results;
   std::string out = "report";
+  std::string app_dir = ".";
+  std::string federation;
+  std::vector<std::string> federation_config;
 };
 
 /// Returns the exit code (0 written; 1 a result or gnuplot failed; 2 bad input).

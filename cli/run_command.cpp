@@ -195,9 +195,8 @@ int run_app(const run_command& cmd) {
                  "every run in its state directory and resumes it after a restart\n";
     return 2;
   }
-  if (!cmd.report_dir.empty() && run->federation.address) {
-    std::cerr << "stamen: --report is for simulations here; for a cluster run, save its --format json and "
-                 "run `stamen report RESULT.json`\n";
+  if (!cmd.report_dir.empty() && cmd.detach) {
+    std::cerr << "stamen: --report waits for the run's result, --detach does not; later, `stamen report RUN_ID`\n";
     return 2;
   }
   if (cmd.detach && !run->federation.address) {
@@ -208,7 +207,7 @@ int run_app(const run_command& cmd) {
     if (!run->app.faults.empty())
       log.warn("fault plans apply to simulations; the cluster run ignores them");
     return run_on_cluster(run->app, run->app.run_config, run->federation, app_search_path(run->app_dir),
-                          cmd.json, cmd.detach, log);
+                          cmd.json, cmd.detach, cmd.report_dir, log);
   }
   return simulate(*run, cmd.json, cmd.quiet, log);
 }

@@ -225,7 +225,8 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
   auto nodes = this->nodes(*link, port, 3, 30);
   auto model = (dir / "final_model.pt").string();
   auto started = std::chrono::steady_clock::now();
-  auto run = this->run("quickstart", port, quickstart_config(2) + " final-model=" + model);
+  auto run = this->run("quickstart", port, quickstart_config(2) + " final-model=" + model,
+                       {"--report", (dir / "report").string()});
   // None of the nodes has the app: its bundle reaches all three.
   for (auto& n : nodes) BOOST_REQUIRE_MESSAGE(n->wait_for("installed bundle", 120) >= 0, n->log());
   std::chrono::duration<double> reached = std::chrono::steady_clock::now() - started;
@@ -246,6 +247,10 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
   // The submitter prints the run's Flower-format log as the superlink writes it.
   BOOST_TEST(run->count("configure_train: Sampled 3 nodes (out of 3)") == 2u);
   BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 2u);
+  // --report: the run's report, written by the submitter from its result.
+  auto html = stamen::test::slurp(dir / "report" / "report.html");
+  BOOST_TEST(html.find("<figure id=\"evaluate-eval_acc\"") != std::string::npos);
+  BOOST_TEST(fs::exists(dir / "report" / "evaluate-eval_acc.svg"));
 }
 
 BOOST_AUTO_TEST_CASE(fedbuff_and_fedasync_run_unchanged_on_a_superlink) {
@@ -749,6 +754,37 @@ BOOST_AUTO_TEST_CASE(a_superlink_queues_runs_serves_ls_log_stop_pull_and_keeps_t
   auto old_log = control("log", port, {first});
   BOOST_REQUIRE_MESSAGE(old_log->wait(30) == 0, old_log->log());
   BOOST_TEST(out(old_log.get()).find("[ROUND 2/2]") != std::string::npos, out(old_log.get()));
+  // `stamen report RUN_ID`: the finished run's result, as the restarted
+  // superlink kept it, charted.
+  auto report = [&](const std::string& id, const fs::path& out_dir) {
+    return std::make_unique<child_process>(
+        strings{stamen_bin, "report", id, "--out", out_dir.string(), "--app",
+                (source_dir / "tests" / "cli" / "gated").string(), "--federation-config",
+                "address=127.0.0.1:" + std::to_string(port)},
+        log_path("report"));
+  };
+  auto reported = report(first, dir / "report");
+  BOOST_REQUIRE_MESSAGE(reported->wait(60) == 0, reported->log());
+  auto html = stamen::test::slurp(dir / "report" / "report.html");
+  BOOST_TEST(html.find("run " + first) != std::string::npos);
+  // eval_loss is FedAvg's weighted mean of p over nodes 0 and 1 (weights 1
+  // and 2): 2/3 in both rounds, in the chart's data.
+  std::smatch loss;
+  BOOST_REQUIRE_MESSAGE(
+      std::regex_search(html, loss, std::regex{"<figure id=\"evaluate-eval_loss\" data-series='([^']*)'>"}),
+      html.substr(0, 2000));
+  auto data = loss[1].str();
+  for (size_t at = 0; (at = data.find("&quot;", at)) != std::string::npos;) data.replace(at, 6, "\""), ++at;
+  auto series = nlohmann::json::parse(data)["run " + first];
+  BOOST_REQUIRE_EQUAL(series.size(), 2u);
+  BOOST_TEST(std::abs(series[1][1].get<double>() - 2.0 / 3) < 1e-9, series.dump());
+  // A stopped run reports the rounds it completed; an unknown id, nothing.
+  auto stopped = report(third, dir / "report-stopped");
+  BOOST_TEST(stopped->wait(60) == 0, stopped->log());
+  auto no_such = report("12345", dir / "report-unknown");
+  BOOST_TEST(no_such->wait(60) == 1);
+  BOOST_TEST(no_such->count("run 12345: no run 12345 on this superlink") == 1u, no_such->log());
+  BOOST_TEST(!fs::exists(dir / "report-unknown" / "report.html"));
   auto fourth = detached(port, "num-server-rounds=1 gate-file='" + gate("gate-4") + "'");
   auto fifth = detached(port, "num-server-rounds=1 gate-file='" + gate("gate-4") + "'");
   // Each node holds both runs' trainings at the gate, one after the other
