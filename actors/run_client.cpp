@@ -147,6 +147,13 @@ void on_frame(broker_ptr self, wire::frame f) {
       if (line && st.on_log) st.on_log(*line);
       return;
     }
+    case wire::frame_type::progress: {
+      // Drawn for a submitter; `stamen log --follow` prints the log to
+      // stdout, where a status line on stderr would garble it.
+      auto line = r.str("status line", 4096);
+      if (line && st.run && st.run->on_progress) st.run->on_progress(*line);
+      return;
+    }
     case wire::frame_type::result: {
       auto ok = r.u8("ok");
       auto text = ok ? r.str("result", 64 << 20) : expected<std::string>{ok.error()};

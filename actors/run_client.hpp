@@ -28,6 +28,9 @@ struct run_submission {
   uint64_t min_nodes = 0;
   /// Return once the superlink has accepted the run (its id known).
   bool detach = false;
+  /// Gets the run's live status line as the superlink sends it ("" once
+  /// the run ends); unset: the superlink sends none.
+  std::function<void(const std::string&)> on_progress;
 };
 
 struct run_outcome {

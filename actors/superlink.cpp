@@ -38,6 +38,7 @@
 #include "config/app_bundle.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/flower_log.hpp"
+#include "runtime/progress_line.hpp"
 #include "runtime/result_json.hpp"
 
 namespace stamen {
@@ -83,6 +84,11 @@ struct live_run {
   std::vector<connection_handle> followers;
   std::shared_ptr<run_stop> stop = std::make_shared<run_stop>();
   std::thread runner;
+  /// Its live status line (progress_line's), sent to its followers on the
+  /// next heartbeat when it changed: at most a few frames a second however
+  /// fast replies come.
+  std::string progress;
+  bool progress_sent = true;
   bool started = false;    ///< counted among the runs at once
   bool announced = false;  ///< its ServerApp loaded, nodes were told (a run frame)
 };
@@ -401,6 +407,10 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
     run_events events;
     events.add(std::make_shared<flower_log>(log));
     events.add(std::make_shared<run_progress>(broker, run_id));
+    // The live line its submitter draws under the log on a terminal; the
+    // broker sends the latest one on each heartbeat.
+    events.add(std::make_shared<progress_line>(
+        [broker, run_id](const std::string& text) { caf::anon_send(broker, progress_atom::value, run_id, text); }));
     stop->set_interrupt([&g] { g.interrupt(); });
     // The federation's node count: a simulation spread over supernode
     // processes starts with all its nodes, as it would in one process.
@@ -825,6 +835,13 @@ void on_heartbeat(broker_ptr self) {
   }
   for (auto& hdl : dead)
     drop(self, hdl, "silent for more than " + format_seconds(st.opts.link.timeout_s));
+  for (auto& [id, r] : st.runs) {
+    if (r.progress_sent) continue;
+    r.progress_sent = true;
+    wire::writer w;
+    w.str(r.progress);
+    for (auto hdl : r.followers) send_frame(self, hdl, wire::frame_type::progress, w.bytes());
+  }
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
 }
 
@@ -978,6 +995,12 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
     [self](instruct_atom, uint64_t node_id, const envelope& e) { on_instruct(self, node_id, e); },
     [self](caf::io::data_transferred_msg& m) { on_transferred(self, m); },
     [self](log_atom, uint64_t run_id, const std::string& line) { run_log(self, run_id, line); },
+    [self](progress_atom, uint64_t run_id, const std::string& text) {
+      auto r = self->state.runs.find(run_id);
+      if (r == self->state.runs.end()) return;
+      r->second.progress = text;
+      r->second.progress_sent = false;
+    },
     [self](status_atom, uint64_t run_id, const std::string& status) {
       auto& st = self->state;
       auto it = st.runs.find(run_id);

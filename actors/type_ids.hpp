@@ -47,6 +47,7 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 using round_atom = caf::atom_constant<caf::atom("round")>;
 using tally_atom = caf::atom_constant<caf::atom("tally")>;
 using http_atom = caf::atom_constant<caf::atom("http")>;
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
 
 /// Adds the types above to a CAF config (needed on every node of a cluster).
 inline void register_types(caf::actor_system_config& cfg) {

@@ -35,6 +35,7 @@ const char* to_string(frame_type t) {
     case frame_type::control: return "control";
     case frame_type::artifact: return "artifact";
     case frame_type::run_end: return "run_end";
+    case frame_type::progress: return "progress";
   }
   return "unknown";
 }

@@ -46,10 +46,11 @@ enum class frame_type : uint8_t {
   control = 15,   ///< C→L: ls, log, stop or pull, for a run id
   artifact = 16,  ///< L→C: one file of a run's directory (pull)
   run_end = 17,   ///< L→N: a run ended; drop what is left of it
+  progress = 18,  ///< L→C: the run's live status line (round, phase, replies), "" when it ends
 };
 
 /// The last frame type (what decode_header accepts up to).
-inline constexpr frame_type last_frame_type = frame_type::run_end;
+inline constexpr frame_type last_frame_type = frame_type::progress;
 
 /// A frame's type name, for error messages.
 const char* to_string(frame_type t);

@@ -209,7 +209,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
 
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
                    const federation_config& fed, const std::vector<fs::path>& search,
-                   bool json, bool detach, const std::string& report_dir, const logger& log) {
+                   bool json, bool detach, const std::string& report_dir, bool live, const logger& log) {
   auto addr = parse_address(*fed.address, "federation '" + fed.name + "' address");
   if (!addr) {
     log.error(addr.error().what);
@@ -244,12 +244,27 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
   run.min_nodes = fed.num_supernodes_given ? fed.num_supernodes : 0;
   log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address + (fed.tls ? " (TLS)" : "") +
            (run.min_nodes > 0 ? ", to start once " + std::to_string(run.min_nodes) + " nodes are connected" : ""));
+  if (live) {
+    // The superlink's live line for the run, under its log, as a
+    // simulation draws its own.
+    logger::set_status_stream(&std::clog);
+    run.on_progress = [](const std::string& text) { logger::set_status(text); };
+  }
   auto out = submit_run(
-      *rt.sys, run, [](const std::string& line) { std::clog << line << '\n' << std::flush; },
+      *rt.sys, run,
+      [&log](const std::string& line) {
+        // The superlink's lines carry their level: --quiet keeps warnings
+        // and errors of the run, as it does for a simulation.
+        auto lv = line.rfind("DEBUG", 0) == 0 ? logger::level::debug
+                  : line.rfind("INFO", 0) == 0 ? logger::level::info
+                                               : logger::level::warning;
+        if (log.shows(lv)) logger::print_line(std::clog, line);
+      },
       [&](uint64_t id) {
         log.info("Run " + std::to_string(id) + " submitted (`stamen log " + std::to_string(id) +
                  " --follow`, `stamen stop " + std::to_string(id) + "`)");
       });
+  if (live) logger::set_status_stream(nullptr);
   if (detach && out.ok) {
     std::cout << out.run_id << std::endl;
     return 0;

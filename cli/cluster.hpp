@@ -50,8 +50,9 @@ int run_supernode(const supernode_command& cmd, const logger& log);
 /// soon as the superlink gives it. Then, unless `detach` (which prints the
 /// id on stdout and returns), prints the run's log to stderr and, with
 /// `json`, its result to stdout; with `report_dir`, writes its report there.
+/// With `live` (stderr a terminal), draws the run's status line under its log.
 int run_on_cluster(const app_config& cfg, const config_record& run_config,
                    const federation_config& fed, const std::vector<std::filesystem::path>& search,
-                   bool json, bool detach, const std::string& report_dir, const logger& log);
+                   bool json, bool detach, const std::string& report_dir, bool live, const logger& log);
 
 }  // namespace stamen

@@ -207,7 +207,8 @@ int run_app(const run_command& cmd) {
     if (!run->app.faults.empty())
       log.warn("fault plans apply to simulations; the cluster run ignores them");
     return run_on_cluster(run->app, run->app.run_config, run->federation, app_search_path(run->app_dir),
-                          cmd.json, cmd.detach, cmd.report_dir, log);
+                          cmd.json, cmd.detach, cmd.report_dir,
+                          ::isatty(STDERR_FILENO) == 1 && !cmd.quiet && !cmd.detach, log);
   }
   return simulate(*run, cmd.json, cmd.quiet, log);
 }

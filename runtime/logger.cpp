@@ -37,6 +37,12 @@ void logger::set_status(const std::string& text) {
   *status_out << erase_line << status_text << std::flush;
 }
 
+void logger::print_line(std::ostream& out, const std::string& line) {
+  std::lock_guard<std::mutex> guard{status_mtx};
+  if (&out == status_out) out << erase_line << line << '\n' << status_text << std::flush;
+  else out << line << '\n' << std::flush;
+}
+
 void logger::set_thread_tee(std::function<void(const std::string& line)> tee) { tee_fn = std::move(tee); }
 
 logger::logger() : logger(std::clog, static_cast<level>(default_level.load())) {}

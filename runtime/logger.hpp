@@ -33,6 +33,9 @@ class logger {
 
   void write(level lv, const std::string& text) const;
 
+  /// Whether a line of level `lv` is written (not below this logger's level).
+  bool shows(level lv) const { return out_ != nullptr && lv >= min_; }
+
   /// While set, every logger writing on the calling thread also hands each
   /// line (prefix included) to `tee`: a superlink runs each run's ServerApp
   /// on a thread of its own and so keeps each run's log apart, for its
@@ -50,6 +53,10 @@ class logger {
 
   /// Draws `text` as the status line ("" erases it).
   static void set_status(const std::string& text);
+
+  /// Writes a line already formatted elsewhere (a superlink's log line, as
+  /// its submitter prints it) to `out`, keeping the status line below it.
+  static void print_line(std::ostream& out, const std::string& line);
 
  private:
   std::ostream* out_;

@@ -13,6 +13,10 @@ double since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
+progress_line::progress_line(std::function<void(const std::string&)> draw) : draw_(std::move(draw)) {}
+
+void progress_line::logger_status(const std::string& text) { logger::set_status(text); }
+
 void progress_line::on_start(const std::string&, int num_rounds, const std::vector<std::string>&) {
   start_ = clock::now();
   total_ = num_rounds;
@@ -55,7 +59,7 @@ void progress_line::on_version(const version_report& report, int num_versions) {
   draw();
 }
 
-void progress_line::on_finished(const strategy_result&) { logger::set_status(""); }
+void progress_line::on_finished(const strategy_result&) { draw_(""); }
 
 std::string progress_line::text() const {
   double elapsed = since(start_);
@@ -69,6 +73,6 @@ std::string progress_line::text() const {
   return out;
 }
 
-void progress_line::draw() { logger::set_status(text()); }
+void progress_line::draw() { draw_(text()); }
 
 }  // namespace stamen

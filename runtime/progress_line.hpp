@@ -7,6 +7,7 @@
 // terminal, so logs in files and CI never see it.
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "runtime/run_events.hpp"
@@ -15,6 +16,11 @@ namespace stamen {
 
 class progress_line : public run_observer {
  public:
+  /// `draw` shows the line (by default the process's status line; a
+  /// superlink sends it to the run's submitter instead).
+  explicit progress_line(std::function<void(const std::string&)> draw = logger_status);
+  static void logger_status(const std::string& text);
+
   void on_start(const std::string& strategy, int num_rounds, const std::vector<std::string>&) override;
   void on_round_start(int round, int num_rounds) override;
   void on_sampled(int round, run_phase phase, size_t sampled, size_t available) override;
@@ -28,6 +34,7 @@ class progress_line : public run_observer {
 
  private:
   void draw();
+  std::function<void(const std::string&)> draw_;
   using clock = std::chrono::steady_clock;
   clock::time_point start_ = clock::now();
   clock::time_point round_start_ = start_;

@@ -283,6 +283,38 @@ BOOST_AUTO_TEST_CASE(fedbuff_and_fedasync_run_unchanged_on_a_superlink) {
   BOOST_TEST(async["versions"][3]["evaluate"]["results"].get<int>() == 3);
 }
 
+// The submitter of a cluster run draws the superlink's live line under the
+// run's log on a terminal (util-linux's `script` gives it one), as a
+// simulation does; --quiet leaves only the run's warnings and errors.
+BOOST_AUTO_TEST_CASE(a_cluster_run_draws_the_superlinks_live_line_on_a_terminal_and_quiet_is_quiet) {
+  auto [link, port] = superlink();
+  auto nodes = this->nodes(*link, port, 2, 2);
+  auto gate = dir / "open";
+  auto command = stamen_bin + " run " + (source_dir / "tests" / "cli" / "gated").string() +
+                 " --federation-config address=127.0.0.1:" + std::to_string(port) +
+                 " --run-config \"num-server-rounds=2 gate-round=1 gate-file='" + gate.string() + "'\"";
+  child_process screen{{"/usr/bin/script", "-q", "-e", "-c", command, "/dev/null"}, log_path("screen")};
+  // Held at the gate, round 1's train shows on the line with no reply yet.
+  for (auto& n : nodes) BOOST_REQUIRE_MESSAGE(n->wait_for("waiting at the gate", 60) >= 0, n->log());
+  bool no_pty = screen.wait_for("pseudo-terminal", 0.1) >= 0;
+  if (no_pty) {
+    BOOST_TEST_MESSAGE("skipped the terminal part: this machine gives `script` no pseudo-terminal");
+  } else {
+    BOOST_TEST(screen.wait_for("round 1/2 train: 0/2 replies, 0 failures", 30) >= 0, screen.log());
+  }
+  std::ofstream{gate};
+  BOOST_REQUIRE_MESSAGE(screen.wait(120) == 0, screen.log());
+  if (!no_pty) {
+    BOOST_TEST(screen.count("\r\033[K") >= 2u);
+    BOOST_TEST(screen.count("[ROUND 2/2]") == 1u);
+  }
+  auto quiet = this->run("gated", port, "num-server-rounds=1", {"--quiet"});
+  BOOST_REQUIRE_MESSAGE(quiet->wait(120) == 0, quiet->log());
+  BOOST_TEST(quiet->count("INFO") == 0u, quiet->log());
+  BOOST_TEST(quiet->count("\033") == 0u);
+  BOOST_TEST(result()["rounds"].size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(sampling_waits_for_min_available_nodes_and_says_why_it_gives_up) {
   auto [link, port] = superlink();
   auto first = supernode(port, "partition-id=0 num-partitions=30");
