@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
 namespace stamen {
 
@@ -96,44 +97,55 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
   }
 }
 
-// A node died: everything it still owed is answered with an error reply.
+// A node died (or a link with its many nodes): everything they still owed
+// is answered with an error reply.
 void on_node_down(self_ptr self, const caf::down_msg& dm) {
   auto& st = self->state;
   auto a = st.node_by_addr.find(dm.source);
   if (a == st.node_by_addr.end()) return;
-  auto node_id = a->second;
+  auto ids = std::move(a->second);
   st.node_by_addr.erase(a);
-  auto n = st.nodes.find(node_id);
-  if (n == st.nodes.end()) return;
-  st.nodes.erase(n);
-  // A scan of what is outstanding (not a per-node index): deaths are rare,
-  // and an index would cost every node memory and every message a hash.
+  std::unordered_set<uint64_t> dead;
+  for (auto id : ids)
+    if (st.nodes.erase(id) > 0) dead.insert(id);
+  if (dead.empty()) return;
+  // One scan of what is outstanding (not a per-node index): deaths are
+  // rare, and an index would cost every node memory and every message a
+  // hash. A link of many nodes is one scan too.
   std::vector<std::string> owed;
   for (auto& [id, p] : st.owed)
-    if (p.node_id == node_id && !p.answered) owed.push_back(id);
+    if (!p.answered && dead.count(p.node_id) > 0) owed.push_back(id);
   // A node that owed nothing is news only at debug level: a supernode
   // process of a thousand nodes that goes away is one line already.
-  auto line = "grid: node " + std::to_string(node_id) + " is down (" + to_string(dm.reason) +
-              "), answering for " + std::to_string(owed.size()) + " instruction(s)";
+  auto who = ids.size() == 1 ? "node " + std::to_string(ids.front()) + " is"
+                             : std::to_string(dead.size()) + " nodes (" + std::to_string(ids.front()) + "..) are";
+  auto line = "grid: " + who + " down (" + to_string(dm.reason) + "), answering for " +
+              std::to_string(owed.size()) + " instruction(s)";
   if (owed.empty()) st.log.debug(line);
   else st.log.warn(line);
   for (auto& id : owed) {
     auto p = st.owed.find(id);
     if (p == st.owed.end()) continue;
     deliver(self, synthesize(self, id, p->second, error_code::node_unavailable,
-                             "node " + std::to_string(node_id) + " became unavailable"));
+                             "node " + std::to_string(p->second.node_id) + " became unavailable"));
   }
 }
 
-bool on_register(self_ptr self, uint64_t node_id, const supernode_actor& node) {
+bool on_register(self_ptr self, const std::vector<uint64_t>& ids, const supernode_actor& node) {
   auto& st = self->state;
-  if (node_id == 0 || node_id == server_node_id || st.nodes.count(node_id) > 0) {
-    st.log.warn("grid: refused node id " + std::to_string(node_id) + " (reserved or taken)");
-    return false;
+  std::unordered_set<uint64_t> fresh;
+  for (auto id : ids)
+    if (id == 0 || id == server_node_id || st.nodes.count(id) > 0 || !fresh.insert(id).second) {
+      st.log.warn("grid: refused node id " + std::to_string(id) + " (reserved or taken)" +
+                  (ids.size() > 1 ? " and with it " + std::to_string(ids.size() - 1) + " more" : ""));
+      return false;
+    }
+  auto [entry, first] = st.node_by_addr.try_emplace(node.address());
+  if (first) self->monitor(node);  // once per actor: one down message for all its nodes
+  for (auto id : ids) {
+    entry->second.push_back(id);
+    st.nodes.emplace(id, node);
   }
-  self->monitor(node);
-  st.node_by_addr.emplace(node.address(), node_id);
-  st.nodes.emplace(node_id, node);
   answer_waiters(self);
   return true;
 }
@@ -183,7 +195,10 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
   self->set_down_handler([self](caf::down_msg& dm) { on_node_down(self, dm); });
   return {
     [self](register_atom, uint64_t node_id, supernode_actor node) {
-      return on_register(self, node_id, node);
+      return on_register(self, std::vector<uint64_t>{node_id}, node);
+    },
+    [self](register_atom, const std::vector<uint64_t>& ids, supernode_actor node) {
+      return on_register(self, ids, node);
     },
     [self](nodes_atom) {
       std::vector<uint64_t> ids;

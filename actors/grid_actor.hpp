@@ -37,7 +37,8 @@ struct grid_state {
   };
 
   std::unordered_map<uint64_t, supernode_actor> nodes;
-  std::unordered_map<caf::actor_addr, uint64_t> node_by_addr;
+  /// The node ids behind each actor (one, or a cluster link's many).
+  std::unordered_map<caf::actor_addr, std::vector<uint64_t>> node_by_addr;
   std::unordered_map<std::string, pending> owed;
   std::unordered_map<std::string, envelope> inbox;  ///< replies waiting for pull
   std::vector<waiter> waiters;

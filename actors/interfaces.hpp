@@ -41,6 +41,9 @@ using reply_stream_actor = caf::typed_actor<
 using grid_actor = caf::typed_actor<
     /// A node joins under `node_id`; false if the id is taken by a live node.
     caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    /// Nodes join under `node_ids`, all behind one actor (a cluster link
+    /// that carries many): all or none; when the actor dies, they all do.
+    caf::replies_to<register_atom, std::vector<uint64_t>, supernode_actor>::with<bool>,
     caf::replies_to<nodes_atom>::with<std::vector<uint64_t>>,
     /// Answers with the node count once it reaches `n`, or when the timeout passes.
     caf::replies_to<wait_atom, uint64_t, caf::timespan>::with<uint64_t>,

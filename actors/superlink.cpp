@@ -66,7 +66,7 @@ struct peer {
   std::string where;  ///< "host:port", for log lines
   uint64_t node_id = 0;  ///< its first node; a link carries node_id .. node_id + nodes - 1
   uint32_t nodes = 0;
-  std::vector<supernode_actor> proxies;  ///< one per node, in id order
+  supernode_actor proxy;  ///< stands for all of them in the grid
   wire::frame_assembler frames;
   link_writer writer;
   link_liveness alive;
@@ -176,10 +176,8 @@ void drop(broker_ptr self, connection_handle hdl, const std::string& why) {
   auto& pr = p->second;
   if (pr.kind == peer::role::node) {
     st.opts.log.warn("superlink: " + node_names(pr) + " at " + pr.where + " disconnected: " + why);
-    for (uint32_t i = 0; i < pr.nodes; ++i) {
-      st.by_node.erase(pr.node_id + i);
-      caf::anon_send_exit(pr.proxies[i], caf::exit_reason::remote_link_unreachable);
-    }
+    for (uint32_t i = 0; i < pr.nodes; ++i) st.by_node.erase(pr.node_id + i);
+    caf::anon_send_exit(pr.proxy, caf::exit_reason::remote_link_unreachable);
   } else if (pr.kind == peer::role::client && pr.awaiting_bundle) {
     st.opts.log.warn("superlink: submitter at " + pr.where + " left before sending its app bundle: " + why);
   } else if (pr.kind == peer::role::client) {
@@ -229,12 +227,14 @@ void send_bundle(broker_ptr self, connection_handle hdl, const peer& pr, const s
   send_frame(self, hdl, wire::frame_type::bundle, w.bytes());
 }
 
-// The proxy that stands for a remote node in the grid: instructions go to the
-// broker, which writes them to the node's connection.
-supernode_actor::behavior_type node_proxy(supernode_actor::pointer self, caf::actor broker,
-                                          uint64_t node_id) {
+// The proxy that stands for a link's remote nodes in the grid (one actor
+// for all of them: the grid routes by the envelope's node id, and the
+// link's death is one down message): instructions go to the broker, which
+// writes them to the link's connection.
+supernode_actor::behavior_type node_proxy(supernode_actor::pointer self, caf::actor broker) {
   return {
     [=](instruct_atom, envelope& e) {
+      auto node_id = e.node_id;
       caf::anon_send(broker, instruct_atom::value, node_id, std::move(e));
     },
     [](done_atom, envelope&) {},
@@ -286,11 +286,10 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   pr.node_id = node_id;
   pr.nodes = static_cast<uint32_t>(n);
   pr.frames.set_max_length(st.opts.link.max_frame);
-  pr.proxies.reserve(n);
+  pr.proxy = self->spawn(node_proxy, caf::actor{self});
   std::vector<uint64_t> ids;
   ids.reserve(n);
   for (uint64_t i = 0; i < n; ++i) {
-    pr.proxies.push_back(self->spawn(node_proxy, caf::actor{self}, node_id + i));
     st.by_node.emplace(node_id + i, hdl);
     ids.push_back(node_id + i);
   }
@@ -304,11 +303,12 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   st.opts.log.info("superlink: " + node_names(pr) + " joined from " + pr.where +
                    (h->node_config.empty() ? "" : " (" + h->node_config + ")"));
   check_kept(self, st.store->node_seen(ids, pr.where, key));
-  for (uint64_t i = 0; i < n; ++i)
-    self->request(st.grid, caf::infinite, register_atom::value, node_id + i, pr.proxies[i])
-        .then([self, hdl](bool ok) {
-          if (!ok) drop(self, hdl, "the grid refused its id");
-        });
+  // One request for all of them: a request per node costs a link of
+  // 25,000 nodes half a second of this broker's time, without pings.
+  self->request(st.grid, caf::infinite, register_atom::value, std::move(ids), pr.proxy)
+      .then([self, hdl](bool ok) {
+        if (!ok) drop(self, hdl, "the grid refused its id");
+      });
 }
 
 // What a superlink keeps of a run while it goes, sent to the broker: each

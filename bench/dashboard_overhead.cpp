@@ -23,11 +23,7 @@
 #include <thread>
 
 #include "bench_util.hpp"
-#include "../tests/support/child_process.hpp"
-
-namespace fs = std::filesystem;
-using stamen::test::child_process;
-using strings = std::vector<std::string>;
+#include "local_cluster.hpp"
 
 namespace {
 
@@ -76,15 +72,6 @@ struct poller {
   }
 };
 
-// Median of a run's per-round wall time (train plus evaluate phase).
-double median_round_s(const nlohmann::json& doc) {
-  std::vector<double> xs;
-  for (auto& r : doc["rounds"])
-    xs.push_back(r["train"]["seconds"].get<double>() + r["evaluate"]["seconds"].get<double>());
-  std::sort(xs.begin(), xs.end());
-  return xs.empty() ? 0 : xs[xs.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,42 +84,15 @@ int main(int argc, char** argv) {
   int rounds = argc > 4 ? std::stoi(argv[4]) : 100;
   int pairs = argc > 5 ? std::stoi(argv[5]) : 5;
   const int procs = 4;
-  auto work = fs::temp_directory_path() / ("stamen-dashboard-" + std::to_string(getpid()));
-  fs::create_directories(work);
-  child_process link{{stamen, "superlink", "--port", "0", "--http-port", "0", "--insecure-accept-bundles"},
-                     (work / "superlink.log").string()};
-  if (link.wait_for("listening on ", 15) < 0) return 1;
-  auto port = link.word_after("listening on ");
-  auto http_port = std::stoi(link.word_after("127.0.0.1:"));
-  std::vector<std::unique_ptr<child_process>> hosts;
-  for (int k = 0; k < procs; ++k) {
-    int n = nodes / procs + (k < nodes % procs ? 1 : 0);
-    int offset = k * (nodes / procs) + std::min(k, nodes % procs);
-    hosts.push_back(std::make_unique<child_process>(
-        strings{stamen, "supernode", "--superlink", "127.0.0.1:" + port, "--insecure-accept-bundles", "--nodes",
-                std::to_string(n), "--partition-offset", std::to_string(offset), "--node-config",
-                "num-partitions=" + std::to_string(nodes), "--bundle-cache", (work / "cache").string()},
-        (work / ("supernode-" + std::to_string(k) + ".log")).string()));
-  }
-  if (link.wait_for("joined from", 60, procs) < 0) return 1;
-
+  bench::local_cluster cluster{stamen, nodes, procs, {"--http-port", "0"}};
+  auto http_port = std::stoi(cluster.superlink().word_after("127.0.0.1:"));
+  auto config = "num-server-rounds=" + std::to_string(rounds) + " min-nodes=" + std::to_string(nodes);
   auto run = [&](bool polled) {
     poller p;
     if (polled) p.start(http_port);
-    auto out = work / "result.json";
-    child_process r{{stamen, "run", app, "--format", "json", "--federation-config",
-                     "address=127.0.0.1:" + port + " num-supernodes=" + std::to_string(nodes), "--run-config",
-                     "num-server-rounds=" + std::to_string(rounds) + " min-nodes=" + std::to_string(nodes)},
-                    (work / "run.log").string(), out.string()};
-    int rc = r.wait(600);
+    auto doc = cluster.run(app, config);
     p.finish();
-    if (rc != 0) {
-      std::cerr << "dashboard_overhead: the run failed:\n" << r.log();
-      std::exit(1);
-    }
-    std::ifstream in(out);
-    auto doc = nlohmann::json::parse(in);
-    return std::tuple{median_round_s(doc), p.answered.load(), p.failed.load(), p.slowest_s};
+    return std::tuple{bench::median_round_s(doc), p.answered.load(), p.failed.load(), p.slowest_s};
   };
 
   run(false);  // warm-up: the bundle reaches the nodes' cache
@@ -177,9 +137,5 @@ int main(int argc, char** argv) {
       .num("target_ratio", 1.1)
       .flag("met", ratio <= 1.1 && failed == 0)
       .print();
-  for (auto& h : hosts) h->signal(SIGTERM);
-  link.signal(SIGTERM);
-  link.wait(10);
-  fs::remove_all(work);
   return 0;
 }

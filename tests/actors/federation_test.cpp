@@ -1,6 +1,8 @@
 #include "actors/federation.hpp"
+#include "actors/grid_actor.hpp"
 
 #include <boost/test/unit_test.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include <atomic>
@@ -422,6 +424,59 @@ BOOST_AUTO_TEST_CASE(a_thousand_nodes_several_rounds) {
   for (int64_t p = 0; p < 1000; ++p) ps.push_back(p);
   check_arrays(**r, expected_after(ps, 3));
   for (auto& tr : (*r)->train_rounds) BOOST_TEST(tr.results == 1000u);
+}
+
+// A cluster link registers its many nodes behind one actor in one request:
+// all or none, and the actor's death takes all of them, each instruction
+// they owed answered once.
+BOOST_AUTO_TEST_CASE(nodes_behind_one_actor_register_as_a_block_and_go_down_together) {
+  actor_runtime rt{2};
+  auto& sys = *rt.sys;
+  auto grid = sys.spawn(grid_behavior, codec_options{}, logger::silent());
+  // A stand-in for a link's proxy: takes instructions and never answers.
+  auto proxy = sys.spawn([]() -> supernode_actor::behavior_type {
+    return {[](instruct_atom, envelope&) {}, [](done_atom, envelope&) {}};
+  });
+  caf::scoped_actor self{sys};
+  auto ask = [&](auto... xs) {
+    bool out = false;
+    self->request(grid, caf::infinite, xs...).receive([&](bool ok) { out = ok; }, [](caf::error&) {});
+    return out;
+  };
+  auto count = [&] {
+    size_t n = 0;
+    self->request(grid, caf::infinite, nodes_atom::value)
+        .receive([&](std::vector<uint64_t>& ids) { n = ids.size(); }, [](caf::error&) {});
+    return n;
+  };
+  BOOST_TEST(ask(register_atom::value, std::vector<uint64_t>{100, 101, 102}, proxy));
+  BOOST_TEST(count() == 3u);
+  // A block with an id already taken is refused whole.
+  BOOST_TEST(!ask(register_atom::value, std::vector<uint64_t>{103, 101}, proxy));
+  BOOST_TEST(!ask(register_atom::value, std::vector<uint64_t>{104, 104}, proxy));
+  BOOST_TEST(count() == 3u);
+  // One instruction to each of two of them (replies kept for pull), then
+  // the proxy dies: both are answered, and all three nodes are gone.
+  std::vector<envelope> batch{envelope{"a", "", 100, 0, {}, {}}, envelope{"b", "", 102, 0, {}, {}}};
+  self->request(grid, caf::infinite, push_atom::value, batch).receive([](std::vector<std::string>&) {},
+                                                                       [](caf::error&) {});
+  caf::anon_send_exit(proxy, caf::exit_reason::kill);
+  std::vector<envelope> answered;
+  for (int i = 0; i < 2000 && answered.size() < 2; ++i) {
+    self->request(grid, caf::infinite, pull_atom::value, std::vector<std::string>{"a", "b"})
+        .receive([&](std::vector<envelope>& got) { for (auto& e : got) answered.push_back(std::move(e)); },
+                 [](caf::error&) {});
+    if (answered.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  BOOST_REQUIRE_EQUAL(answered.size(), 2u);
+  for (auto& e : answered) {
+    auto reply = decode(e.bytes, e.content, codec_options{});
+    BOOST_REQUIRE(reply.has_value());
+    BOOST_TEST(reply->has_error());
+    BOOST_TEST(reply->error().code == error_code::node_unavailable);
+  }
+  BOOST_TEST(count() == 0u);
+  caf::anon_send_exit(grid, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
