@@ -193,6 +193,15 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
   self->state.codec = codec;
   self->state.log = std::move(log);
   self->set_down_handler([self](caf::down_msg& dm) { on_node_down(self, dm); });
+  // Told to exit (the process goes down): whoever waits for nodes is
+  // answered now with the count it got, or its thread would wait forever
+  // on a promise that died with this actor.
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    auto n = static_cast<uint64_t>(self->state.nodes.size());
+    for (auto& w : self->state.waiters) w.promise.deliver(n);
+    self->state.waiters.clear();
+    self->quit(m.reason);
+  });
   return {
     [self](register_atom, uint64_t node_id, supernode_actor node) {
       return on_register(self, std::vector<uint64_t>{node_id}, node);

@@ -418,10 +418,15 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
       size_t have = 0;
       auto started = std::chrono::steady_clock::now();
       // Short waits, so that `stamen stop` ends the wait within a second.
-      for (int i = 0; !stop->requested() && (have = g.wait_for_nodes(min_nodes, 1.0)) < min_nodes; ++i)
-        if (i % 10 == 0)
-          log.info("superlink: run " + std::to_string(run_id) + " waits for " + std::to_string(min_nodes) +
-                   " nodes (" + std::to_string(have) + " connected)");
+      // A grid gone (the superlink going down) ends it too.
+      try {
+        for (int i = 0; !stop->requested() && (have = g.wait_for_nodes(min_nodes, 1.0)) < min_nodes; ++i)
+          if (i % 10 == 0)
+            log.info("superlink: run " + std::to_string(run_id) + " waits for " + std::to_string(min_nodes) +
+                     " nodes (" + std::to_string(have) + " connected)");
+      } catch (const std::exception& e) {
+        log.warn("superlink: run " + std::to_string(run_id) + " stopped waiting for nodes: " + e.what());
+      }
       if (have >= min_nodes)
         log.info("superlink: run " + std::to_string(run_id) + ": " + std::to_string(have) + " nodes connected after " +
                  format_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));

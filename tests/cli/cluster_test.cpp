@@ -417,6 +417,32 @@ BOOST_AUTO_TEST_CASE(a_simulation_of_3000_nodes_spans_three_processes_and_a_kill
                "w[" << i << "] = " << got[i] << ", want " << want[i]);
 }
 
+// A run held for its federation's node count: `stamen stop` ends the wait,
+// and a superlink told to stop while a run waits goes down at once (its
+// grid answers the waiting thread).
+BOOST_AUTO_TEST_CASE(a_run_waiting_for_nodes_can_be_stopped_and_does_not_hold_the_superlink) {
+  auto [link, port] = superlink();
+  auto held = [&] {
+    auto id_file = dir / ("held-" + std::to_string(++next_log) + ".txt");
+    child_process r{strings{stamen_bin, "run", (source_dir / "tests" / "cli" / "gated").string(), "--detach",
+                            "--federation-config", "address=127.0.0.1:" + std::to_string(port) + " num-supernodes=5"},
+                    log_path("run-held"), id_file.string()};
+    BOOST_REQUIRE_MESSAGE(r.wait(60) == 0, r.log());
+    auto id = stamen::test::slurp(id_file);
+    while (!id.empty() && id.back() == '\n') id.pop_back();
+    return id;
+  };
+  auto first = held();
+  BOOST_REQUIRE(link->wait_for("waits for 5 nodes (0 connected)", 30) >= 0);
+  auto stop = control("stop", port, {first});
+  BOOST_REQUIRE_MESSAGE(stop->wait(30) == 0, stop->log());
+  BOOST_REQUIRE(link->wait_for("run " + first + " finished:stopped", 30) >= 0);
+  held();
+  BOOST_REQUIRE(link->wait_for("waits for 5 nodes (0 connected)", 30, 2) >= 0);
+  link->signal(SIGTERM);
+  BOOST_TEST(link->wait(30) == 0, link->log());
+}
+
 BOOST_AUTO_TEST_CASE(a_frozen_supernode_is_detected_by_heartbeat_within_the_timeout) {
   auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "1"});
   auto nodes = this->nodes(*link, port, 3, 10);
