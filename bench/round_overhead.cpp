@@ -1,7 +1,7 @@
 // Wall time of one FedAvg round with an echo ClientApp (replies with its input
 // arrays, no compute), fraction 1.0, in-process nodes; and resident memory per
 // idle SuperNode actor.
-//   round_overhead [max_nodes=100000] [idle_nodes=100000] [all|tiny|model]
+//   round_overhead [max_nodes=100000 (up to 1000000)] [idle_nodes=100000] [all|tiny|model]
 #include <cstdlib>
 #include <thread>
 
@@ -139,9 +139,9 @@ int main(int argc, char** argv) {
         .num("baseline_caf_actor_bytes", floor).num("ratio", per / floor)
         .num("target_bytes_per_node", 1536).flag("met", per <= 1536).print();
   }
-  for (size_t n : {size_t{10}, size_t{1000}, size_t{10000}, size_t{100000}}) {
+  for (size_t n : {size_t{10}, size_t{1000}, size_t{10000}, size_t{100000}, size_t{1000000}}) {
     if (n > max_nodes || which == "model") break;
-    double t = round_seconds(n, 10, n >= 10000 ? 4 : 6);
+    double t = round_seconds(n, 10, n >= 1000000 ? 3 : n >= 10000 ? 4 : 6);
     bench::line("round_overhead").str("model", "tiny-10-floats").num("nodes", n)
         .num("round_seconds", t).num("us_per_node", t / n * 1e6).num("target_us_per_node", 10)
         .flag("met", t / n * 1e6 <= 10).print();
