@@ -16,7 +16,7 @@ tr.sel{background:#eef}tr[data-run]{cursor:pointer}
 <p id="updated">loading...</p>
 <h2>Runs</h2><table><thead><tr><th>run</th><th>app</th><th>status</th><th>rounds</th><th>last metrics</th></tr></thead><tbody id="runs"></tbody></table>
 <h2>Learning curves <span id="curve-run"></span></h2><div class="curves" id="curves"></div>
-<h2>Nodes</h2><table><thead><tr><th>node</th><th>address</th><th>connected since</th><th>last heartbeat</th><th>joins</th><th>runs served</th><th>replies</th><th>failures</th></tr></thead><tbody id="nodes"></tbody></table>
+<h2>Nodes <small id="nodes-note"></small></h2><table><thead><tr><th>node</th><th>address</th><th>connected since</th><th>last heartbeat</th><th>joins</th><th>runs served</th><th>replies</th><th>failures</th></tr></thead><tbody id="nodes"></tbody></table>
 <h2>Recent warnings</h2><div id="warnings"></div>
 <script>
 "use strict";
@@ -56,6 +56,8 @@ async function refresh() {
       `<td>${when(n.connected_since)}</td><td>${when(n.last_heartbeat)}</td>` +
       `<td>${known[n.id] ? known[n.id].joins : 1}</td><td>${n.runs_served}</td><td>${n.replies}</td>` +
       `<td>${n.failures}</td></tr>`).join(""));
+    document.getElementById("nodes-note").textContent = nodes.connected_total > nodes.connected.length
+      ? `(the first ${nodes.connected.length} of ${nodes.connected_total}; /api/nodes?offset=K&limit=N pages)` : "";
     document.getElementById("warnings").textContent = warnings.join("\n");
     if (selected !== null) {
       const run = await get("/api/runs/" + selected);

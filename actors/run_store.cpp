@@ -267,12 +267,20 @@ expected<std::vector<std::string>> run_store::rounds(uint64_t id) const {
   });
 }
 
-expected<std::vector<std::string>> run_store::nodes() const {
+expected<uint64_t> run_store::node_count() const {
+  return guarded("cannot count the nodes", [&] {
+    return static_cast<uint64_t>(db_->execAndGet("SELECT count(*) FROM nodes").getInt64());
+  });
+}
+
+expected<std::vector<std::string>> run_store::nodes(size_t offset, size_t limit) const {
   return guarded("cannot read the nodes", [&] {
     std::vector<std::string> out;
     SQLite::Statement q{*db_, "SELECT json_object('node_id', node_id, 'id', CAST(node_id AS TEXT), 'address', address, 'key', key,"
                               " 'first_seen', first_seen, 'last_seen', last_seen, 'joins', joins)"
-                              " FROM nodes ORDER BY first_seen, node_id"};
+                              " FROM nodes ORDER BY first_seen, node_id LIMIT ?1 OFFSET ?2"};
+    q.bind(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    q.bind(2, static_cast<int64_t>(offset));
     while (q.executeStep()) out.push_back(q.getColumn(0).getString());
     return out;
   });

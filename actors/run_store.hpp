@@ -86,8 +86,12 @@ class run_store {
   expected<std::map<std::string, uint64_t>> count_by_status() const;
   /// A run's per-round metrics as JSON objects {round, phase, metrics, at}, in order.
   expected<std::vector<std::string>> rounds(uint64_t id) const;
-  /// Every node seen, as JSON objects {node_id, address, key, first_seen, last_seen, joins}.
-  expected<std::vector<std::string>> nodes() const;
+  /// The nodes seen, as JSON objects {node_id, address, key, first_seen,
+  /// last_seen, joins}, in the order they were first seen: `limit` of them
+  /// from the `offset`-th.
+  expected<std::vector<std::string>> nodes(size_t offset = 0, size_t limit = SIZE_MAX) const;
+  /// How many nodes were ever seen.
+  expected<uint64_t> node_count() const;
 
   /// Nodes joined (or joined again) over one link, recorded in one transaction.
   expected<void> node_seen(const std::vector<uint64_t>& node_ids, const std::string& address,

@@ -874,9 +874,24 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
     for (auto& r : *runs) out.push_back(run_json(r));
     return json(out);
   }
-  if (path == "/api/nodes") {
-    auto out = nlohmann::json{{"connected", nlohmann::json::array()}, {"known", nlohmann::json::array()}};
-    for (auto& [id, hdl] : st.by_node) {
+  if (path == "/api/nodes" || path.rfind("/api/nodes?", 0) == 0) {
+    // A page of the connected nodes, by id (?offset=K&limit=N, at most
+    // 10,000; default the first 1,000): a federation of 100,000 nodes is
+    // not one answer, and this broker builds it between frames.
+    auto param = [&](const std::string& key, size_t fallback) {
+      auto at = path.find(key + "=");
+      return at == std::string::npos ? fallback : static_cast<size_t>(std::stoul(path.substr(at + key.size() + 1)));
+    };
+    size_t offset = param("offset", 0), limit = std::min<size_t>(param("limit", 1000), 10000);
+    std::vector<uint64_t> ids;
+    ids.reserve(st.by_node.size());
+    for (auto& [id, hdl] : st.by_node) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    auto out = nlohmann::json{{"connected", nlohmann::json::array()}, {"known", nlohmann::json::array()},
+                              {"connected_total", ids.size()}, {"offset", offset}, {"limit", limit}};
+    for (size_t i = offset; i < ids.size() && i < offset + limit; ++i) {
+      auto id = ids[i];
+      auto hdl = st.by_node.at(id);
       auto& pr = st.peers.at(hdl);
       auto a = st.activity.find(id);
       // Heartbeats are per link: a link's nodes share its last one.
@@ -889,7 +904,10 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
                                   {"replies", a == st.activity.end() ? 0 : a->second.replies},
                                   {"failures", a == st.activity.end() ? 0 : a->second.failures}});
     }
-    auto known = st.store->nodes();
+    auto known = st.store->nodes(offset, limit);
+    auto known_total = st.store->node_count();
+    if (!known_total) return err(known_total.error().what);
+    out["known_total"] = *known_total;
     if (!known) return err(known.error().what);
     for (auto& k : *known) out["known"].push_back(nlohmann::json::parse(k, nullptr, false));
     return json(out);

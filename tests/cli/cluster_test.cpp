@@ -1046,6 +1046,13 @@ BOOST_AUTO_TEST_CASE(metrics_and_the_api_follow_nodes_and_rounds_and_bad_http_ch
   BOOST_TEST(survivor["replies"].get<int>() == 4, survivor.dump());
   BOOST_TEST(survivor["failures"].get<int>() == 0, survivor.dump());
   BOOST_TEST(survivor["last_heartbeat"].get<double>() > survivor["connected_since"].get<double>(), survivor.dump());
+  // Pages: ?offset=&limit= over both lists, with their totals; a bad value is ignored.
+  auto page = nlohmann::json::parse(http.Get("/api/nodes?offset=1&limit=1")->body);
+  BOOST_TEST(page["connected"].size() == 0u, page.dump());
+  BOOST_TEST(page["connected_total"].get<int>() == 1);
+  BOOST_TEST(page["known"].size() == 1u);
+  BOOST_TEST(page["known_total"].get<int>() == 2);
+  BOOST_TEST(nlohmann::json::parse(http.Get("/api/nodes?limit=x1")->body)["limit"].get<int>() == 1000);
   // Bad HTTP: garbage, a huge header, paths that climb; the superlink stays
   // up and serves nothing it does not mean to.
   BOOST_TEST(raw_http(http_port, "\x16\x03\x01garbage\r\n\r\n").find("200 OK") == std::string::npos);
