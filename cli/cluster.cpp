@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -185,7 +186,12 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
   opts.node_config_text = cmd.node_config;
   opts.nodes = cmd.nodes;
   opts.partition_offset = offset;
-  opts.compute_threads = cmd.compute_threads;
+  // One node trains one thing at a time; many nodes of one process use the
+  // machine's cores, as a simulation does (an app's per-thread setup keeps
+  // each training to one core).
+  opts.compute_threads = cmd.compute_threads > 0 ? cmd.compute_threads
+                         : cmd.nodes > 1         ? std::max(1u, std::thread::hardware_concurrency())
+                                                 : 1;
   if (offset)
     opts.node_config_text += (opts.node_config_text.empty() ? "" : ", ") +
                              (cmd.nodes > 1 ? "partitions " + std::to_string(*offset) + ".." +

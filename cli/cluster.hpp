@@ -35,7 +35,7 @@ struct supernode_command {
   std::string node_config;  ///< "k=v k=v"
   uint32_t nodes = 1;
   int64_t partition_offset = -1;  ///< -1: not given
-  size_t compute_threads = 1;
+  size_t compute_threads = 0;  ///< 0: one for a single node, one per core for --nodes > 1
   link_options link;
   double backoff_max_s = 8;
   /// Where bundles are cached; empty: $XDG_CACHE_HOME/stamen/bundles (or

@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
                         "The first node's partition-id; node i gets offset + i (default 0 with --nodes)")
       ->check(CLI::NonNegativeNumber);
   supernode->add_option("--compute-threads", node_cmd.compute_threads,
-                        "ClientApps run at once (default 1: one training at a time)")
+                        "ClientApps run at once (default: 1 for one node, one per core with --nodes)")
       ->check(CLI::PositiveNumber);
   supernode->add_option("--max-backoff", node_cmd.backoff_max_s,
                         "Longest wait between reconnection attempts (s)");
