@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -55,9 +56,17 @@ struct node_link_state {
   link_liveness alive;  ///< with the superlink's settings once it sent them
   double backoff_s = 0;
   node_uplink_actor uplink;
-  /// Apps whose per-thread setup was given to the pool (by library path);
-  /// touched only by jobs on `pool`.
-  std::shared_ptr<std::set<std::string>> thread_ready = std::make_shared<std::set<std::string>>();
+  /// Apps whose per-thread setup was given to the pool (by library path).
+  /// Build jobs of two runs may check it at once on two compute threads.
+  struct setups_given {
+    std::mutex mtx;
+    std::set<std::string> apps;
+    bool first(const std::string& app) {
+      std::lock_guard<std::mutex> guard{mtx};
+      return apps.insert(app).second;
+    }
+  };
+  std::shared_ptr<setups_given> thread_ready = std::make_shared<setups_given>();
   /// The trainings of this link's nodes, whatever the run: one at a time
   /// for one node, compute_threads at once for many.
   std::unique_ptr<compute_pool> pool;
@@ -221,7 +230,7 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
     // every training that follows, on each compute thread: this one now,
     // the others before their next job.
     auto key = (bundles->dir(hash) / ("lib" + library + ".so")).string();
-    if (ready->insert(key).second && (*app)->on_compute_thread_start) {
+    if (ready->first(key) && (*app)->on_compute_thread_start) {
       (*app)->on_compute_thread_start();
       if (pool->threads() > 1) pool->add_thread_setup((*app)->on_compute_thread_start);
     }
