@@ -18,6 +18,7 @@
 #include "actors/superlink.hpp"
 #include "actors/transport.hpp"
 #include "cli/app_loader.hpp"
+#include "cli/control_command.hpp"
 #include "cli/report_command.hpp"
 #include "cli/signals.hpp"
 
@@ -280,10 +281,7 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
     if (json) std::cout << nlohmann::json{{"error", out.text}}.dump(2) << std::endl;
     return 1;
   }
-  auto doc = nlohmann::json::parse(out.text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", out.text}};
-  doc["faults"] = nlohmann::json::array();  // as in a simulation's output; none are injected here
-  doc["run_id"] = out.run_id;
+  auto doc = cluster_result_json(out.text, out.run_id);
   if (json) std::cout << doc.dump(2) << std::endl;
   if (!report_dir.empty()) {
     if (!doc.contains("rounds")) {

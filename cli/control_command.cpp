@@ -84,6 +84,14 @@ expected<std::string> fetch_run_result(const control_request& superlink, uint64_
   return out.text;
 }
 
+nlohmann::json cluster_result_json(const std::string& text, uint64_t run_id) {
+  auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) doc = nlohmann::json{{"result", text}};
+  doc["faults"] = nlohmann::json::array();
+  doc["run_id"] = run_id;
+  return doc;
+}
+
 int run_control(const control_command& cmd) {
   logger log{std::clog};
   auto resolved = superlink_of(cmd.app_dir, cmd.federation, cmd.federation_config, cmd.verb);

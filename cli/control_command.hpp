@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/run_client.hpp"
 #include "messages/expected.hpp"
 
@@ -33,6 +35,11 @@ expected<control_request> superlink_of(const std::string& app_dir, const std::st
 /// A finished run's result (the JSON `stamen run --format json` printed),
 /// as its superlink kept it.
 expected<std::string> fetch_run_result(const control_request& superlink, uint64_t run_id);
+
+/// A superlink's result text as `stamen run --format json` prints it: the
+/// strategy's JSON (or {"result": text} when it is none) with the run's id
+/// and, as a simulation's has, its faults (none are injected on a cluster).
+nlohmann::json cluster_result_json(const std::string& text, uint64_t run_id);
 
 /// Runs the verb against the federation's superlink; returns the exit code
 /// (0 done; 1 the superlink said no or the followed run did not complete;

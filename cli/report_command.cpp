@@ -241,13 +241,11 @@ int run_report(const report_command& cmd) {
         std::cerr << "stamen: run " << file << ": " << text.error().what << '\n';
         return 1;
       }
-      auto doc = json::parse(*text, nullptr, false);
-      if (doc.is_discarded() || !doc.is_object() || !doc.contains("rounds")) {
+      auto doc = cluster_result_json(*text, std::stoull(file));
+      if (!doc.contains("rounds")) {
         std::cerr << "stamen: run " << file << "'s result is not a strategy's result\n";
         return 1;
       }
-      doc["run_id"] = std::stoull(file);
-      if (!doc.contains("faults")) doc["faults"] = json::array();  // none are injected on a cluster
       results.emplace_back("run " + file, std::move(doc));
       continue;
     }

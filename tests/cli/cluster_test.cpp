@@ -139,12 +139,14 @@ struct cluster_fixture {
   std::map<const child_process*, fs::path> outs;
 
   /// A gated run submitted with --detach; returns its id.
-  std::string detached(int port, const std::string& run_config) {
+  /// `federation` adds to the federation's overrides (e.g. " num-supernodes=5").
+  std::string detached(int port, const std::string& run_config, const std::string& federation = {}) {
     // The app first: --run-config takes every word after it.
     auto stdout_file = dir / ("out-" + std::to_string(++next_log) + ".txt");
     auto r = std::make_unique<child_process>(
         strings{stamen_bin, "run", (source_dir / "tests" / "cli" / "gated").string(), "--detach",
-                "--federation-config", "address=127.0.0.1:" + std::to_string(port), "--run-config", run_config},
+                "--federation-config", "address=127.0.0.1:" + std::to_string(port) + federation} +
+            (run_config.empty() ? strings{} : strings{"--run-config", run_config}),
         log_path("run"), stdout_file.string());
     BOOST_REQUIRE_MESSAGE(r->wait(60) == 0, r->log());
     auto id = stamen::test::slurp(stdout_file);
@@ -422,16 +424,7 @@ BOOST_AUTO_TEST_CASE(a_simulation_of_3000_nodes_spans_three_processes_and_a_kill
 // grid answers the waiting thread).
 BOOST_AUTO_TEST_CASE(a_run_waiting_for_nodes_can_be_stopped_and_does_not_hold_the_superlink) {
   auto [link, port] = superlink();
-  auto held = [&] {
-    auto id_file = dir / ("held-" + std::to_string(++next_log) + ".txt");
-    child_process r{strings{stamen_bin, "run", (source_dir / "tests" / "cli" / "gated").string(), "--detach",
-                            "--federation-config", "address=127.0.0.1:" + std::to_string(port) + " num-supernodes=5"},
-                    log_path("run-held"), id_file.string()};
-    BOOST_REQUIRE_MESSAGE(r.wait(60) == 0, r.log());
-    auto id = stamen::test::slurp(id_file);
-    while (!id.empty() && id.back() == '\n') id.pop_back();
-    return id;
-  };
+  auto held = [&] { return detached(port, "", " num-supernodes=5"); };
   auto first = held();
   BOOST_REQUIRE(link->wait_for("waits for 5 nodes (0 connected)", 30) >= 0);
   auto stop = control("stop", port, {first});
