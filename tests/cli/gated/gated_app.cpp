@@ -51,7 +51,11 @@ void components(app_components& out) {
     opts.min_available_timeout_s = config_double(rc, "round-timeout");
     opts.min_available_nodes = static_cast<size_t>(config_int(rc, "min-nodes"));
     fed_avg strategy{opts};
-    auto result = strategy.start(g, stamen::test::initial_arrays(),
+    // w = {0, 1, 2, ...}: the tests' three floats, or a benchmark's model size.
+    std::vector<float> w0(static_cast<size_t>(config_int(rc, "model-floats")));
+    for (size_t i = 0; i < w0.size(); ++i) w0[i] = static_cast<float>(i);
+    array_record initial{{"w", array::from_values(dtype::float32, {static_cast<int64_t>(w0.size())}, w0)}};
+    auto result = strategy.start(g, initial,
                                  static_cast<int>(config_int(rc, "num-server-rounds")),
                                  config_double(rc, "round-timeout"));
     // The final arrays as text, in the run's directory on a superlink (what
