@@ -455,19 +455,25 @@ BOOST_AUTO_TEST_CASE(nodes_behind_one_actor_register_as_a_block_and_go_down_toge
   BOOST_TEST(!ask(register_atom::value, std::vector<uint64_t>{103, 101}, proxy));
   BOOST_TEST(!ask(register_atom::value, std::vector<uint64_t>{104, 104}, proxy));
   BOOST_TEST(count() == 3u);
-  // One instruction to each of two of them (replies kept for pull), then
-  // the proxy dies: both are answered, and all three nodes are gone.
+  // One instruction to each of two of them, their replies streamed to this
+  // test, then the proxy dies: both are answered, and all three nodes are
+  // gone (the grid erased them before it answered).
+  auto me = caf::actor_cast<caf::actor>(self);
+  auto sink = sys.spawn([me]() -> reply_stream_actor::behavior_type {
+    return {
+        [me](reply_atom, envelope& e) { caf::anon_send(me, reply_atom::value, std::move(e)); },
+        [](await_atom) { return std::vector<std::string>{}; },
+        [](deadline_atom) {},
+    };
+  });
   std::vector<envelope> batch{envelope{"a", "", 100, 0, {}, {}}, envelope{"b", "", 102, 0, {}, {}}};
-  self->request(grid, caf::infinite, push_atom::value, batch).receive([](std::vector<std::string>&) {},
-                                                                       [](caf::error&) {});
+  self->send(grid, stream_atom::value, batch, sink);
   caf::anon_send_exit(proxy, caf::exit_reason::kill);
   std::vector<envelope> answered;
-  for (int i = 0; i < 2000 && answered.size() < 2; ++i) {
-    self->request(grid, caf::infinite, pull_atom::value, std::vector<std::string>{"a", "b"})
-        .receive([&](std::vector<envelope>& got) { for (auto& e : got) answered.push_back(std::move(e)); },
-                 [](caf::error&) {});
-    if (answered.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  bool hung = false;
+  while (answered.size() < 2 && !hung)
+    self->receive([&](reply_atom, envelope& e) { answered.push_back(std::move(e)); },
+                  caf::after(std::chrono::seconds(60)) >> [&] { hung = true; });  // a bound against a hang
   BOOST_REQUIRE_EQUAL(answered.size(), 2u);
   for (auto& e : answered) {
     auto reply = decode(e.bytes, e.content, codec_options{});
@@ -477,6 +483,7 @@ BOOST_AUTO_TEST_CASE(nodes_behind_one_actor_register_as_a_block_and_go_down_toge
   }
   BOOST_TEST(count() == 0u);
   caf::anon_send_exit(grid, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
