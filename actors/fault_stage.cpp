@@ -110,7 +110,7 @@ void on_instruction(self_ptr self, envelope& env) {
 // The segment table is always hit, so decoding must fail; a few more bytes
 // are flipped where the seed says.
 buffer corrupted(const buffer& bytes, uint64_t noise) {
-  auto [copy, raw] = buffer::allocate(bytes.size());
+  auto [copy, raw] = buffer::allocate_for_overwrite(bytes.size());
   std::memcpy(raw, bytes.data(), bytes.size());
   for (size_t k = 0; k < 4 && k < bytes.size(); ++k) raw[k] ^= std::byte{0xff};
   for (int k = 0; k < 4 && bytes.size() > 8; ++k, noise >>= 16)

@@ -15,8 +15,13 @@ class buffer {
 
   /// Allocates `size` zeroed bytes and returns them with a pointer for filling
   /// them in before the buffer is shared. Large sizes come from fresh zero
-  /// pages, so the zeroing costs nothing.
+  /// pages, or from mappings of released large buffers (see buffer.cpp).
   static std::pair<buffer, std::byte*> allocate(size_t size);
+
+  /// Like allocate, but the bytes are not zeroed (they may hold an earlier
+  /// buffer's bytes of this process): for callers that write every byte
+  /// before the buffer is shared, such as a frame's payload or an encoding.
+  static std::pair<buffer, std::byte*> allocate_for_overwrite(size_t size);
 
   /// A buffer holding a copy of `[data, data + size)`.
   static buffer copy_of(const void* data, size_t size);

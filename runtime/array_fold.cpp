@@ -181,7 +181,7 @@ array from_quotients(const array& like, const double* values, double divisor) {
   auto n = static_cast<size_t>(like.numel());
   return with_type(like.type(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    auto [buf, raw] = buffer::allocate(n * sizeof(T));
+    auto [buf, raw] = buffer::allocate_for_overwrite(n * sizeof(T));
     auto* y = reinterpret_cast<T*>(raw);
     for (size_t i = 0; i < n; ++i) {
       double v = values[i] / divisor;

@@ -30,4 +30,30 @@ BOOST_AUTO_TEST_CASE(slices_share_the_bytes_and_keep_them_alive) {
   BOOST_TEST((tail.data()[7] == std::byte{0x5a}));
 }
 
+BOOST_AUTO_TEST_CASE(a_released_large_buffer_is_reused_and_zeroed_again) {
+  // An unusual size, so that no other test left a mapping that fits as well.
+  const size_t n = (size_t{37} << 20) + 3;
+  const std::byte* first = nullptr;
+  {
+    auto [buf, raw] = buffer::allocate(n);
+    first = raw;
+    std::memset(raw, 0xa5, n);
+  }
+  auto [again, raw] = buffer::allocate(n);
+  BOOST_TEST(raw == first);  // the mapping came back, already faulted in
+  BOOST_TEST(std::all_of(raw, raw + n, [](std::byte b) { return b == std::byte{0}; }));
+}
+
+BOOST_AUTO_TEST_CASE(allocate_for_overwrite_gives_aligned_writable_bytes) {
+  for (size_t n : {size_t{0}, size_t{13}, size_t{40} << 20}) {
+    auto [buf, raw] = buffer::allocate_for_overwrite(n);
+    BOOST_TEST(buf.size() == n);
+    BOOST_TEST(reinterpret_cast<uintptr_t>(raw) % 8 == 0u);
+    if (n > 0) {
+      std::memset(raw, 0x11, n);
+      BOOST_TEST((buf.data()[n - 1] == std::byte{0x11}));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
