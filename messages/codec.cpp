@@ -1,6 +1,7 @@
 #include "messages/codec.hpp"
 
 #include <capnp/message.h>
+#include <capnp/orphan.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
@@ -25,14 +26,47 @@ constexpr uint64_t max_segments = 512;
 
 size_t round8(size_t n) { return (n + 7) & ~size_t{7}; }
 
+// Arrays of at least this many bytes are not copied while the message is
+// built: their chunks are referenced as segments of their own
+// (referenceExternalData) and copied once, into the flat result, which then
+// needs no zeroing first. Smaller ones are copied into the first segment.
+constexpr size_t external_min_bytes = size_t{64} << 10;
+// Segments that referenced chunks may add, leaving room under max_segments.
+constexpr size_t external_max_segments = 448;
+
+// Which arrays are referenced. The size estimate and the encoder each run one
+// over the same arrays in the same order, so they agree.
+struct external_plan {
+  size_t chunk_size;
+  size_t segments = 0;
+
+  bool take(const array& a) {
+    if (a.nbytes() < external_min_bytes || reinterpret_cast<uintptr_t>(a.data()) % 8 != 0)
+      return false;
+    size_t chunks = (a.nbytes() + chunk_size - 1) / chunk_size;
+    if (segments + chunks > external_max_segments) return false;
+    segments += chunks;
+    return true;
+  }
+};
+
+// A referenced chunk: where its bytes are and how many (its segment is
+// rounded up to whole words, which the chunk may not fill).
+struct external_chunk {
+  const std::byte* data;
+  size_t size;
+};
+
 // --- size estimate ----------------------------------------------------------
 
 // An upper bound on the encoded size, so that the whole message fits the first
 // segment and arrays can be read back contiguous. Overshooting costs only
 // untouched virtual memory for large messages.
 struct estimator {
-  size_t chunk_size;
-  size_t n = 1024;
+  explicit estimator(size_t chunk) : plan{chunk} {}
+  external_plan plan;
+  size_t n = 1024;        ///< the whole message
+  size_t external_n = 0;  ///< of which referenced arrays' bytes (not in the first segment)
 
   void text(const std::string& s) { n += round8(s.size() + 1) + 16; }
 
@@ -67,8 +101,12 @@ struct estimator {
   }
 
   void arr(const array& a) {
-    size_t chunks = a.nbytes() == 0 ? 0 : (a.nbytes() + chunk_size - 1) / chunk_size;
-    n += 128 + 8 * a.shape().size() + 16 * chunks + round8(a.nbytes()) + 16;
+    size_t chunks = a.nbytes() == 0 ? 0 : (a.nbytes() + plan.chunk_size - 1) / plan.chunk_size;
+    // A referenced chunk's pointer lands in the first segment through a
+    // two-word pad: 32 bytes a chunk covers both cases.
+    n += 128 + 8 * a.shape().size() + 32 * chunks + 16;
+    if (plan.take(a)) external_n += round8(a.nbytes());
+    n += round8(a.nbytes());
   }
 
   void msg(const message& m) {
@@ -135,19 +173,37 @@ capnp::Text::Reader text_of(const std::string& s) { return capnp::Text::Reader(s
 
 capnp::Data::Reader data_of(const bytes& b) { return capnp::Data::Reader(b.data(), b.size()); }
 
-void encode_array(const array& a, schema::Array::Builder out, size_t chunk_size) {
+// What encoding needs besides the builder: the plan deciding which arrays
+// are referenced, and the chunks referenced so far, in segment order.
+struct encode_state {
+  external_plan plan;
+  std::vector<external_chunk> externals;
+};
+
+void encode_array(const array& a, schema::Array::Builder out, encode_state& st) {
   out.setDtype(static_cast<uint8_t>(a.type()));
   auto shape = out.initShape(static_cast<unsigned>(a.shape().size()));
   for (unsigned i = 0; i < a.shape().size(); ++i) shape.set(i, a.shape()[i]);
   size_t total = a.nbytes();
   out.setByteLength(total);
+  const size_t chunk_size = st.plan.chunk_size;
   size_t count = total == 0 ? 0 : (total + chunk_size - 1) / chunk_size;
   auto chunks = out.initChunks(static_cast<unsigned>(count));
+  bool referenced = st.plan.take(a);
   for (size_t i = 0; i < count; ++i) {
     size_t off = i * chunk_size;
     size_t len = std::min(chunk_size, total - off);
-    auto blob = chunks.init(static_cast<unsigned>(i), static_cast<unsigned>(len));
-    std::memcpy(blob.begin(), a.data() + off, len);
+    if (referenced) {
+      // Capn Proto rounds the segment up to whole words; build() copies
+      // only `len` bytes of it and zeroes the rest, never reading past.
+      auto orphan = capnp::Orphanage::getForMessageContaining(out).referenceExternalData(
+          capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(a.data() + off), len));
+      chunks.adopt(static_cast<unsigned>(i), kj::mv(orphan));
+      st.externals.push_back(external_chunk{a.data() + off, len});
+    } else {
+      auto blob = chunks.init(static_cast<unsigned>(i), static_cast<unsigned>(len));
+      std::memcpy(blob.begin(), a.data() + off, len);
+    }
   }
 }
 
@@ -205,10 +261,10 @@ void encode_metric(const metric_value& v, schema::MetricRecord::Entry::Value::Bu
 }
 
 void encode_content_into(const record_dict& content, schema::RecordDict::Builder out,
-                         size_t chunk_size);
+                         encode_state& st);
 
 // Writes metadata and error; the content too unless it travels separately.
-void encode_message(const message& m, schema::Message::Builder out, size_t chunk_size,
+void encode_message(const message& m, schema::Message::Builder out, encode_state& st,
                     bool with_content) {
   auto md = out.initMetadata();
   auto& in = m.meta();
@@ -227,11 +283,11 @@ void encode_message(const message& m, schema::Message::Builder out, size_t chunk
     e.setReason(text_of(m.error().reason));
     return;
   }
-  if (with_content) encode_content_into(m.content(), out.initContent(), chunk_size);
+  if (with_content) encode_content_into(m.content(), out.initContent(), st);
 }
 
 void encode_content_into(const record_dict& content, schema::RecordDict::Builder out,
-                         size_t chunk_size) {
+                         encode_state& st) {
   auto entries = out.initEntries(static_cast<unsigned>(content.size()));
   unsigned i = 0;
   for (auto& [name, rec] : content) {
@@ -242,7 +298,7 @@ void encode_content_into(const record_dict& content, schema::RecordDict::Builder
       unsigned j = 0;
       for (auto& [k, a] : *ar) {
         xs[j].setName(text_of(k));
-        encode_array(a, xs[j++].initArray(), chunk_size);
+        encode_array(a, xs[j++].initArray(), st);
       }
     } else if (auto* cr = std::get_if<config_record>(&rec)) {
       auto xs = e.initConfigs().initEntries(static_cast<unsigned>(cr->size()));
@@ -463,9 +519,51 @@ expected<void> check_options(const codec_options& opts) {
   return {};
 }
 
-// Builds one flat message of about `estimate` bytes with `fill(builder)`.
+// Writes a Cap'n Proto stream (segment table, then each segment) into one
+// buffer that needs no zeroing: every byte is written once. Referenced
+// chunks (in segment order in `externals`) are copied for their own length,
+// the rest of their last word zeroed.
+expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                         const std::vector<external_chunk>& externals, const codec_options& opts) {
+  if (segments.size() > max_segments)
+    return fail(errc::invalid_message, "message needs " + std::to_string(segments.size()) +
+                                           " segments, more than the " +
+                                           std::to_string(max_segments) + " allowed");
+  size_t table = round8(4 * (segments.size() + 1));
+  size_t total = table;
+  for (auto& seg : segments) total += seg.size() * sizeof(capnp::word);
+  if (total > opts.max_message_size)
+    return fail(errc::message_too_large,
+                "encoded message of " + std::to_string(total) +
+                    " bytes exceeds the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  auto [out, raw] = buffer::allocate_for_overwrite(total);
+  std::vector<uint32_t> head(table / 4, 0);
+  head[0] = static_cast<uint32_t>(segments.size() - 1);
+  for (size_t i = 0; i < segments.size(); ++i) head[i + 1] = static_cast<uint32_t>(segments[i].size());
+  std::memcpy(raw, head.data(), table);
+  size_t pos = table, next = 0;
+  for (auto& seg : segments) {
+    size_t bytes = seg.size() * sizeof(capnp::word);
+    auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
+    if (next < externals.size() && externals[next].data == begin &&
+        round8(externals[next].size) == bytes) {
+      size_t n = externals[next++].size;
+      std::memcpy(raw + pos, begin, n);
+      std::memset(raw + pos + n, 0, bytes - n);
+    } else {
+      std::memcpy(raw + pos, begin, bytes);
+    }
+    pos += bytes;
+  }
+  return out;
+}
+
+// Builds one flat message with `fill(builder, state)`; `est` is the size
+// estimate made with the same plan.
 template <class Fill>
-expected<buffer> build(size_t estimate, const codec_options& opts, Fill fill) {
+expected<buffer> build(const estimator& est, const codec_options& opts, Fill fill) {
+  const size_t estimate = est.n;
   if (estimate > opts.max_message_size + (opts.max_message_size >> 4) + 4096) {
     // The estimate overshoots by a little, never by a sixteenth.
     return fail(errc::message_too_large,
@@ -473,33 +571,29 @@ expected<buffer> build(size_t estimate, const codec_options& opts, Fill fill) {
                     " bytes exceeds the maximum message size of " +
                     std::to_string(opts.max_message_size) + " bytes (codec_options)");
   }
-  size_t words = std::min(estimate / 8 + 1, max_segment_words);
+  // The first segment holds everything but the referenced arrays.
+  size_t words = std::min((estimate - est.external_n) / 8 + 1, max_segment_words);
   // Layout: one word of segment table (count - 1 = 0, size), then the segment.
   auto [out, raw] = buffer::allocate(8 + words * 8);
   auto* seg = reinterpret_cast<capnp::word*>(raw + 8);
   try {
     scratch_builder builder(kj::arrayPtr(seg, words));
-    fill(builder);
+    encode_state st{external_plan{opts.chunk_size}, {}};
+    fill(builder, st);
     auto segments = builder.getSegmentsForOutput();
-    size_t total = 0;
-    if (segments.size() == 1 && segments[0].begin() == seg) {
-      uint32_t header[2] = {0, static_cast<uint32_t>(segments[0].size())};
-      std::memcpy(raw, header, 8);
-      total = 8 + segments[0].size() * 8;
-      // Small messages are copied to a snug buffer rather than pinning the slack.
-      if (total < (size_t{1} << 20) && total * 2 < out.size()) out = buffer::copy_of(raw, total);
-      else out = out.slice(0, total);
-    } else {
-      auto flat = capnp::messageToFlatArray(segments);
-      total = flat.size() * sizeof(capnp::word);
-      out = buffer::copy_of(flat.begin(), total);
-    }
+    if (segments.size() != 1 || segments[0].begin() != seg)
+      return flatten(segments, st.externals, opts);
+    uint32_t header[2] = {0, static_cast<uint32_t>(segments[0].size())};
+    std::memcpy(raw, header, 8);
+    size_t total = 8 + segments[0].size() * 8;
     if (total > opts.max_message_size)
       return fail(errc::message_too_large,
                   "encoded message of " + std::to_string(total) +
                       " bytes exceeds the maximum message size of " +
                       std::to_string(opts.max_message_size) + " bytes (codec_options)");
-    return out;
+    // Small messages are copied to a snug buffer rather than pinning the slack.
+    if (total < (size_t{1} << 20) && total * 2 < out.size()) return buffer::copy_of(raw, total);
+    return out.slice(0, total);
   } catch (const kj::Exception& e) {
     return fail(errc::invalid_message, std::string{"cannot encode message: "} +
                                            e.getDescription().cStr());
@@ -563,8 +657,8 @@ expected<buffer> encode(const message& msg, const codec_options& opts) {
   estimator est{opts.chunk_size};
   est.msg(msg);
   if (msg.has_content()) est.content(msg.content());
-  return build(est.n, opts, [&](capnp::MessageBuilder& b) {
-    encode_message(msg, b.initRoot<schema::Message>(), opts.chunk_size, true);
+  return build(est, opts, [&](capnp::MessageBuilder& b, encode_state& st) {
+    encode_message(msg, b.initRoot<schema::Message>(), st, true);
   });
 }
 
@@ -572,8 +666,8 @@ expected<buffer> encode_header(const message& msg, const codec_options& opts) {
   if (auto ok = check_options(opts); !ok) return ok.error();
   estimator est{opts.chunk_size};
   est.msg(msg);
-  return build(est.n, opts, [&](capnp::MessageBuilder& b) {
-    encode_message(msg, b.initRoot<schema::Message>(), opts.chunk_size, false);
+  return build(est, opts, [&](capnp::MessageBuilder& b, encode_state& st) {
+    encode_message(msg, b.initRoot<schema::Message>(), st, false);
   });
 }
 
@@ -581,8 +675,8 @@ expected<buffer> encode_content(const record_dict& content, const codec_options&
   if (auto ok = check_options(opts); !ok) return ok.error();
   estimator est{opts.chunk_size};
   est.content(content);
-  return build(est.n, opts, [&](capnp::MessageBuilder& b) {
-    encode_content_into(content, b.initRoot<schema::RecordDict>(), opts.chunk_size);
+  return build(est, opts, [&](capnp::MessageBuilder& b, encode_state& st) {
+    encode_content_into(content, b.initRoot<schema::RecordDict>(), st);
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cstring>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -115,6 +116,70 @@ BOOST_AUTO_TEST_CASE(chunked_arrays_round_trip_byte_exact) {
   BOOST_TEST((x.data() >= buf->data() && x.data() < buf->data() + buf->size()));
   opts.chunk_size = 12;
   BOOST_TEST(!encode(in, opts));
+}
+
+namespace {
+
+// The number of segments a flat Cap'n Proto stream declares.
+uint32_t segment_count(const buffer& b) {
+  uint32_t n;
+  std::memcpy(&n, b.data(), 4);
+  return n + 1;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(large_arrays_are_referenced_then_copied_once_with_zero_padding) {
+  // The odd array is a slice of a larger buffer whose following bytes are
+  // not zero: a pad copied from past the array's end would show them.
+  const int64_t odd = 16385;  // 65,540 bytes: half a word short
+  auto [backing, raw] = buffer::allocate(static_cast<size_t>(odd) * 4 + 64);
+  std::memset(raw, 0xff, backing.size());
+  for (int64_t i = 0; i < odd; ++i) {
+    float v = static_cast<float>(i) * 0.5f;
+    std::memcpy(raw + 4 * i, &v, 4);
+  }
+  std::vector<double> wide(20000);
+  std::iota(wide.begin(), wide.end(), -3.0);
+  record_dict content;
+  content.insert_or_assign(
+      "arrays", array_record{{"odd", *array::make(dtype::float32, {odd}, backing.slice(0, odd * 4))},
+                             {"small", array::from_values(dtype::float32, {2}, std::vector<float>{1, 2})},
+                             {"wide", array::from_values(dtype::float64, {100, 200}, wide)}});
+  auto in = make_reply(sample_message(), content);
+  auto enc = encode(in);
+  BOOST_REQUIRE(enc);
+  BOOST_TEST(segment_count(*enc) == 3u);  // metadata and small array, then one per large array
+  auto out = decode(*enc);
+  BOOST_REQUIRE(out);
+  BOOST_TEST((*out == in));
+  auto& got = out->content().arrays("arrays")->get("odd")->bytes();
+  BOOST_TEST((got.data() >= enc->data() && got.data() + got.size() <= enc->data() + enc->size()));
+  for (size_t k = got.size(); k % 8 != 0; ++k) BOOST_TEST((got.data()[k] == std::byte{0}));
+  // The same bytes however often the message is encoded.
+  BOOST_TEST((*encode(in) == *enc));
+}
+
+BOOST_AUTO_TEST_CASE(past_the_segment_budget_large_arrays_are_copied) {
+  codec_options opts;
+  opts.chunk_size = 8192;  // 128 chunks a MiB: five such arrays exceed the budget
+  array_record arrays;
+  for (int k = 0; k < 5; ++k) {
+    std::vector<float> v(size_t{1} << 18);
+    std::iota(v.begin(), v.end(), static_cast<float>(k));
+    arrays.insert_or_assign("a" + std::to_string(k),
+                            array::from_values(dtype::float32, {static_cast<int64_t>(v.size())}, v));
+  }
+  record_dict content;
+  content.insert_or_assign("arrays", arrays);
+  auto in = make_reply(sample_message(), content);
+  auto enc = encode(in, opts);
+  BOOST_REQUIRE(enc);
+  BOOST_TEST(segment_count(*enc) <= 512u);
+  BOOST_TEST(segment_count(*enc) > 1u);
+  auto out = decode(*enc, opts);
+  BOOST_REQUIRE(out);
+  BOOST_TEST((*out == in));
 }
 
 BOOST_AUTO_TEST_CASE(header_and_shared_content_round_trip) {
