@@ -292,7 +292,7 @@ expected<std::optional<frame>> frame_assembler::feed(const std::byte* data, size
     type_ = h->type;
     length_ = h->length;
     got_ = 0;
-    auto [b, fill] = buffer::allocate(static_cast<size_t>(length_));
+    auto [b, fill] = buffer::allocate_for_overwrite(static_cast<size_t>(length_));
     payload_ = std::move(b);
     fill_ = fill;
     in_payload_ = true;
