@@ -11,28 +11,28 @@ namespace stamen {
 
 namespace {
 
-// Values are folded in blocks small enough to stay in L1: each block is first
-// checked for NaN/Inf, then added, so the reply's bytes are streamed from
-// memory once and a bad value is never added.
+// Values are folded in blocks small enough to stay in L1 (see fold), so the
+// reply's bytes are streamed from memory once and a bad value is never added.
 constexpr size_t block = 2048;
+
+// Whether x is NaN or an infinity, from its exponent bits (branch-free, so
+// that the loops below vectorize).
+inline uint32_t non_finite(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  return static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+}
+inline uint64_t non_finite(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, 8);
+  return static_cast<uint64_t>((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull);
+}
 
 template <class T>
 bool block_is_finite(const T* x, size_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, x + i, 4);
-      bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-  } else if constexpr (std::is_same_v<T, double>) {
-    uint64_t bad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t bits;
-      std::memcpy(&bits, x + i, 8);
-      bad |= static_cast<uint64_t>((bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull);
-    }
+  if constexpr (std::is_floating_point_v<T>) {
+    decltype(non_finite(T{})) bad = 0;
+    for (size_t i = 0; i < n; ++i) bad |= non_finite(x[i]);
     return bad == 0;
   } else {
     return true;
@@ -40,17 +40,32 @@ bool block_is_finite(const T* x, size_t n) {
 }
 
 // sum += w * x; on a non-finite value, takes back what it added and fails.
+// For floating dtypes one pass reads x and the sums together (as a plain
+// weighted sum does, so both streams are in flight at once), writes the new
+// sums to a scratch block in L1 and checks the values on the way; the block
+// is stored only when all its values were finite, so a NaN never reaches the
+// sums.
 template <class T>
 bool fold(double* sum, const std::byte* raw, size_t n, double w) {
   auto* x = reinterpret_cast<const T*>(raw);  // buffers are 8-byte aligned
-  for (size_t b = 0; b < n; b += block) {
-    size_t len = std::min(block, n - b);
-    if (!block_is_finite(x + b, len)) {
-      // Rare path: subtracting back is exact to rounding, far below 1e-12.
-      for (size_t i = 0; i < b; ++i) sum[i] -= w * static_cast<double>(x[i]);
-      return false;
+  if constexpr (std::is_floating_point_v<T>) {
+    alignas(64) double next[block];
+    for (size_t b = 0; b < n; b += block) {
+      size_t len = std::min(block, n - b);
+      decltype(non_finite(T{})) bad = 0;
+      for (size_t i = 0; i < len; ++i) {
+        bad |= non_finite(x[b + i]);
+        next[i] = sum[b + i] + w * static_cast<double>(x[b + i]);
+      }
+      if (bad != 0) {
+        // Rare path: subtracting back is exact to rounding, far below 1e-12.
+        for (size_t i = 0; i < b; ++i) sum[i] -= w * static_cast<double>(x[i]);
+        return false;
+      }
+      std::memcpy(sum + b, next, len * sizeof(double));
     }
-    for (size_t i = b; i < b + len; ++i) sum[i] += w * static_cast<double>(x[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) sum[i] += w * static_cast<double>(x[i]);
   }
   return true;
 }
