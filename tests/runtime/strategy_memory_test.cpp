@@ -1,5 +1,5 @@
 // What streaming and non-streaming strategies hold, measured: the heap in use
-// (mallinfo2) after every reply, and the peak resident size over a whole
+// (the allocator's own count) after every reply, and the peak resident size over a whole
 // round (VmHWM, reset through /proc/self/clear_refs).
 #include <boost/test/unit_test.hpp>
 
@@ -18,7 +18,18 @@ namespace {
 constexpr int64_t model_floats = 62006;  // the CIFAR-10 Net of Flower's quickstart
 constexpr double model_bytes = model_floats * 4.0;
 
+// tcmalloc's C interface, present when the test runs with it (the
+// executables' allocator; see CMakeLists.txt).
+extern "C" int MallocExtension_GetNumericProperty(const char* property, size_t* value)
+    __attribute__((weak));
+
+// Bytes handed out by the allocator and not freed: tcmalloc's count under
+// tcmalloc (glibc's statistics see none of its memory), glibc's otherwise.
 size_t heap_in_use() {
+  size_t v = 0;
+  if (MallocExtension_GetNumericProperty != nullptr &&
+      MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &v) != 0)
+    return v;
   auto m = mallinfo2();
   return m.uordblks + m.hblkhd;
 }
@@ -96,9 +107,10 @@ BOOST_AUTO_TEST_CASE(krum_holds_every_reply_of_the_round_and_no_more) {
     BOOST_REQUIRE(agg->accept(reply(static_cast<uint64_t>(k + 1), 0.001f * static_cast<float>(k))).has_value());
   double held = static_cast<double>(heap_in_use() - base) / model_bytes;
   // The replies as they arrived (float32, not widened): 100 models, plus
-  // each message's envelope.
+  // each message's envelope, plus what the allocator rounds each model's
+  // 248,024 bytes up to (tcmalloc: a size class about 3% larger).
   BOOST_TEST(held >= 100.0, "held " << held << " models");
-  BOOST_TEST(held < 101.0, "held " << held << " models");
+  BOOST_TEST(held < 104.0, "held " << held << " models");
   auto out = agg->finish();
   BOOST_REQUIRE(out.arrays.has_value());
   if (peak) {
