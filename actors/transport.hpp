@@ -20,13 +20,14 @@ namespace stamen {
 
 /// Checks TLS files before anything starts: each must exist and parse, and
 /// the key must match the certificate. A TLS endpoint with a missing or
-/// unreadable file refuses to start instead of falling back to CAF's default
-/// of encrypting without authenticating anyone.
+/// unreadable file refuses to start instead of falling back to encrypting
+/// without authenticating anyone.
 expected<void> check_tls_files(const tls_files& files);
 
 /// Prepares a CAF config for cluster links: loads the middleman and, with
-/// `tls`, CAF's OpenSSL module with these files, which makes every session
-/// verify its peer's certificate against the CA (both directions).
+/// `tls`, records these files for the links' TLS sessions (transport.cpp),
+/// every one of which verifies its peer's certificate against the CA (both
+/// directions, TLS 1.3).
 void configure_links(caf::actor_system_config& cfg, const std::optional<tls_files>& tls);
 
 /// Opens a listening socket on `port` (0: any) for `self`; returns the port.
