@@ -24,7 +24,9 @@ struct codec_options {
 };
 
 /// Encodes `msg` into one flat, 8-byte-aligned buffer: a Cap'n Proto segment
-/// table followed by a single segment. Array bytes are copied exactly once.
+/// table, then the segments back to back (the first holds all but the arrays
+/// of 64 KiB and more, which get one per chunk). Array bytes are copied
+/// exactly once.
 /// Fails when the result would exceed `opts.max_message_size` or `opts` is invalid.
 expected<buffer> encode(const message& msg, const codec_options& opts = {});
 
