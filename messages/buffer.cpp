@@ -1,7 +1,9 @@
 #include "messages/buffer.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -33,9 +35,14 @@ struct mapping {
 
 class mapping_cache {
  public:
-  // Enough for a few buffers of a 1 GB model; more is unmapped at once.
-  static constexpr size_t max_bytes = size_t{3} << 30;
+  // Enough for a few buffers of a 1 GB model, and at most an eighth of the
+  // machine's memory; more is unmapped at once.
   static constexpr size_t max_entries = 8;
+  const size_t max_bytes = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t eighth = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) / 8 : 0;
+    return std::min(size_t{3} << 30, eighth > 0 ? eighth : size_t{512} << 20);
+  }();
 
   // A kept mapping of at least `len` bytes and not much more (a 1 GB mapping
   // is not spent on a 10 MB buffer), or none.
