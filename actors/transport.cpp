@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,14 +44,27 @@ std::string ssl_error() {
 }
 
 // One OpenSSL context per set of files, shared by every connection that
-// uses them: certificates and keys are read once, not at each connect.
+// uses them: certificates and keys are read once, not at each connect
+// (until a file changes).
 // Authenticated both ways, as CAF's own OpenSSL module did: certificates are
 // required on both sides and verified against the CA.
+// A file's modification time, so that replaced certificates are read again.
+int64_t modified_ns(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 SSL_CTX* tls_context(const caf::actor_system_config& cfg) {
   static std::mutex mu;
-  static std::map<std::tuple<std::string, std::string, std::string>, SSL_CTX*> made;
+  using key_type = std::tuple<std::string, std::string, std::string, int64_t, int64_t, int64_t>;
+  static std::map<key_type, SSL_CTX*> made;
   std::lock_guard<std::mutex> guard{mu};
-  auto key = std::tuple{cfg.openssl_cafile, cfg.openssl_certificate, cfg.openssl_key};
+  // Keyed by the files' times too: certificates renewed in place take effect
+  // for the next connection, as they did when every connection read them.
+  auto key = key_type{cfg.openssl_cafile, cfg.openssl_certificate, cfg.openssl_key,
+                      modified_ns(cfg.openssl_cafile), modified_ns(cfg.openssl_certificate),
+                      modified_ns(cfg.openssl_key)};
   if (auto it = made.find(key); it != made.end()) return it->second;
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (ctx == nullptr) return nullptr;

@@ -592,6 +592,34 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
   BOOST_TEST(plain_run->wait(30) == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_renewed_ca_file_takes_effect_for_the_next_connection) {
+  // The superlink reads its TLS files once per change, not per connection:
+  // a file replaced in place (a renewed certificate) counts from the next
+  // connection on, without a restart.
+  auto pki = dir / "pki";
+  stamen::test::make_test_pki(pki, {"superlink", "client"});
+  auto f = [&](const std::string& name) { return (pki / name).string(); };
+  fs::copy_file(pki / "ca.pem", pki / "ca-live.pem");
+  auto [link, port] = superlink(strings{"--root-certificates", f("ca-live.pem"), "--certificate",
+                                        f("superlink.pem"), "--private-key", f("superlink.key"),
+                                        "--allow-submitter", f("client.pem")});
+  // The stranger trusts the superlink's CA, but its own certificate comes
+  // from the other CA, which the superlink does not trust yet.
+  auto stranger_tls = strings{"--root-certificates", f("ca.pem"), "--certificate", f("stranger.pem"),
+                              "--private-key", f("stranger.key")};
+  auto refused = supernode(port, "", stranger_tls);
+  BOOST_REQUIRE(link->wait_for("failed TLS handshake", 15) >= 0);
+  refused->signal(SIGKILL);
+  refused->wait(10);
+  BOOST_TEST(link->count("joined from") == 0u);
+  // Now the superlink trusts the other CA instead.
+  fs::copy_file(pki / "other-ca.pem", pki / "ca-live.pem.new");
+  fs::rename(pki / "ca-live.pem.new", pki / "ca-live.pem");
+  auto admitted = supernode(port, "", stranger_tls);
+  BOOST_TEST(link->wait_for("joined from", 15) >= 0);
+  BOOST_TEST(link->count("authenticated as key") == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(bundles_reach_nodes_that_never_saw_the_app_and_a_tampered_one_is_refused) {
   auto state = dir / "state";
   // A relative --state-dir (each run's thread changes its own working
