@@ -43,11 +43,6 @@ std::string ssl_error() {
   return buf;
 }
 
-// One OpenSSL context per set of files, shared by every connection that
-// uses them: certificates and keys are read once, not at each connect
-// (until a file changes).
-// Authenticated both ways, as CAF's own OpenSSL module did: certificates are
-// required on both sides and verified against the CA.
 // A file's modification time, so that replaced certificates are read again.
 int64_t modified_ns(const std::string& path) {
   struct stat st {};
@@ -55,7 +50,15 @@ int64_t modified_ns(const std::string& path) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-SSL_CTX* tls_context(const caf::actor_system_config& cfg) {
+// One OpenSSL context per set of files, shared by every connection that
+// uses them: certificates and keys are read once, not at each connect
+// (until a file changes). Authenticated both ways, as CAF's own OpenSSL
+// module did: certificates are required on both sides and verified against
+// the CA. The caller gets its own reference (the context may be replaced
+// meanwhile by another thread seeing a file change).
+using ctx_ptr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+
+ctx_ptr tls_context(const caf::actor_system_config& cfg) {
   static std::mutex mu;
   using key_type = std::tuple<std::string, std::string, std::string, int64_t, int64_t, int64_t>;
   static std::map<key_type, SSL_CTX*> made;
@@ -65,9 +68,13 @@ SSL_CTX* tls_context(const caf::actor_system_config& cfg) {
   auto key = key_type{cfg.openssl_cafile, cfg.openssl_certificate, cfg.openssl_key,
                       modified_ns(cfg.openssl_cafile), modified_ns(cfg.openssl_certificate),
                       modified_ns(cfg.openssl_key)};
-  if (auto it = made.find(key); it != made.end()) return it->second;
+  auto share = [](SSL_CTX* c) {
+    SSL_CTX_up_ref(c);
+    return ctx_ptr{c, SSL_CTX_free};
+  };
+  if (auto it = made.find(key); it != made.end()) return share(it->second);
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
-  if (ctx == nullptr) return nullptr;
+  if (ctx == nullptr) return ctx_ptr{nullptr, SSL_CTX_free};
   bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
             SSL_CTX_use_certificate_chain_file(ctx, cfg.openssl_certificate.c_str()) == 1 &&
             SSL_CTX_use_PrivateKey_file(ctx, cfg.openssl_key.c_str(), SSL_FILETYPE_PEM) == 1 &&
@@ -78,12 +85,23 @@ SSL_CTX* tls_context(const caf::actor_system_config& cfg) {
                 ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") == 1;
   if (!ok) {
     SSL_CTX_free(ctx);
-    return nullptr;
+    return ctx_ptr{nullptr, SSL_CTX_free};
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // The context these files made before they changed goes: sessions still
+  // using it hold their own reference.
+  for (auto it = made.begin(); it != made.end();) {
+    auto& [ca, cert, pkey, t1, t2, t3] = it->first;
+    if (ca == cfg.openssl_cafile && cert == cfg.openssl_certificate && pkey == cfg.openssl_key) {
+      SSL_CTX_free(it->second);
+      it = made.erase(it);
+    } else {
+      ++it;
+    }
+  }
   made.emplace(key, ctx);
-  return ctx;
+  return share(ctx);
 }
 
 // A socket BIO whose writes never raise SIGPIPE (send with MSG_NOSIGNAL): a
@@ -119,10 +137,10 @@ BIO_METHOD* nosignal_socket_method() {
 // socket becomes ready, inside the first reads and writes.
 class tls_session {
  public:
-  static std::unique_ptr<tls_session> make(SSL_CTX* ctx, int fd, bool accepting) {
+  static std::unique_ptr<tls_session> make(const ctx_ptr& ctx, int fd, bool accepting) {
     if (ctx == nullptr) return nullptr;
     std::unique_ptr<tls_session> s{new tls_session};
-    s->ssl_ = SSL_new(ctx);
+    s->ssl_ = SSL_new(ctx.get());
     BIO* bio = s->ssl_ ? BIO_new(nosignal_socket_method()) : nullptr;
     if (bio == nullptr) return nullptr;
     BIO_set_fd(bio, fd, BIO_NOCLOSE);
@@ -149,8 +167,8 @@ class tls_session {
   }
   // Bytes may wait inside OpenSSL with nothing left on the socket (the rest
   // of a record already read); the socket would not wake the stream for them.
-  // (OpenSSL's read-ahead, which would save system calls, made a 100 MB
-  // round trip slower here: it is off.)
+  // (OpenSSL's read-ahead, which would save system calls, gave nothing
+  // measurable here: it is off.)
   bool must_read_more(net::native_socket, size_t) { return SSL_has_pending(ssl_) == 1; }
 
  private:
