@@ -59,9 +59,9 @@ struct external_chunk {
 
 // --- size estimate ----------------------------------------------------------
 
-// An upper bound on the encoded size, so that the whole message fits the first
-// segment and arrays can be read back contiguous. Overshooting costs only
-// untouched virtual memory for large messages.
+// An upper bound on the encoded size, so that everything but the referenced
+// arrays fits the first segment and every array can be read back contiguous.
+// Overshooting costs only untouched virtual memory for large messages.
 struct estimator {
   explicit estimator(size_t chunk) : plan{chunk} {}
   external_plan plan;
@@ -194,7 +194,7 @@ void encode_array(const array& a, schema::Array::Builder out, encode_state& st) 
     size_t off = i * chunk_size;
     size_t len = std::min(chunk_size, total - off);
     if (referenced) {
-      // Capn Proto rounds the segment up to whole words; build() copies
+      // Cap'n Proto rounds the segment up to whole words; build() copies
       // only `len` bytes of it and zeroes the rest, never reading past.
       auto orphan = capnp::Orphanage::getForMessageContaining(out).referenceExternalData(
           capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(a.data() + off), len));
