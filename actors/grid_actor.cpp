@@ -81,9 +81,6 @@ void expire_waiters(self_ptr self) {
 void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_stream_actor stream,
                          bool streamed) {
   auto& st = self->state;
-  // One growth for the round's batch, not a rehash of everything owed each
-  // time the table doubles.
-  st.owed.reserve(st.owed.size() + msgs.size());
   for (auto& env : msgs) {
     grid_state::pending p{env.node_id, env.deadline, env.bytes, env.content, stream, streamed};
     auto n = st.nodes.find(env.node_id);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -27,6 +28,8 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <utility>
+#include <optional>
 
 namespace stamen {
 
@@ -59,20 +62,21 @@ int64_t modified_ns(const std::string& path) {
 using ctx_ptr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
 
 ctx_ptr tls_context(const caf::actor_system_config& cfg) {
+  using paths = std::tuple<std::string, std::string, std::string>;
+  using times = std::array<int64_t, 3>;
   static std::mutex mu;
-  using key_type = std::tuple<std::string, std::string, std::string, int64_t, int64_t, int64_t>;
-  static std::map<key_type, SSL_CTX*> made;
+  static std::map<paths, std::pair<times, SSL_CTX*>> made;
   std::lock_guard<std::mutex> guard{mu};
-  // Keyed by the files' times too: certificates renewed in place take effect
-  // for the next connection, as they did when every connection read them.
-  auto key = key_type{cfg.openssl_cafile, cfg.openssl_certificate, cfg.openssl_key,
-                      modified_ns(cfg.openssl_cafile), modified_ns(cfg.openssl_certificate),
-                      modified_ns(cfg.openssl_key)};
+  auto& [made_at, cached] = made[paths{cfg.openssl_cafile, cfg.openssl_certificate, cfg.openssl_key}];
+  // The files' times: certificates renewed in place take effect for the next
+  // connection, as they did when every connection read them.
+  times now{modified_ns(cfg.openssl_cafile), modified_ns(cfg.openssl_certificate),
+            modified_ns(cfg.openssl_key)};
   auto share = [](SSL_CTX* c) {
     SSL_CTX_up_ref(c);
     return ctx_ptr{c, SSL_CTX_free};
   };
-  if (auto it = made.find(key); it != made.end()) return share(it->second);
+  if (cached != nullptr && made_at == now) return share(cached);
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (ctx == nullptr) return ctx_ptr{nullptr, SSL_CTX_free};
   bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
@@ -91,16 +95,9 @@ ctx_ptr tls_context(const caf::actor_system_config& cfg) {
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // The context these files made before they changed goes: sessions still
   // using it hold their own reference.
-  for (auto it = made.begin(); it != made.end();) {
-    auto& [ca, cert, pkey, t1, t2, t3] = it->first;
-    if (ca == cfg.openssl_cafile && cert == cfg.openssl_certificate && pkey == cfg.openssl_key) {
-      SSL_CTX_free(it->second);
-      it = made.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  made.emplace(key, ctx);
+  if (cached != nullptr) SSL_CTX_free(cached);
+  made_at = now;
+  cached = ctx;
   return share(ctx);
 }
 
@@ -133,26 +130,28 @@ BIO_METHOD* nosignal_socket_method() {
   return m;
 }
 
-// One TLS connection on a non-blocking socket. The handshake runs as the
-// socket becomes ready, inside the first reads and writes.
+// One TLS connection on a non-blocking socket, and the policy CAF's stream
+// template calls for each socket event. The handshake runs as the socket
+// becomes ready, inside the first reads and writes.
 class tls_session {
  public:
-  static std::unique_ptr<tls_session> make(const ctx_ptr& ctx, int fd, bool accepting) {
-    if (ctx == nullptr) return nullptr;
-    std::unique_ptr<tls_session> s{new tls_session};
-    s->ssl_ = SSL_new(ctx.get());
-    BIO* bio = s->ssl_ ? BIO_new(nosignal_socket_method()) : nullptr;
-    if (bio == nullptr) return nullptr;
+  static std::optional<tls_session> make(const ctx_ptr& ctx, int fd, bool accepting) {
+    if (ctx == nullptr) return std::nullopt;
+    tls_session s{SSL_new(ctx.get())};
+    BIO* bio = s.ssl_ ? BIO_new(nosignal_socket_method()) : nullptr;
+    if (bio == nullptr) return std::nullopt;
     BIO_set_fd(bio, fd, BIO_NOCLOSE);
-    SSL_set_bio(s->ssl_, bio, bio);
-    if (accepting) SSL_set_accept_state(s->ssl_);
-    else SSL_set_connect_state(s->ssl_);
-    s->handshaking_ = true;
+    SSL_set_bio(s.ssl_, bio, bio);
+    if (accepting) SSL_set_accept_state(s.ssl_);
+    else SSL_set_connect_state(s.ssl_);
     ERR_clear_error();
-    if (!s->handshake_step()) return nullptr;
-    return s;
+    auto err = s.handshake();
+    if (err != 0 && err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) return std::nullopt;
+    return std::optional<tls_session>{std::move(s)};
   }
 
+  tls_session(tls_session&& x) noexcept : ssl_(std::exchange(x.ssl_, nullptr)), handshaking_(x.handshaking_) {}
+  tls_session& operator=(tls_session&&) = delete;
   ~tls_session() { SSL_free(ssl_); }
 
   // OpenSSL's error queue is per thread and shared by every session on it:
@@ -172,17 +171,17 @@ class tls_session {
   bool must_read_more(net::native_socket, size_t) { return SSL_has_pending(ssl_) == 1; }
 
  private:
-  tls_session() = default;
+  explicit tls_session(SSL* ssl) : ssl_(ssl) {}
 
-  // False on a fatal handshake error; true when done or waiting for the socket.
-  bool handshake_step() {
+  // One step of the handshake: 0 once it is done, else SSL_get_error's code
+  // (WANT_READ or WANT_WRITE while it waits for the socket).
+  int handshake() {
     int rc = SSL_do_handshake(ssl_);
     if (rc == 1) {
       handshaking_ = false;
-      return true;
+      return 0;
     }
-    auto err = SSL_get_error(ssl_, rc);
-    return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+    return SSL_get_error(ssl_, rc);
   }
 
   // What CAF's stream expects: success with 0 bytes while waiting, failure
@@ -193,15 +192,11 @@ class tls_session {
     ERR_clear_error();
     result = 0;
     if (handshaking_) {
-      int rc = SSL_do_handshake(ssl_);
-      if (rc != 1) {
-        auto err = SSL_get_error(ssl_, rc);
-        if (err == SSL_ERROR_WANT_READ)
-          return writing && len == 0 ? net::rw_state::indeterminate : net::rw_state::success;
-        if (err == SSL_ERROR_WANT_WRITE) return net::rw_state::success;
-        return net::rw_state::failure;
-      }
-      handshaking_ = false;
+      auto err = handshake();
+      if (err == SSL_ERROR_WANT_READ)
+        return writing && len == 0 ? net::rw_state::indeterminate : net::rw_state::success;
+      if (err == SSL_ERROR_WANT_WRITE) return net::rw_state::success;
+      if (err != 0) return net::rw_state::failure;
     }
     if (len == 0) return net::rw_state::indeterminate;
     int rc = f();
@@ -215,32 +210,13 @@ class tls_session {
   }
 
   SSL* ssl_ = nullptr;
-  bool handshaking_ = false;
+  bool handshaking_ = true;
 };
 
-// Reads and writes through a TLS session (the policy CAF's stream template
-// calls for each socket event).
-class tls_policy {
- public:
-  explicit tls_policy(std::unique_ptr<tls_session> s) : session_(std::move(s)) {}
-  net::rw_state read_some(size_t& result, net::native_socket fd, void* buf, size_t len) {
-    return session_->read_some(result, fd, buf, len);
-  }
-  net::rw_state write_some(size_t& result, net::native_socket fd, const void* buf, size_t len) {
-    return session_->write_some(result, fd, buf, len);
-  }
-  bool must_read_more(net::native_socket fd, size_t threshold) {
-    return session_->must_read_more(fd, threshold);
-  }
-
- private:
-  std::unique_ptr<tls_session> session_;
-};
-
-// A scribe over a TLS session: CAF's plain scribe with the TLS policy.
+// A scribe over a TLS session: CAF's plain scribe with the session as its policy.
 class tls_scribe : public caf::io::scribe {
  public:
-  tls_scribe(net::default_multiplexer& mpx, net::native_socket fd, std::unique_ptr<tls_session> s)
+  tls_scribe(net::default_multiplexer& mpx, net::native_socket fd, tls_session s)
       : scribe(net::conn_hdl_from_socket(fd)), stream_(mpx, fd, std::move(s)) {}
 
   void configure_read(caf::io::receive_policy::config config) override {
@@ -275,7 +251,7 @@ class tls_scribe : public caf::io::scribe {
   }
 
   bool launched_ = false;
-  net::stream_impl<tls_policy> stream_;
+  net::stream_impl<tls_session> stream_;
 };
 
 // Accepts TCP connections and wraps each in a TLS session before the broker
@@ -292,11 +268,11 @@ class tls_doorman : public net::doorman_impl {
     net::nonblocking(fd, true);
     ERR_clear_error();
     auto session = tls_session::make(tls_context(parent()->system().config()), fd, true);
-    if (session == nullptr) {
+    if (!session) {
       net::close_socket(fd);
       return true;  // keep accepting; this peer alone is refused
     }
-    auto s = caf::make_counted<tls_scribe>(mpx, fd, std::move(session));
+    auto s = caf::make_counted<tls_scribe>(mpx, fd, std::move(*session));
     auto hdl = s->hdl();
     parent()->add_scribe(std::move(s));
     return doorman::new_connection(&mpx, hdl);
@@ -413,11 +389,11 @@ expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
   if (!tls) return self->add_scribe(*fd);
   ERR_clear_error();
   auto session = tls_session::make(tls_context(self->system().config()), *fd, false);
-  if (session == nullptr) {
+  if (!session) {
     net::close_socket(*fd);
     return fail(errc::io_error, "TLS handshake with " + host + ":" + std::to_string(port) + " failed");
   }
-  auto s = caf::make_counted<tls_scribe>(mpx_of(self), *fd, std::move(session));
+  auto s = caf::make_counted<tls_scribe>(mpx_of(self), *fd, std::move(*session));
   auto hdl = s->hdl();
   self->add_scribe(std::move(s));
   return hdl;
