@@ -66,14 +66,15 @@ federation::~federation() {
 
 supernode_actor federation::add_node(uint64_t node_id, std::shared_ptr<const client_app> app,
                                      context ctx) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (respawner_ && first_.count(node_id) == 0) first_.emplace(node_id, std::pair{app, ctx});
   supernode_config cfg;
   cfg.node_id = node_id;
   cfg.app = std::move(app);
-  cfg.ctx = std::move(ctx);
-  std::lock_guard<std::mutex> guard{mtx_};
-  if (respawner_ && first_.count(node_id) == 0) first_.emplace(node_id, std::pair{cfg.app, cfg.ctx});
-  cfg.pool = pool_.get();
-  cfg.codec = opts_.codec;
+  common_ = share_common(ctx, pool_.get(), opts_.codec, std::move(common_));
+  cfg.common = common_;
+  cfg.node_config = std::move(ctx.node_config);
+  cfg.state = std::move(ctx.state);
   // With a fault plan, a fault stage stands between the node and the grid.
   node_uplink_actor uplink = grid_;
   if (opts_.faults)

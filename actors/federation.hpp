@@ -24,6 +24,8 @@
 
 namespace stamen {
 
+struct node_common;  // supernode.hpp
+
 /// A CAF config with Stamen's types registered and the scheduler capped at
 /// `threads` (0: one per core but one), so node actors cannot oversubscribe
 /// the cores.
@@ -99,6 +101,7 @@ class federation {
   respawner_actor respawner_;  ///< only with a fault plan that restarts nodes
   std::mutex mtx_;             ///< nodes_ and first_: respawns come from an actor
   std::unordered_map<uint64_t, supernode_actor> nodes_;
+  std::shared_ptr<const node_common> common_;  ///< the last node's, shared with the next
   /// What each node started with, kept only when nodes may be restarted.
   std::unordered_map<uint64_t, std::pair<std::shared_ptr<const client_app>, context>> first_;
 };

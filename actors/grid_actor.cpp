@@ -97,14 +97,10 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
   }
 }
 
-// A node died (or a link with its many nodes): everything they still owed
-// is answered with an error reply.
-void on_node_down(self_ptr self, const caf::down_msg& dm) {
+// Nodes are gone (a node died or left, or a link with its many nodes went):
+// everything they still owed is answered with an error reply.
+void on_nodes_gone(self_ptr self, const std::vector<uint64_t>& ids, const std::string& why) {
   auto& st = self->state;
-  auto a = st.node_by_addr.find(dm.source);
-  if (a == st.node_by_addr.end()) return;
-  auto ids = std::move(a->second);
-  st.node_by_addr.erase(a);
   std::unordered_set<uint64_t> dead;
   for (auto id : ids)
     if (st.nodes.erase(id) > 0) dead.insert(id);
@@ -119,7 +115,7 @@ void on_node_down(self_ptr self, const caf::down_msg& dm) {
   // process of a thousand nodes that goes away is one line already.
   auto who = ids.size() == 1 ? "node " + std::to_string(ids.front()) + " is"
                              : std::to_string(dead.size()) + " nodes (" + std::to_string(ids.front()) + "..) are";
-  auto line = "grid: " + who + " down (" + to_string(dm.reason) + "), answering for " +
+  auto line = "grid: " + who + " down (" + why + "), answering for " +
               std::to_string(owed.size()) + " instruction(s)";
   if (owed.empty()) st.log.debug(line);
   else st.log.warn(line);
@@ -131,15 +127,32 @@ void on_node_down(self_ptr self, const caf::down_msg& dm) {
   }
 }
 
+// A monitored node (or link) died.
+void on_node_down(self_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  auto a = st.node_by_addr.find(dm.source);
+  if (a == st.node_by_addr.end()) return;
+  auto ids = std::move(a->second);
+  st.node_by_addr.erase(a);
+  on_nodes_gone(self, ids, to_string(dm.reason));
+}
+
+// Whether `id` may join now; says why not.
+bool may_join(self_ptr self, uint64_t id, std::unordered_set<uint64_t>& fresh, size_t batch) {
+  auto& st = self->state;
+  if (id == 0 || id == server_node_id || st.nodes.count(id) > 0 || !fresh.insert(id).second) {
+    st.log.warn("grid: refused node id " + std::to_string(id) + " (reserved or taken)" +
+                (batch > 1 ? " and with it " + std::to_string(batch - 1) + " more" : ""));
+    return false;
+  }
+  return true;
+}
+
 bool on_register(self_ptr self, const std::vector<uint64_t>& ids, const supernode_actor& node) {
   auto& st = self->state;
   std::unordered_set<uint64_t> fresh;
   for (auto id : ids)
-    if (id == 0 || id == server_node_id || st.nodes.count(id) > 0 || !fresh.insert(id).second) {
-      st.log.warn("grid: refused node id " + std::to_string(id) + " (reserved or taken)" +
-                  (ids.size() > 1 ? " and with it " + std::to_string(ids.size() - 1) + " more" : ""));
-      return false;
-    }
+    if (!may_join(self, id, fresh, ids.size())) return false;
   auto [entry, first] = st.node_by_addr.try_emplace(node.address());
   if (first) self->monitor(node);  // once per actor: one down message for all its nodes
   for (auto id : ids) {
@@ -148,6 +161,26 @@ bool on_register(self_ptr self, const std::vector<uint64_t>& ids, const supernod
   }
   answer_waiters(self);
   return true;
+}
+
+// A SuperNode that reports its own end: not monitored.
+void on_join(self_ptr self, uint64_t id, const supernode_actor& node) {
+  std::unordered_set<uint64_t> fresh;
+  if (!may_join(self, id, fresh, 1)) {
+    self->send_exit(node, caf::sec::invalid_argument);
+    return;
+  }
+  self->state.nodes.emplace(id, node);
+  answer_waiters(self);
+}
+
+void on_leave(self_ptr self, uint64_t id, caf::actor_id who) {
+  auto& st = self->state;
+  // Only the actor that joined as `id` takes it along (a refused one, or a
+  // restarted node's previous incarnation, leaves nothing).
+  auto n = st.nodes.find(id);
+  if (n == st.nodes.end() || n->second.id() != who) return;
+  on_nodes_gone(self, {id}, "ended");
 }
 
 caf::result<uint64_t> on_wait(self_ptr self, uint64_t n, caf::timespan timeout) {
@@ -209,6 +242,8 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
     [self](register_atom, const std::vector<uint64_t>& ids, supernode_actor node) {
       return on_register(self, ids, node);
     },
+    [self](join_atom, uint64_t node_id, supernode_actor node) { on_join(self, node_id, node); },
+    [self](leave_atom, uint64_t node_id, caf::actor_id who) { on_leave(self, node_id, who); },
     [self](nodes_atom) {
       std::vector<uint64_t> ids;
       ids.reserve(self->state.nodes.size());

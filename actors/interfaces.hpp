@@ -6,12 +6,18 @@
 #include <string>
 #include <vector>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/type_ids.hpp"
+#include "messages/record_dict.hpp"
+
+// A Context's state travels only between a node and its own job, in one
+// process (the done message): never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(stamen::record_dict)
 
 namespace stamen {
 
@@ -19,13 +25,20 @@ namespace stamen {
 using supernode_actor = caf::typed_actor<
     /// An instruction from the grid; the reply goes back as (reply, envelope).
     caf::reacts_to<instruct_atom, envelope>,
-    /// Internal: the ClientApp finished an instruction on the compute pool.
-    caf::reacts_to<done_atom, envelope>>;
+    /// Internal: the ClientApp finished an instruction on the compute pool;
+    /// the Context's state comes back with the reply.
+    caf::reacts_to<done_atom, envelope, record_dict>>;
 
 /// What a SuperNode talks to: the grid itself in one process, or its node
 /// link (which carries both over the network) in a cluster.
 using node_uplink_actor = caf::typed_actor<
+    /// A node joins under `node_id`, watched (monitored) by the uplink.
     caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    /// A SuperNode joins under `node_id` and says (leave) when it ends, so
+    /// no one monitors it; if the id is taken, the node is stopped.
+    caf::reacts_to<join_atom, uint64_t, supernode_actor>,
+    /// The node that joined as `node_id` (actor id) is gone.
+    caf::reacts_to<leave_atom, uint64_t, caf::actor_id>,
     caf::reacts_to<reply_atom, envelope>>;
 
 /// Receives the replies of one batch of instructions as they arrive (the
@@ -40,7 +53,11 @@ using reply_stream_actor = caf::typed_actor<
 /// The grid (Flower's SuperLink role): node registry and message routing.
 using grid_actor = caf::typed_actor<
     /// A node joins under `node_id`; false if the id is taken by a live node.
+    /// The grid monitors it (a fault stage, which stands for its node).
     caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    /// A SuperNode joins, and leaves when it ends (see node_uplink_actor).
+    caf::reacts_to<join_atom, uint64_t, supernode_actor>,
+    caf::reacts_to<leave_atom, uint64_t, caf::actor_id>,
     /// Nodes join under `node_ids`, all behind one actor (a cluster link
     /// that carries many): all or none; when the actor dies, they all do.
     caf::replies_to<register_atom, std::vector<uint64_t>, supernode_actor>::with<bool>,
@@ -63,8 +80,10 @@ using grid_actor = caf::typed_actor<
 /// them as the plan says; neither side knows it is there.
 using fault_stage_actor = caf::typed_actor<
     caf::reacts_to<instruct_atom, envelope>,
-    caf::reacts_to<done_atom, envelope>,
+    caf::reacts_to<done_atom, envelope, record_dict>,
     caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
+    caf::reacts_to<join_atom, uint64_t, supernode_actor>,
+    caf::reacts_to<leave_atom, uint64_t, caf::actor_id>,
     caf::reacts_to<reply_atom, envelope>,
     /// Internal: a delayed crash of the node (a crash "during" its work).
     caf::reacts_to<crash_atom>,

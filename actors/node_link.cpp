@@ -126,6 +126,9 @@ void connect(broker_ptr self) {
 node_uplink_actor::behavior_type uplink(node_uplink_actor::pointer self, caf::actor broker) {
   return {
     [](register_atom, uint64_t, const supernode_actor&) { return true; },
+    [](join_atom, uint64_t, const supernode_actor&) {},
+    // The process's nodes end with it: the superlink sees the link go.
+    [](leave_atom, uint64_t, caf::actor_id) {},
     [=](reply_atom, envelope& e) { caf::anon_send(broker, reply_atom::value, std::move(e)); },
   };
 }
@@ -235,6 +238,7 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
       if (pool->threads() > 1) pool->add_thread_setup((*app)->on_compute_thread_start);
     }
     const auto n = contexts.size();
+    std::shared_ptr<const node_common> common;
     for (size_t i = 0; i < n; ++i) {
       std::shared_ptr<const client_app> client;
       try {
@@ -246,9 +250,10 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
       supernode_config cfg;
       cfg.node_id = contexts[i].node_id;
       cfg.app = std::move(client);
-      cfg.ctx = std::move(contexts[i]);
-      cfg.pool = pool;
-      cfg.codec = codec;
+      common = share_common(contexts[i], pool, codec, std::move(common));
+      cfg.common = common;
+      cfg.node_config = std::move(contexts[i].node_config);
+      cfg.state = std::move(contexts[i].state);
       auto node = sys.spawn(supernode_behavior, std::move(cfg), uplink);
       caf::anon_send(me, done_atom::value, run_id, static_cast<uint64_t>(i), node, std::string{});
     }

@@ -237,7 +237,7 @@ supernode_actor::behavior_type node_proxy(supernode_actor::pointer self, caf::ac
       auto node_id = e.node_id;
       caf::anon_send(broker, instruct_atom::value, node_id, std::move(e));
     },
-    [](done_atom, envelope&) {},
+    [](done_atom, envelope&, record_dict&) {},
   };
 }
 

@@ -43,58 +43,108 @@ envelope expired_reply(const envelope& in, uint64_t node_id, uint64_t seq,
   return envelope{err.meta().message_id, in.message_id, node_id, 0, std::move(*bytes), {}};
 }
 
-supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_pointer<supernode_state> self,
-                                         supernode_config cfg, node_uplink_actor grid) {
+std::shared_ptr<const node_common> share_common(const context& ctx, compute_pool* pool,
+                                                const codec_options& codec,
+                                                std::shared_ptr<const node_common> previous) {
+  if (previous && previous->pool == pool && previous->codec.max_message_size == codec.max_message_size &&
+      previous->codec.nesting_limit == codec.nesting_limit &&
+      previous->codec.chunk_size == codec.chunk_size && previous->run.run_id == ctx.run_id &&
+      previous->run.app_dir == ctx.app_dir && previous->run.run_dir == ctx.run_dir &&
+      previous->run.run_config == ctx.run_config)
+    return previous;
+  auto c = std::make_shared<node_common>();
+  c->pool = pool;
+  c->codec = codec;
+  c->run.run_id = ctx.run_id;
+  c->run.run_config = ctx.run_config;
+  c->run.app_dir = ctx.app_dir;
+  c->run.run_dir = ctx.run_dir;
+  return c;
+}
+
+supernode_state::~supernode_state() {
+  if (grid) caf::anon_send(grid, leave_atom::value, node_id, self);
+}
+
+namespace {
+
+using node_ptr = supernode_actor::stateful_pointer<supernode_state>;
+
+// Runs an instruction now (none is in flight).
+void start(node_ptr self, envelope in) {
   auto& st = self->state;
-  st.ctx = std::make_shared<context>(std::move(cfg.ctx));
-  st.ctx->node_id = cfg.node_id;
+  auto& common = *st.common;
+  double left = in.deadline > 0 ? in.deadline - now_seconds() : 0;
+  if (in.deadline > 0 && left <= 0) {
+    // Its round is over: no one waits for the reply, so no compute is spent.
+    self->send(st.grid, reply_atom::value,
+               expired_reply(in, st.node_id, st.replies++, common.codec));
+    return;
+  }
+  st.busy = true;
+  auto deadline = in.deadline > 0
+                      ? compute_pool::clock_type::now() +
+                            std::chrono::duration_cast<compute_pool::clock_type::duration>(
+                                std::chrono::duration<double>(left))
+                      : compute_pool::clock_type::time_point::max();
+  // The Context is built for the job, which takes the node's state along
+  // and hands it back with the reply. The job holds what it needs by value
+  // or shared pointer: it may outlive this actor (a node killed
+  // mid-training), and then its reply, and the state, are dropped.
+  context ctx = common.run;
+  ctx.node_id = st.node_id;
+  ctx.node_config = st.node_config;
+  ctx.state = std::move(st.state);
+  st.state = record_dict{};
+  common.pool->post(
+      [me = supernode_actor{self}, app = st.app, ctx = std::move(ctx), in = std::move(in),
+       id = st.node_id, seq = static_cast<uint64_t>(st.replies++),
+       codec = common.codec]() mutable {
+        auto reply = answer_instruction(*app, ctx, in, id, seq, codec);
+        caf::anon_send(me, done_atom::value, std::move(reply), std::move(ctx.state));
+      },
+      deadline);
+}
+
+// Starts waiting instructions until one is in flight.
+void start_waiting(node_ptr self) {
+  auto& st = self->state;
+  while (!st.busy && st.waiting) {
+    auto in = std::move(st.waiting->front());
+    st.waiting->pop_front();
+    if (st.waiting->empty()) st.waiting.reset();
+    start(self, std::move(in));
+  }
+}
+
+}  // namespace
+
+supernode_actor::behavior_type supernode_behavior(node_ptr self, supernode_config cfg,
+                                                  node_uplink_actor grid) {
+  auto& st = self->state;
   st.node_id = cfg.node_id;
+  st.self = self->id();
   st.app = std::move(cfg.app);
-  st.pool = cfg.pool;
-  st.codec = cfg.codec;
+  st.common = std::move(cfg.common);
+  st.node_config = std::move(cfg.node_config);
+  st.state = std::move(cfg.state);
   st.grid = grid;
-  self->request(grid, caf::infinite, register_atom::value, st.node_id, supernode_actor{self})
-      .then([self](bool accepted) {
-        if (!accepted) self->quit(caf::sec::invalid_argument);  // id taken: the grid said why
-      });
-  auto start_next = [self] {
-    auto& st = self->state;
-    while (!st.busy && !st.queue.empty()) {
-      auto in = std::move(st.queue.front());
-      st.queue.pop_front();
-      double left = in.deadline > 0 ? in.deadline - now_seconds() : 0;
-      if (in.deadline > 0 && left <= 0) {
-        // Its round is over: no one waits for the reply, so no compute is spent.
-        self->send(st.grid, reply_atom::value,
-                   expired_reply(in, st.node_id, st.replies++, st.codec));
-        continue;
-      }
-      st.busy = true;
-      auto deadline = in.deadline > 0
-                          ? compute_pool::clock_type::now() +
-                                std::chrono::duration_cast<compute_pool::clock_type::duration>(
-                                    std::chrono::duration<double>(left))
-                          : compute_pool::clock_type::time_point::max();
-      // The job holds what it needs by value or shared pointer: it may outlive
-      // this actor (a node killed mid-training), and then its reply is dropped.
-      st.pool->post(
-          [me = supernode_actor{self}, app = st.app, ctx = st.ctx, in = std::move(in),
-           id = st.node_id, seq = st.replies++, codec = st.codec] {
-            caf::anon_send(me, done_atom::value, answer_instruction(*app, *ctx, in, id, seq, codec));
-          },
-          deadline);
-    }
-  };
+  // One way: a taken id gets this actor stopped by the grid, which saves
+  // every node the response handler a request would leave behind.
+  self->send(grid, join_atom::value, st.node_id, supernode_actor{self});
   return {
-    [self, start_next](instruct_atom, envelope& in) {
-      self->state.queue.push_back(std::move(in));
-      start_next();
-    },
-    [self, start_next](done_atom, envelope& reply) {
+    [self](instruct_atom, envelope& in) {
       auto& st = self->state;
+      if (!st.busy) return start(self, std::move(in));
+      if (!st.waiting) st.waiting = std::make_unique<std::deque<envelope>>();
+      st.waiting->push_back(std::move(in));
+    },
+    [self](done_atom, envelope& reply, record_dict& state) {
+      auto& st = self->state;
+      st.state = std::move(state);
       self->send(st.grid, reply_atom::value, std::move(reply));
       st.busy = false;
-      start_next();
+      start_waiting(self);
     },
   };
 }

@@ -26,6 +26,8 @@ namespace stamen {
 using instruct_atom = caf::atom_constant<caf::atom("instruct")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
 using register_atom = caf::atom_constant<caf::atom("register")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using push_atom = caf::atom_constant<caf::atom("push")>;

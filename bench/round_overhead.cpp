@@ -85,7 +85,7 @@ double caf_floor_bytes(size_t n) {
   size_t before = bench::rss_bytes();
   for (size_t i = 0; i < n; ++i)
     actors.push_back(rt.sys->spawn([]() -> supernode_actor::behavior_type {
-      return {[](instruct_atom, envelope&) {}, [](done_atom, envelope&) {}};
+      return {[](instruct_atom, envelope&) {}, [](done_atom, envelope&, record_dict&) {}};
     }));
   size_t after = bench::rss_bytes();
   for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);

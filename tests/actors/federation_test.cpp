@@ -382,6 +382,68 @@ BOOST_AUTO_TEST_CASE(push_pull_query_and_custom_action) {
   BOOST_TEST(unavailable == 1);
 }
 
+// A second node under a taken id is stopped by the grid, and the first
+// keeps its place (the second's leave does not take the id along). Each
+// node's Context is built per message from the run-wide part its
+// federation keeps once and the node's own node_config and state.
+BOOST_AUTO_TEST_CASE(a_node_under_a_taken_id_is_stopped_and_the_first_keeps_its_place) {
+  fixture f;
+  auto app = [](int64_t tag) {
+    auto a = std::make_shared<client_app>();
+    a->query("ctx", [tag](const message& m, context& ctx) {
+      auto* seen = ctx.state.metrics("calls");
+      int64_t calls = seen ? std::get<int64_t>(*seen->get("n")) : 0;
+      ctx.state.insert_or_assign("calls", metric_record{{"n", calls + 1}});
+      return make_reply(m, record_dict{{"m", metric_record{
+          {"tag", tag}, {"calls", calls + 1}, {"node", static_cast<int64_t>(ctx.node_id)},
+          {"lr", config_double(ctx.run_config, "lr")},
+          {"pid", config_int(ctx.node_config, "partition-id")},
+          {"dir", static_cast<int64_t>(ctx.app_dir.size())}}}});
+    });
+    return a;
+  };
+  auto ctx_for = [](int64_t p) {
+    context c;
+    c.run_config = {{"lr", 0.25}};
+    c.app_dir = "/apps/x";
+    c.node_config = {{"partition-id", p}};
+    return c;
+  };
+  f.fed->add_node(100, app(1), ctx_for(0));
+  f.fed->add_node(101, app(1), ctx_for(1));
+  BOOST_REQUIRE(f.fed->wait_for_nodes(2) == 2u);
+  caf::scoped_actor self{*f.rt.sys};
+  auto second = f.fed->add_node(100, app(2), ctx_for(7));
+  self->monitor(second);
+  caf::error why;
+  self->receive([&](const caf::down_msg& dm) { why = dm.reason; });
+  BOOST_TEST((why == caf::sec::invalid_argument), f.rt.sys->render(why));
+  std::vector<message> replies;
+  server_app srv;
+  srv.main([&](grid& g, context&) {
+    BOOST_TEST(g.wait_for_nodes(2, 1) == 2u);
+    for (int round = 0; round < 2; ++round) {
+      std::vector<message> msgs;
+      for (uint64_t id : {100, 101}) msgs.push_back(*g.create_message({}, "query.ctx", id));
+      for (auto& r : g.send_and_receive(std::move(msgs), 30)) replies.push_back(std::move(r));
+    }
+  });
+  BOOST_REQUIRE(f.fed->run(srv, {}).has_value());
+  BOOST_REQUIRE_EQUAL(replies.size(), 4u);
+  for (auto& r : replies) {
+    BOOST_REQUIRE(r.has_content());
+    auto& m = *r.content().metrics("m");
+    auto node = std::get<int64_t>(*m.get("node"));
+    BOOST_TEST(std::get<int64_t>(*m.get("tag")) == 1);  // the first node 100, not the stopped one
+    BOOST_TEST(std::get<int64_t>(*m.get("pid")) == node - 100);
+    BOOST_TEST(std::get<double>(*m.get("lr")) == 0.25);
+    BOOST_TEST(std::get<int64_t>(*m.get("dir")) == 7);
+  }
+  // The state came back with each reply: the second round saw the first's.
+  BOOST_TEST(std::get<int64_t>(*replies[2].content().metrics("m")->get("calls")) == 2);
+  BOOST_TEST(std::get<int64_t>(*replies[3].content().metrics("m")->get("calls")) == 2);
+}
+
 BOOST_AUTO_TEST_CASE(a_node_cannot_answer_for_an_instruction_sent_to_another) {
   // Over a network a reply's node id is its connection's: the grid takes a
   // reply only from the node its instruction went to.
@@ -435,7 +497,7 @@ BOOST_AUTO_TEST_CASE(nodes_behind_one_actor_register_as_a_block_and_go_down_toge
   auto grid = sys.spawn(grid_behavior, codec_options{}, logger::silent());
   // A stand-in for a link's proxy: takes instructions and never answers.
   auto proxy = sys.spawn([]() -> supernode_actor::behavior_type {
-    return {[](instruct_atom, envelope&) {}, [](done_atom, envelope&) {}};
+    return {[](instruct_atom, envelope&) {}, [](done_atom, envelope&, record_dict&) {}};
   });
   caf::scoped_actor self{sys};
   auto ask = [&](auto... xs) {
