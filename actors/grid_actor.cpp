@@ -37,8 +37,12 @@ void deliver(self_ptr self, envelope reply) {
     return;
   }
   // The entry stays, without its bytes, until the batch is cancelled: a
-  // second reply to the same instruction then reaches the stream, which
-  // counts it as a duplicate.
+  // second reply to the same instruction then reaches the stream, marked,
+  // and is counted there as a failure.
+  if (p.answered) {
+    self->send(p.stream, duplicate_atom::value, std::move(reply));
+    return;
+  }
   p.answered = true;
   p.instruction = buffer{};
   p.content = buffer{};

@@ -54,33 +54,44 @@ size_t in_process_grid::wait_for_nodes(size_t n, double timeout_s) {
   return out;
 }
 
+class in_process_grid::sealer {
+ public:
+  explicit sealer(in_process_grid& g) : g_(g) {}
+
+  /// Seals `m` into `out`; false (logged, id cleared) if it cannot be encoded.
+  bool seal(message& m, std::vector<envelope>& out) {
+    auto& md = m.meta();
+    md.run_id = g_.run_id_;
+    md.message_id = std::to_string(g_.run_id_) + ":" + g_.session_ + "." + std::to_string(++g_.next_id_);
+    // Equal arrays share their buffers, so the comparison is cheap.
+    if (m.has_content() && !(last_ != nullptr && *last_ == m.content())) {
+      content_ = encode_content(m.content(), g_.codec_);
+      last_ = &m.content();
+    }
+    auto header = m.has_content() ? encode_header(m, g_.codec_) : encode(m, g_.codec_);
+    if (!header || (m.has_content() && !content_)) {
+      g_.log_.error("grid: cannot send message to node " + std::to_string(md.dst_node_id) + ": " +
+                    (header ? content_.error() : header.error()).to_string());
+      md.message_id.clear();
+      last_ = nullptr;
+      return false;
+    }
+    out.push_back(envelope{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl,
+                           std::move(*header), m.has_content() ? *content_ : buffer{}});
+    return true;
+  }
+
+ private:
+  in_process_grid& g_;
+  const record_dict* last_ = nullptr;
+  expected<buffer> content_ = buffer{};
+};
+
 std::vector<envelope> in_process_grid::seal(std::vector<message>& msgs) {
   std::vector<envelope> out;
   out.reserve(msgs.size());
-  // Instructions of a round usually carry equal content (the global model):
-  // it is encoded once and shared, so N instructions cost one model, not N.
-  // Equal arrays share their buffers, so the comparison is cheap.
-  const record_dict* last = nullptr;
-  expected<buffer> content = buffer{};
-  for (auto& m : msgs) {
-    auto& md = m.meta();
-    md.run_id = run_id_;
-    md.message_id = std::to_string(run_id_) + ":" + session_ + "." + std::to_string(++next_id_);
-    if (m.has_content() && !(last != nullptr && *last == m.content())) {
-      content = encode_content(m.content(), codec_);
-      last = &m.content();
-    }
-    auto header = m.has_content() ? encode_header(m, codec_) : encode(m, codec_);
-    if (!header || (m.has_content() && !content)) {
-      log_.error("grid: cannot send message to node " + std::to_string(md.dst_node_id) + ": " +
-                 (header ? content.error() : header.error()).to_string());
-      md.message_id.clear();
-      last = nullptr;
-      continue;
-    }
-    out.push_back(envelope{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl,
-                           std::move(*header), m.has_content() ? *content : buffer{}});
-  }
+  sealer s{*this};
+  for (auto& m : msgs) s.seal(m, out);
   return out;
 }
 
@@ -114,32 +125,58 @@ std::vector<message> in_process_grid::pull_messages(const std::vector<std::strin
 
 stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double timeout_s,
                                                reply_sink& sink) {
-  auto envs = seal(msgs);
   stream_report report;
-  report.sent = envs.size();
   std::vector<std::string> ids;
-  std::unordered_map<std::string, uint64_t> node_of;
-  for (auto& e : envs) {
-    ids.push_back(e.message_id);
-    node_of.emplace(e.message_id, e.node_id);
-  }
-  auto stream =
-      self_->system().spawn(reply_stream_behavior, &sink, ids, to_timespan(timeout_s), codec_);
-  self_->send(grid_, stream_atom::value, std::move(envs), stream);
+  std::vector<uint64_t> nodes;
+  ids.reserve(msgs.size());
+  nodes.reserve(msgs.size());
+  auto stream = self_->system().spawn(reply_stream_behavior, &sink,
+                                      static_cast<uint64_t>(msgs.size()), to_timespan(timeout_s),
+                                      codec_);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     current_ = stream;
   }
-  std::vector<std::string> missing;
+  // Sent in slices as they are sealed: the grid and the nodes start on the
+  // first while this thread seals the next (a round of a million nodes
+  // would otherwise leave one of two cores idle for a second).
+  constexpr size_t slice = 4096;
+  sealer s{*this};
+  std::vector<envelope> envs;
+  for (size_t i = 0; i < msgs.size(); i += slice) {
+    envs.reserve(std::min(slice, msgs.size() - i));
+    for (size_t j = i; j < std::min(i + slice, msgs.size()); ++j) {
+      if (!s.seal(msgs[j], envs)) continue;
+      ids.push_back(envs.back().message_id);
+      nodes.push_back(envs.back().node_id);
+    }
+    if (!envs.empty()) self_->send(grid_, stream_atom::value, std::move(envs), stream);
+    envs = {};
+  }
+  report.sent = ids.size();
+  // What could not be sealed is not waited for.
+  if (ids.size() < msgs.size())
+    self_->send(stream, cancel_atom::value, static_cast<uint64_t>(msgs.size() - ids.size()));
+  uint64_t replied = 0;
+  std::vector<std::string> answered;
   self_->request(stream, caf::infinite, await_atom::value)
-      .receive([&](std::vector<std::string>& xs) { missing = std::move(xs); },
-               [&](caf::error& err) { fail_call("send_and_stream", err, self_->system()); });
+      .receive(
+          [&](uint64_t n, std::vector<std::string>& xs) {
+            replied = n;
+            answered = std::move(xs);
+          },
+          [&](caf::error& err) { fail_call("send_and_stream", err, self_->system()); });
   {
     std::lock_guard<std::mutex> guard{mtx_};
     current_ = reply_stream_actor{};
   }
-  report.replied = report.sent - missing.size();
-  for (auto& id : missing) report.timed_out.emplace_back(id, node_of[id]);
+  report.replied = replied;
+  if (replied < ids.size()) {
+    // Some got no reply (a rare path: only then are the ids compared).
+    std::unordered_set<std::string> got(answered.begin(), answered.end());
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (got.count(ids[i]) == 0) report.timed_out.emplace_back(ids[i], nodes[i]);
+  }
   // The batch is closed: the grid forgets its instructions, so that late or
   // second replies are dropped there and nothing of the batch is kept.
   if (!ids.empty()) self_->send(grid_, cancel_atom::value, std::move(ids));

@@ -35,8 +35,12 @@ class in_process_grid : public grid {
   void interrupt();
 
  private:
-  /// Gives each message an id and encodes it; a message that cannot be
-  /// encoded is logged and left out.
+  /// Gives messages ids and encodes them. Instructions of a round usually
+  /// carry equal content (the global model): it is encoded once and shared
+  /// across calls, so N instructions cost one model, not N.
+  class sealer;
+  /// Seals all of `msgs`; a message that cannot be encoded is logged and
+  /// left out (its id cleared).
   std::vector<envelope> seal(std::vector<message>& msgs);
 
   caf::blocking_actor* self_;

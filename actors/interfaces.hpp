@@ -44,10 +44,17 @@ using node_uplink_actor = caf::typed_actor<
 /// Receives the replies of one batch of instructions as they arrive (the
 /// strategy's aggregation runs here, one reply at a time).
 using reply_stream_actor = caf::typed_actor<
+    /// The first reply to one of the batch's instructions.
     caf::reacts_to<reply_atom, envelope>,
+    /// A second reply to an instruction (the grid knows): handed on to be
+    /// counted as a failure, but it answers nothing.
+    caf::reacts_to<duplicate_atom, envelope>,
     /// Answers, once every instruction got a reply or the deadline passed,
-    /// with the ids of the instructions that got none.
-    caf::replies_to<await_atom>::with<std::vector<std::string>>,
+    /// with how many got one and, only if some got none, which ones did.
+    caf::replies_to<await_atom>::with<uint64_t, std::vector<std::string>>,
+    /// `n` of the batch's instructions were never sent (they could not be
+    /// encoded): not waited for.
+    caf::reacts_to<cancel_atom, uint64_t>,
     caf::reacts_to<deadline_atom>>;
 
 /// The grid (Flower's SuperLink role): node registry and message routing.

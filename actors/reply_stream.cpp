@@ -9,58 +9,82 @@ namespace {
 
 using self_ptr = reply_stream_actor::stateful_pointer<reply_stream_state>;
 
+void deliver_result(self_ptr self);
+
 void finish(self_ptr self) {
   auto& st = self->state;
-  if (st.result) return;
+  if (st.done) return;
+  st.done = true;
   st.sink = nullptr;
-  st.result.emplace(st.outstanding.begin(), st.outstanding.end());
   if (st.promise) {
-    st.promise->deliver(*st.result);
+    deliver_result(self);
     self->quit();
   }
+}
+
+void deliver_result(self_ptr self) {
+  auto& st = self->state;
+  auto got = static_cast<uint64_t>(st.answered.size());
+  // All answered: the caller needs no list.
+  if (got == st.expected) st.answered.clear();
+  st.promise->deliver(got, std::move(st.answered));
 }
 
 }  // namespace
 
 reply_stream_actor::behavior_type reply_stream_behavior(self_ptr self, reply_sink* sink,
-                                               std::vector<std::string> ids,
-                                               caf::timespan timeout, codec_options codec) {
+                                                        uint64_t expected, caf::timespan timeout,
+                                                        codec_options codec) {
   auto& st = self->state;
   st.sink = sink;
   st.codec = codec;
-  st.outstanding.insert(ids.begin(), ids.end());
-  if (st.outstanding.empty())
+  st.expected = expected;
+  st.answered.reserve(expected);
+  if (expected == 0)
     finish(self);
   else
     caf::delayed_anon_send(reply_stream_actor{self}, timeout, deadline_atom::value);
+  // Decodes a reply and hands it on; false if the round is over.
+  auto hand_on = [self](envelope& env) {
+    auto& st = self->state;
+    if (st.sink == nullptr) return false;  // the round is over: a late reply
+    auto msg = decode(env.bytes, env.content, st.codec);
+    env.bytes = buffer{};
+    env.content = buffer{};
+    if (msg) {
+      st.sink->on_reply(*msg);
+    } else {
+      st.sink->on_reply(make_error_reply_to(
+          env.reply_to, env.node_id,
+          {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
+    }
+    return true;
+  };
   return {
-    [self](reply_atom, envelope& env) {
+    [self, hand_on](reply_atom, envelope& env) {
       auto& st = self->state;
-      if (st.sink == nullptr) return;  // the round is over: a late reply
-      auto msg = decode(env.bytes, env.content, st.codec);
-      env.bytes = buffer{};
-      env.content = buffer{};
-      if (msg) {
-        st.sink->on_reply(*msg);
-      } else {
-        st.sink->on_reply(make_error_reply_to(
-            env.reply_to, env.node_id,
-            {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
-      }
-      st.outstanding.erase(env.reply_to);
+      if (!hand_on(env)) return;
+      st.answered.push_back(std::move(env.reply_to));
       // Closed by a message to itself rather than at once, so that whatever
       // is already queued behind this reply (a duplicate, say) is seen first.
-      if (st.outstanding.empty()) self->send(reply_stream_actor{self}, deadline_atom::value);
+      if (st.answered.size() == st.expected)
+        self->send(reply_stream_actor{self}, deadline_atom::value);
     },
-    [self](await_atom) -> caf::result<std::vector<std::string>> {
+    [hand_on](duplicate_atom, envelope& env) { hand_on(env); },
+    [self](await_atom) -> caf::result<uint64_t, std::vector<std::string>> {
       auto& st = self->state;
-      if (st.result) {
+      st.promise = self->make_response_promise<uint64_t, std::vector<std::string>>();
+      if (st.done) {
+        deliver_result(self);
         self->quit();
-        return *st.result;
       }
-      auto p = self->make_response_promise<std::vector<std::string>>();
-      st.promise = p;
-      return p;
+      return *st.promise;
+    },
+    [self](cancel_atom, uint64_t n) {
+      auto& st = self->state;
+      st.expected -= std::min(n, st.expected);
+      if (!st.done && st.answered.size() >= st.expected)
+        self->send(reply_stream_actor{self}, deadline_atom::value);
     },
     [self](deadline_atom) { finish(self); },
   };
@@ -114,7 +138,12 @@ reply_stream_actor::behavior_type open_reply_stream_behavior(
             {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
       if (st.outstanding.empty()) close_open(self);
     },
-    [](await_atom) -> caf::result<std::vector<std::string>> { return std::vector<std::string>{}; },
+    // A second copy: its instruction was answered already (or is no longer waited for).
+    [](duplicate_atom, envelope&) {},
+    [](cancel_atom, uint64_t) {},  // send() waits only for what it sent
+    [](await_atom) -> caf::result<uint64_t, std::vector<std::string>> {
+      return {uint64_t{0}, std::vector<std::string>{}};
+    },
     [self](deadline_atom) { close_open(self); },
   };
 }

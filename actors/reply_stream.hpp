@@ -18,19 +18,24 @@ namespace stamen {
 struct reply_stream_state {
   static inline const char* name = "stamen.reply_stream";
   reply_sink* sink = nullptr;  ///< owned by the caller, who waits on await
-  std::unordered_set<std::string> outstanding;
-  std::optional<std::vector<std::string>> result;
-  std::optional<caf::typed_response_promise<std::vector<std::string>>> promise;
+  uint64_t expected = 0;       ///< instructions in the batch
+  /// Ids of the instructions answered so far: moved from their replies, so
+  /// that a round costs no per-reply hashing here (the grid already routes
+  /// only this batch's replies, and tells a second one apart).
+  std::vector<std::string> answered;
+  bool done = false;
+  std::optional<caf::typed_response_promise<uint64_t, std::vector<std::string>>> promise;
   codec_options codec;
 };
 
 /// The strategy's side of a round: decodes each reply as it arrives and hands
-/// it to `sink` (FedAvg folds it there and lets it go). Done when every id in
-/// `ids` got a reply or `timeout` passed; `await` then answers with the ids
-/// that got none, and the sink is never called again.
+/// it to `sink` (FedAvg folds it there and lets it go). Done when each of the
+/// `expected` instructions got a reply or `timeout` passed; `await` then
+/// answers with the count that got one and, when some got none, their ids
+/// (the caller knows which were sent); the sink is never called again.
 reply_stream_actor::behavior_type reply_stream_behavior(
     reply_stream_actor::stateful_pointer<reply_stream_state> self, reply_sink* sink,
-    std::vector<std::string> ids, caf::timespan timeout, codec_options codec);
+    uint64_t expected, caf::timespan timeout, codec_options codec);
 
 struct open_reply_stream_state {
   static inline const char* name = "stamen.open_reply_stream";

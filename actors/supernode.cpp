@@ -81,6 +81,19 @@ void start(node_ptr self, envelope in) {
                expired_reply(in, st.node_id, st.replies++, common.codec));
     return;
   }
+  if (common.pool->threads() == 0) {
+    // No compute threads (handlers that do no real compute): the app runs
+    // here and its reply goes out at once, without a job or a message to
+    // this actor in between.
+    context ctx = common.run;
+    ctx.node_id = st.node_id;
+    ctx.node_config = st.node_config;
+    ctx.state = std::move(st.state);
+    auto reply = answer_instruction(*st.app, ctx, in, st.node_id, st.replies++, common.codec);
+    st.state = std::move(ctx.state);
+    self->send(st.grid, reply_atom::value, std::move(reply));
+    return;
+  }
   st.busy = true;
   auto deadline = in.deadline > 0
                       ? compute_pool::clock_type::now() +

@@ -33,6 +33,7 @@ using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using push_atom = caf::atom_constant<caf::atom("push")>;
 using stream_atom = caf::atom_constant<caf::atom("stream")>;
 using reply_atom = caf::atom_constant<caf::atom("reply")>;
+using duplicate_atom = caf::atom_constant<caf::atom("duplicate")>;
 using pull_atom = caf::atom_constant<caf::atom("pull")>;
 using await_atom = caf::atom_constant<caf::atom("await")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;

@@ -444,6 +444,47 @@ BOOST_AUTO_TEST_CASE(a_node_under_a_taken_id_is_stopped_and_the_first_keeps_its_
   BOOST_TEST(std::get<int64_t>(*replies[3].content().metrics("m")->get("calls")) == 2);
 }
 
+// A message that cannot be encoded (here: over the codec's size limit) is
+// logged and left out of its batch, which then does not wait for it.
+BOOST_AUTO_TEST_CASE(a_message_that_cannot_be_encoded_is_left_out_and_not_waited_for) {
+  actor_runtime rt{2};
+  federation_options o;
+  o.log = logger::silent();
+  o.codec.max_message_size = 64 << 10;
+  federation fed{*rt.sys, o};
+  for (uint64_t id : {100, 101, 102}) {
+    auto app = std::make_shared<client_app>();
+    app->query("ping", [](const message& m, context&) { return make_reply(m, {}); });
+    fed.add_node(id, app);
+  }
+  BOOST_REQUIRE(fed.wait_for_nodes(3) == 3u);
+  stream_report report;
+  std::vector<message> sent;
+  double took = 0;
+  server_app srv;
+  srv.main([&](grid& g, context&) {
+    auto small = record_dict{{"a", array_record{{"x", array::from_values(dtype::float32, {4}, std::vector<float>(4, 1.f))}}}};
+    auto big = record_dict{{"a", array_record{{"x", array::from_values(dtype::float32, {1 << 20}, std::vector<float>(1 << 20, 1.f))}}}};
+    std::vector<message> msgs;
+    msgs.push_back(*g.create_message(small, "query.ping", 100));
+    msgs.push_back(*g.create_message(big, "query.ping", 102));
+    msgs.push_back(*g.create_message(small, "query.ping", 101));
+    struct counter : reply_sink {
+      size_t n = 0;
+      void on_reply(const message& r) override { n += r.has_content() ? 1 : 0; }
+    } sink;
+    auto t0 = std::chrono::steady_clock::now();
+    report = g.send_and_stream(std::move(msgs), 120, sink);
+    took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    BOOST_TEST(sink.n == 2u);
+  });
+  BOOST_REQUIRE(fed.run(srv, {}).has_value());
+  BOOST_TEST(report.sent == 2u);
+  BOOST_TEST(report.replied == 2u);
+  BOOST_TEST(report.timed_out.empty());
+  BOOST_TEST(took < 60.0);  // not held until the 120 s deadline
+}
+
 BOOST_AUTO_TEST_CASE(a_node_cannot_answer_for_an_instruction_sent_to_another) {
   // Over a network a reply's node id is its connection's: the grid takes a
   // reply only from the node its instruction went to.
@@ -524,7 +565,11 @@ BOOST_AUTO_TEST_CASE(nodes_behind_one_actor_register_as_a_block_and_go_down_toge
   auto sink = sys.spawn([me]() -> reply_stream_actor::behavior_type {
     return {
         [me](reply_atom, envelope& e) { caf::anon_send(me, reply_atom::value, std::move(e)); },
-        [](await_atom) { return std::vector<std::string>{}; },
+        [](duplicate_atom, envelope&) {},
+        [](cancel_atom, uint64_t) {},
+        [](await_atom) -> caf::result<uint64_t, std::vector<std::string>> {
+          return {uint64_t{0}, std::vector<std::string>{}};
+        },
         [](deadline_atom) {},
     };
   });
