@@ -130,13 +130,18 @@ stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double
   std::vector<uint64_t> nodes;
   ids.reserve(msgs.size());
   nodes.reserve(msgs.size());
-  auto stream = self_->system().spawn(reply_stream_behavior, &sink,
-                                      static_cast<uint64_t>(msgs.size()), to_timespan(timeout_s),
-                                      codec_);
-  {
+  // The stream is spawned once the first slice is sealed, not before: spawned
+  // first, a 1,000-node round of 62k floats took twice as long (profiled:
+  // the nodes encoded their replies into fresh memory before any reply was
+  // folded and freed, so each round paid its page faults anew).
+  reply_stream_actor stream;
+  auto spawn_stream = [&] {
+    stream = self_->system().spawn(reply_stream_behavior, &sink,
+                                   static_cast<uint64_t>(msgs.size()), to_timespan(timeout_s),
+                                   codec_);
     std::lock_guard<std::mutex> guard{mtx_};
     current_ = stream;
-  }
+  };
   // Sent in slices as they are sealed: the grid and the nodes start on the
   // first while this thread seals the next (a round of a million nodes
   // would otherwise leave one of two cores idle for a second).
@@ -150,9 +155,11 @@ stream_report in_process_grid::send_and_stream(std::vector<message> msgs, double
       ids.push_back(envs.back().message_id);
       nodes.push_back(envs.back().node_id);
     }
+    if (!stream) spawn_stream();
     if (!envs.empty()) self_->send(grid_, stream_atom::value, std::move(envs), stream);
     envs = {};
   }
+  if (!stream) spawn_stream();
   report.sent = ids.size();
   // What could not be sealed is not waited for.
   if (ids.size() < msgs.size())
