@@ -163,8 +163,7 @@ void on_reply(self_ptr self, envelope& reply) {
 
 // Registers the node upstream under its id; a refusal is tried again for
 // about a second (a restarted node's previous incarnation may not be gone
-// there yet), then passed on: to whoever asked, or, for a node that joined,
-// by stopping the stage and with it (linked) the node.
+// there yet), then stops the stage and with it (linked) the node.
 void register_upstream(self_ptr self) {
   auto& st = self->state;
   self->request(st.upstream, caf::infinite, register_atom::value, st.node_id,
@@ -175,29 +174,13 @@ void register_upstream(self_ptr self) {
           self->delayed_send(self, std::chrono::milliseconds(20), reconnect_atom::value);
           return;
         }
-        if (st.registering) {
-          st.registering->deliver(ok);
-          st.registering.reset();
-        } else if (!ok) {
-          self->quit(caf::sec::invalid_argument);
-        }
+        if (!ok) self->quit(caf::sec::invalid_argument);
       });
-}
-
-// A node comes through the stage: linked both ways, so that a node that dies
-// takes its stage along (and the grid, which monitors the stage, answers for
-// what it owed).
-void accept_node(self_ptr self, uint64_t node_id, const supernode_actor& node) {
-  auto& st = self->state;
-  st.node_id = node_id;
-  st.node = node;
-  self->link_to(node);
-  register_upstream(self);
 }
 
 }  // namespace
 
-fault_stage_actor::behavior_type fault_stage(self_ptr self, node_uplink_actor upstream,
+fault_stage_actor::behavior_type fault_stage(self_ptr self, grid_actor upstream,
                                              std::shared_ptr<fault_injector> faults,
                                              codec_options codec, respawner_actor respawner) {
   auto& st = self->state;
@@ -206,12 +189,15 @@ fault_stage_actor::behavior_type fault_stage(self_ptr self, node_uplink_actor up
   st.codec = codec;
   st.respawner = std::move(respawner);
   return {
-    [self](register_atom, uint64_t node_id, supernode_actor node) -> caf::result<bool> {
-      self->state.registering = self->make_response_promise<bool>();
-      accept_node(self, node_id, node);
-      return *self->state.registering;
+    // Linked both ways: a node that dies takes its stage along (and the
+    // grid, which monitors the stage, answers for what it owed).
+    [self](join_atom, uint64_t node_id, supernode_actor node) {
+      auto& st = self->state;
+      st.node_id = node_id;
+      st.node = node;
+      self->link_to(node);
+      register_upstream(self);
     },
-    [self](join_atom, uint64_t node_id, supernode_actor node) { accept_node(self, node_id, node); },
     // The link already tells the stage (and the grid, through the stage's
     // own end) that the node is gone.
     [](leave_atom, uint64_t, caf::actor_id) {},

@@ -6,7 +6,6 @@
 #include <optional>
 #include <unordered_map>
 
-#include <caf/typed_response_promise.hpp>
 
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
@@ -35,19 +34,17 @@ struct fault_stage_state {
 
   uint64_t node_id = 0;
   supernode_actor node;       ///< the node behind this stage
-  node_uplink_actor upstream;  ///< the grid, or whatever the node would talk to
+  grid_actor upstream;
   std::shared_ptr<fault_injector> faults;
   codec_options codec;
   respawner_actor respawner;  ///< brings restarted nodes back; invalid: none
   /// By instruction id; only instructions with reply-side faults are here.
   std::unordered_map<std::string, reply_faults> replies;
-  /// The node's registration while the grid refuses it (see fault_stage).
-  std::optional<caf::typed_response_promise<bool>> registering;
-  int register_attempts = 0;
+  int register_attempts = 0;  ///< while the grid refuses the node's id
 };
 
 /// A fault stage between `upstream` (the grid) and one node. The node
-/// registers with the stage as it would with the grid; the stage registers
+/// joins the stage as it would join the grid; the stage registers
 /// itself upstream under the node's id and links to the node, so that the
 /// node's death is the stage's and the grid answers for what the node owed.
 /// Each instruction is matched against the plan (by round, phase and node,
@@ -56,9 +53,9 @@ struct fault_stage_state {
 /// or duplicated. Every fault injected is recorded in `faults`. A restarted
 /// node is brought back by `respawner` after the rule's delay; since the grid
 /// may not yet have seen its previous incarnation go, a refused registration
-/// is tried again for a while before the node is told no.
+/// is tried again for a while before the stage, and with it the node, stops.
 fault_stage_actor::behavior_type fault_stage(fault_stage_actor::stateful_pointer<fault_stage_state> self,
-                                             node_uplink_actor upstream,
+                                             grid_actor upstream,
                                              std::shared_ptr<fault_injector> faults,
                                              codec_options codec, respawner_actor respawner);
 

@@ -77,8 +77,7 @@ supernode_actor federation::add_node(uint64_t node_id, std::shared_ptr<const cli
   cfg.state = std::move(ctx.state);
   // With a fault plan, a fault stage stands between the node and the grid.
   node_uplink_actor uplink = grid_;
-  if (opts_.faults)
-    uplink = sys_.spawn(fault_stage, uplink, opts_.faults, opts_.codec, respawner_);
+  if (opts_.faults) uplink = sys_.spawn(fault_stage, grid_, opts_.faults, opts_.codec, respawner_);
   auto node = sys_.spawn(supernode_behavior, std::move(cfg), uplink);
   nodes_[node_id] = node;
   return node;

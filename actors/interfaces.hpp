@@ -29,11 +29,10 @@ using supernode_actor = caf::typed_actor<
     /// the Context's state comes back with the reply.
     caf::reacts_to<done_atom, envelope, record_dict>>;
 
-/// What a SuperNode talks to: the grid itself in one process, or its node
-/// link (which carries both over the network) in a cluster.
+/// What a SuperNode talks to: the grid itself in one process (or a fault
+/// stage in front of it), or its node link (which carries both over the
+/// network) in a cluster.
 using node_uplink_actor = caf::typed_actor<
-    /// A node joins under `node_id`, watched (monitored) by the uplink.
-    caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
     /// A SuperNode joins under `node_id` and says (leave) when it ends, so
     /// no one monitors it; if the id is taken, the node is stopped.
     caf::reacts_to<join_atom, uint64_t, supernode_actor>,
@@ -60,7 +59,8 @@ using reply_stream_actor = caf::typed_actor<
 /// The grid (Flower's SuperLink role): node registry and message routing.
 using grid_actor = caf::typed_actor<
     /// A node joins under `node_id`; false if the id is taken by a live node.
-    /// The grid monitors it (a fault stage, which stands for its node).
+    /// The grid monitors it (a fault stage, which stands for its node and
+    /// asks again while a restarted node's previous incarnation is there).
     caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
     /// A SuperNode joins, and leaves when it ends (see node_uplink_actor).
     caf::reacts_to<join_atom, uint64_t, supernode_actor>,
@@ -88,7 +88,6 @@ using grid_actor = caf::typed_actor<
 using fault_stage_actor = caf::typed_actor<
     caf::reacts_to<instruct_atom, envelope>,
     caf::reacts_to<done_atom, envelope, record_dict>,
-    caf::replies_to<register_atom, uint64_t, supernode_actor>::with<bool>,
     caf::reacts_to<join_atom, uint64_t, supernode_actor>,
     caf::reacts_to<leave_atom, uint64_t, caf::actor_id>,
     caf::reacts_to<reply_atom, envelope>,

@@ -125,7 +125,6 @@ void connect(broker_ptr self) {
 // network, so it is granted; replies go to the broker, which sends them.
 node_uplink_actor::behavior_type uplink(node_uplink_actor::pointer self, caf::actor broker) {
   return {
-    [](register_atom, uint64_t, const supernode_actor&) { return true; },
     [](join_atom, uint64_t, const supernode_actor&) {},
     // The process's nodes end with it: the superlink sees the link go.
     [](leave_atom, uint64_t, caf::actor_id) {},
