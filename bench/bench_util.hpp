@@ -29,6 +29,31 @@ inline double median_time(int reps, int warmup, const std::function<void()>& fn)
   return xs[xs.size() / 2];
 }
 
+/// Runs `a` and `b` alternately, `reps` times each after `warmup` untimed
+/// pairs, so that a noisy neighbour slows both alike: the median time of
+/// each, and the median over pairs of time(b) / time(a).
+struct paired_times {
+  double a, b, b_over_a;
+};
+inline paired_times paired_median_times(int reps, int warmup, const std::function<void()>& a,
+                                        const std::function<void()>& b) {
+  for (int i = 0; i < warmup; ++i) a(), b();
+  std::vector<double> ta, tb, ratio;
+  for (int i = 0; i < reps; ++i) {
+    double t0 = now_s();
+    a();
+    double t1 = now_s();
+    b();
+    double t2 = now_s();
+    ta.push_back(t1 - t0), tb.push_back(t2 - t1), ratio.push_back((t2 - t1) / (t1 - t0));
+  }
+  auto median = [](std::vector<double> xs) {
+    std::sort(xs.begin(), xs.end());
+    return xs[xs.size() / 2];
+  };
+  return {median(ta), median(tb), median(ratio)};
+}
+
 /// Resident set size of this process, in bytes.
 inline size_t rss_bytes() {
   std::ifstream in("/proc/self/statm");

@@ -45,12 +45,12 @@ inline array from_doubles(const array& like, const std::vector<double>& values) 
   return from_doubles(like, values.data());
 }
 
-/// Zeroed doubles for one array's running state, allocated like message
-/// buffers (huge pages when large).
+/// Doubles for one array's running state, allocated like message buffers
+/// (huge pages when large); zeroed unless `zeroed` is false.
 class double_buffer {
  public:
   double_buffer() = default;
-  explicit double_buffer(size_t n);
+  explicit double_buffer(size_t n, bool zeroed = true);
   double* data() { return data_; }
   const double* data() const { return data_; }
   size_t size() const { return n_; }
@@ -81,7 +81,7 @@ class weighted_sum {
 
   /// Σ w·x / Σ w in the layout's dtypes (integers rounded to nearest).
   array_record mean() const;
-  /// The running sum of array `i` (in layout order).
+  /// The running sum of array `i` (in layout order), once a record was added.
   const double_buffer& sum(size_t i) const { return sums_[i]; }
 
  private:

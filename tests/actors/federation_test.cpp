@@ -504,7 +504,7 @@ BOOST_AUTO_TEST_CASE(a_node_cannot_answer_for_an_instruction_sent_to_another) {
     auto forged = make_error_reply_to(ids[0], 101, {error_code::unknown, "forged by node 101"});
     forged.meta().message_id = "forged";
     caf::anon_send(f.fed->grid_handle(), reply_atom::value,
-                   envelope{"forged", ids[0], 101, 0, *encode(forged)});
+                   envelope{"forged", ids[0], 101, 0, *encode(forged), {}});
     for (int i = 0; i < 12000 && replies.empty(); ++i) {
       auto got = g.pull_messages(ids);
       replies.insert(replies.end(), got.begin(), got.end());

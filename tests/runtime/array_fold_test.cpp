@@ -76,4 +76,46 @@ BOOST_AUTO_TEST_CASE(a_non_finite_value_in_any_block_leaves_every_sum_as_it_was)
   BOOST_TEST(s.total_weight() == 2.0);
 }
 
+BOOST_AUTO_TEST_CASE(every_build_of_the_fold_rounds_like_the_plain_formula) {
+  // The fold has AVX2/AVX-512 clones; each must round w*x and then + sum
+  // separately (no fused multiply-add), or aggregates would differ in their
+  // last bits from one machine to the next.
+  std::vector<float> a(n), b(n);
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = std::sin(static_cast<float>(i)) * 1e3f;
+    b[i] = std::cos(static_cast<float>(i) * 0.7f) / 3.0f;
+  }
+  const double wa = 0.1, wb = 1.0 / 3.0;
+  weighted_sum s;
+  BOOST_REQUIRE(s.add(array_record{{"w", array::from_values(dtype::float32, {n}, a)}}, wa));
+  BOOST_REQUIRE(s.add(array_record{{"w", array::from_values(dtype::float32, {n}, b)}}, wb));
+  auto got = sums(s, 0);
+  size_t differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    volatile double first = wa * static_cast<double>(a[i]);  // rounded on its own
+    volatile double product = wb * static_cast<double>(b[i]);
+    differ += got[i] != first + product;
+  }
+  BOOST_TEST(differ == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_first_record_leaves_nothing_behind) {
+  // The first record sets the sums rather than adding to zeros; one refused
+  // part-way (its first array already written) must not count.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  weighted_sum s;
+  BOOST_REQUIRE(!s.add(array_record{{"f", ramp(5.0f)}, {"d", with_value_at(ramp(7.0), 4000, std::nan(""))}}, 4.0));
+  BOOST_REQUIRE(!s.add(array_record{{"f", with_value_at(ramp(9.0f), 3000, nan)}, {"d", ramp(9.0)}}, 4.0));
+  BOOST_TEST(s.count() == 0u);
+  BOOST_TEST(s.mean().empty());
+  BOOST_REQUIRE(s.add(array_record{{"f", ramp(2.0f)}, {"d", ramp(0.25)}}, 3.0));
+  BOOST_REQUIRE(s.add(array_record{{"f", ramp(4.0f)}, {"d", ramp(0.75)}}, 1.0));
+  auto f = s.mean().get("f")->to_vector<float>();
+  auto d = s.mean().get("d")->to_vector<double>();
+  for (size_t i : {size_t{0}, size_t{1}, size_t{2048}, size_t{4000}, size_t{4999}}) {
+    BOOST_TEST(f[i] == static_cast<float>(i) * 2.5f);   // (3·2i + 1·4i) / 4
+    BOOST_TEST(d[i] == static_cast<double>(i) * 0.375);  // (3·0.25i + 1·0.75i) / 4
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
