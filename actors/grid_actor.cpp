@@ -58,7 +58,7 @@ envelope synthesize(self_ptr self, const std::string& message_id, const grid_sta
                            : make_error_reply_to(message_id, p.node_id, {code, reason});
   reply.meta().message_id = "grid-" + std::to_string(++st.synthesized);
   auto bytes = encode(reply, st.codec);
-  return envelope{reply.meta().message_id, message_id, p.node_id, 0, std::move(*bytes)};
+  return envelope{reply.meta().message_id, message_id, p.node_id, 0, std::move(*bytes), {}};
 }
 
 void answer_waiters(self_ptr self) {
