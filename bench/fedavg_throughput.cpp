@@ -44,7 +44,7 @@ void run(size_t replies, size_t floats) {
     for (size_t i = 0; i < floats; ++i) sum[i] /= total;
   };
   // Alternated, so that a noisy neighbour slows both alike.
-  auto t = bench::paired_median_times(5, 1, fold, plain);
+  auto t = bench::paired_median_times(replies >= 100 ? 21 : 5, 1, fold, plain);
   double t_fold = t.a, t_plain = t.b, ratio = t.b_over_a;
   double bytes = static_cast<double>(replies * floats * 4);
   bench::line("fedavg_throughput").num("replies", replies).num("floats", floats)

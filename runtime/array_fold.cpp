@@ -43,11 +43,8 @@ bool block_is_finite(const T* x, size_t n) {
 // read, nor zeroed before, which for a 100M-float model saves writing and
 // reading 800 MB); on a non-finite value, takes back what it added and fails
 // (a first record needs nothing taken back: the sums are not in use yet).
-// For floating dtypes one pass reads x and the sums together (as a plain
-// weighted sum does, so both streams are in flight at once), writes the new
-// sums to a scratch block in L1 and checks the values on the way; the block
-// is stored only when all its values were finite, so a NaN never reaches the
-// sums.
+// For floating dtypes a block of x is added only once all its values were
+// checked finite, so a NaN never reaches the sums.
 template <class T, bool first>
 [[gnu::always_inline]] inline bool fold_body(double* sum, const std::byte* raw, size_t n, double w) {
   auto* x = reinterpret_cast<const T*>(raw);  // buffers are 8-byte aligned
@@ -61,20 +58,26 @@ template <class T, bool first>
   } else if constexpr (first) {
     for (size_t i = 0; i < n; ++i) sum[i] = w * static_cast<double>(x[i]);
   } else if constexpr (std::is_floating_point_v<T>) {
-    alignas(64) double next[block];
+    // Each block is checked one block ahead of being folded: the loop that
+    // folds block b (already known finite, from L1) reads block b+1 for the
+    // check, so the reply's bytes stream from memory once, in one unbroken
+    // pass the prefetcher follows, and the sums are written in place.
+    decltype(non_finite(T{})) bad = 0;
+    for (size_t i = 0; i < std::min(block, n); ++i) bad |= non_finite(x[i]);
+    if (bad != 0) return false;
     for (size_t b = 0; b < n; b += block) {
-      size_t len = std::min(block, n - b);
-      decltype(non_finite(T{})) bad = 0;
-      for (size_t i = 0; i < len; ++i) {
-        bad |= non_finite(x[b + i]);
-        next[i] = sum[b + i] + w * static_cast<double>(x[b + i]);
+      size_t len = std::min(block, n - b), next = b + block;
+      size_t ahead = next < n ? std::min(block, n - next) : 0;  // <= len: only the last block is short
+      for (size_t i = 0; i < ahead; ++i) {
+        sum[b + i] += w * static_cast<double>(x[b + i]);
+        bad |= non_finite(x[next + i]);
       }
+      for (size_t i = ahead; i < len; ++i) sum[b + i] += w * static_cast<double>(x[b + i]);
       if (bad != 0) {
         // Rare path: subtracting back is exact to rounding, far below 1e-12.
-        for (size_t i = 0; i < b; ++i) sum[i] -= w * static_cast<double>(x[i]);
+        for (size_t i = 0; i < next; ++i) sum[i] -= w * static_cast<double>(x[i]);
         return false;
       }
-      std::memcpy(sum + b, next, len * sizeof(double));
     }
   } else {
     for (size_t i = 0; i < n; ++i) sum[i] += w * static_cast<double>(x[i]);
