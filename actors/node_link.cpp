@@ -159,7 +159,7 @@ void answer_unservable(broker_ptr self, const envelope& e, const std::string& wh
   auto err = make_error_reply_to(e.message_id, e.node_id, {error_code::client_app_raised, why});
   err.meta().message_id = std::to_string(e.node_id) + "-unserved-" + e.message_id;
   if (auto bytes = encode(err, st.opts.codec)) {
-    envelope out{err.meta().message_id, e.message_id, e.node_id, 0, std::move(*bytes)};
+    envelope out{err.meta().message_id, e.message_id, e.node_id, 0, std::move(*bytes), {}};
     st.writer.out.push_envelope(wire::frame_type::reply, out);
     pump(self, *st.hdl, st.writer);
   }

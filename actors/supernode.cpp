@@ -29,7 +29,7 @@ envelope answer_instruction(const client_app& app, context& ctx, const envelope&
     err.meta().message_id = reply.meta().message_id;
     bytes = encode(err, codec);
   }
-  return envelope{reply.meta().message_id, in.message_id, node_id, 0, std::move(*bytes)};
+  return envelope{reply.meta().message_id, in.message_id, node_id, 0, std::move(*bytes), {}};
 }
 
 envelope expired_reply(const envelope& in, uint64_t node_id, uint64_t seq,
