@@ -6,7 +6,6 @@
 #include <optional>
 #include <unordered_map>
 
-
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
 #include "runtime/fault_plan.hpp"

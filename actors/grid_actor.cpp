@@ -141,22 +141,24 @@ void on_node_down(self_ptr self, const caf::down_msg& dm) {
   on_nodes_gone(self, ids, to_string(dm.reason));
 }
 
-// Whether `id` may join now; says why not.
-bool may_join(self_ptr self, uint64_t id, std::unordered_set<uint64_t>& fresh, size_t batch) {
-  auto& st = self->state;
-  if (id == 0 || id == server_node_id || st.nodes.count(id) > 0 || !fresh.insert(id).second) {
-    st.log.warn("grid: refused node id " + std::to_string(id) + " (reserved or taken)" +
-                (batch > 1 ? " and with it " + std::to_string(batch - 1) + " more" : ""));
-    return false;
-  }
-  return true;
+// Whether `id` is neither reserved nor held by a node already.
+bool id_free(self_ptr self, uint64_t id) {
+  return id != 0 && id != server_node_id && self->state.nodes.count(id) == 0;
+}
+
+void refuse(self_ptr self, uint64_t id, size_t batch) {
+  self->state.log.warn("grid: refused node id " + std::to_string(id) + " (reserved or taken)" +
+                       (batch > 1 ? " and with it " + std::to_string(batch - 1) + " more" : ""));
 }
 
 bool on_register(self_ptr self, const std::vector<uint64_t>& ids, const supernode_actor& node) {
   auto& st = self->state;
-  std::unordered_set<uint64_t> fresh;
+  std::unordered_set<uint64_t> fresh;  // an id twice in one batch is taken too
   for (auto id : ids)
-    if (!may_join(self, id, fresh, ids.size())) return false;
+    if (!id_free(self, id) || !fresh.insert(id).second) {
+      refuse(self, id, ids.size());
+      return false;
+    }
   auto [entry, first] = st.node_by_addr.try_emplace(node.address());
   if (first) self->monitor(node);  // once per actor: one down message for all its nodes
   for (auto id : ids) {
@@ -169,8 +171,8 @@ bool on_register(self_ptr self, const std::vector<uint64_t>& ids, const supernod
 
 // A SuperNode that reports its own end: not monitored.
 void on_join(self_ptr self, uint64_t id, const supernode_actor& node) {
-  std::unordered_set<uint64_t> fresh;
-  if (!may_join(self, id, fresh, 1)) {
+  if (!id_free(self, id)) {
+    refuse(self, id, 1);
     self->send_exit(node, caf::sec::invalid_argument);
     return;
   }

@@ -9,7 +9,13 @@ namespace {
 
 using self_ptr = reply_stream_actor::stateful_pointer<reply_stream_state>;
 
-void deliver_result(self_ptr self);
+void deliver_result(self_ptr self) {
+  auto& st = self->state;
+  auto got = static_cast<uint64_t>(st.answered.size());
+  // All answered: the caller needs no list.
+  if (got == st.expected) st.answered.clear();
+  st.promise->deliver(got, std::move(st.answered));
+}
 
 void finish(self_ptr self) {
   auto& st = self->state;
@@ -20,14 +26,6 @@ void finish(self_ptr self) {
     deliver_result(self);
     self->quit();
   }
-}
-
-void deliver_result(self_ptr self) {
-  auto& st = self->state;
-  auto got = static_cast<uint64_t>(st.answered.size());
-  // All answered: the caller needs no list.
-  if (got == st.expected) st.answered.clear();
-  st.promise->deliver(got, std::move(st.answered));
 }
 
 }  // namespace
