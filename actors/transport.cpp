@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -130,6 +131,51 @@ BIO_METHOD* nosignal_socket_method() {
   return m;
 }
 
+// Where a TLS connection puts a frame's payload: once its broker has said
+// where that goes (read_frame), the session decrypts the payload's bytes
+// straight into it instead of into CAF's read buffer for the broker to copy
+// again, which saves a copy of every model received (OpenSSL copies out of
+// its own record buffer in any case). `placed` counts what went there since
+// the broker last took account of it; CAF's read buffer holds nothing
+// meaningful for those bytes. A broker that reads a TLS connection other
+// than through read_frame never sets a payload, and reads as before.
+struct direct_read {
+  buffer owner;  // keeps the payload alive while bytes may still land in it
+  std::byte* at = nullptr;
+  size_t left = 0;
+  size_t placed = 0;
+};
+
+// The direct reads of this process's TLS connections by handle, for
+// read_frame (a broker reaches its scribes only through handles). Guarded:
+// each actor system has its own I/O thread.
+class direct_reads {
+ public:
+  void add(caf::io::connection_handle h, std::shared_ptr<direct_read> d) {
+    std::lock_guard<std::mutex> guard{mu_};
+    map_[h.id()] = std::move(d);
+  }
+  void remove(caf::io::connection_handle h, const direct_read* d) {
+    std::lock_guard<std::mutex> guard{mu_};
+    auto i = map_.find(h.id());
+    if (i != map_.end() && i->second.get() == d) map_.erase(i);
+  }
+  std::shared_ptr<direct_read> find(caf::io::connection_handle h) {
+    std::lock_guard<std::mutex> guard{mu_};
+    auto i = map_.find(h.id());
+    return i == map_.end() ? nullptr : i->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<int64_t, std::shared_ptr<direct_read>> map_;
+};
+
+direct_reads& tls_direct_reads() {
+  static auto* r = new direct_reads;  // never destroyed: scribes may outlive statics
+  return *r;
+}
+
 // One TLS connection on a non-blocking socket, and the policy CAF's stream
 // template calls for each socket event. The handshake runs as the socket
 // becomes ready, inside the first reads and writes.
@@ -150,7 +196,8 @@ class tls_session {
     return std::optional<tls_session>{std::move(s)};
   }
 
-  tls_session(tls_session&& x) noexcept : ssl_(std::exchange(x.ssl_, nullptr)), handshaking_(x.handshaking_) {}
+  tls_session(tls_session&& x) noexcept
+      : ssl_(std::exchange(x.ssl_, nullptr)), handshaking_(x.handshaking_), direct_(std::move(x.direct_)) {}
   tls_session& operator=(tls_session&&) = delete;
   ~tls_session() { SSL_free(ssl_); }
 
@@ -159,7 +206,17 @@ class tls_session {
   // earlier failure (another peer's refused handshake) left an entry there,
   // and a healthy connection would be closed. Each call starts clean.
   net::rw_state read_some(size_t& result, net::native_socket, void* buf, size_t len) {
-    return io(result, len, [&] { return SSL_read(ssl_, buf, static_cast<int>(len)); }, false);
+    auto& d = *direct_;
+    if (d.left == 0)
+      return io(result, len, [&] { return SSL_read(ssl_, buf, static_cast<int>(len)); }, false);
+    // CAF asks for at most what is left of the piece it was told to read,
+    // which never reaches past the payload.
+    len = std::min(len, d.left);
+    auto st = io(result, len, [&] { return SSL_read(ssl_, d.at, static_cast<int>(len)); }, false);
+    d.at += result;
+    d.left -= result;
+    d.placed += result;
+    return st;
   }
   net::rw_state write_some(size_t& result, net::native_socket, const void* buf, size_t len) {
     return io(result, len, [&] { return SSL_write(ssl_, buf, static_cast<int>(len)); }, true);
@@ -169,6 +226,8 @@ class tls_session {
   // (OpenSSL's read-ahead, which would save system calls, gave nothing
   // measurable here: it is off.)
   bool must_read_more(net::native_socket, size_t) { return SSL_has_pending(ssl_) == 1; }
+
+  const std::shared_ptr<direct_read>& direct() const { return direct_; }
 
  private:
   explicit tls_session(SSL* ssl) : ssl_(ssl) {}
@@ -211,13 +270,17 @@ class tls_session {
 
   SSL* ssl_ = nullptr;
   bool handshaking_ = true;
+  std::shared_ptr<direct_read> direct_ = std::make_shared<direct_read>();
 };
 
 // A scribe over a TLS session: CAF's plain scribe with the session as its policy.
 class tls_scribe : public caf::io::scribe {
  public:
   tls_scribe(net::default_multiplexer& mpx, net::native_socket fd, tls_session s)
-      : scribe(net::conn_hdl_from_socket(fd)), stream_(mpx, fd, std::move(s)) {}
+      : scribe(net::conn_hdl_from_socket(fd)), direct_(s.direct()), stream_(mpx, fd, std::move(s)) {
+    tls_direct_reads().add(hdl(), direct_);
+  }
+  ~tls_scribe() override { tls_direct_reads().remove(hdl(), direct_.get()); }
 
   void configure_read(caf::io::receive_policy::config config) override {
     stream_.configure_read(config);
@@ -251,6 +314,7 @@ class tls_scribe : public caf::io::scribe {
   }
 
   bool launched_ = false;
+  std::shared_ptr<direct_read> direct_;
   net::stream_impl<tls_session> stream_;
 };
 
@@ -412,8 +476,26 @@ std::string format_seconds(double s) {
 expected<std::optional<wire::frame>> read_frame(caf::io::abstract_broker* self,
                                                 caf::io::new_data_msg& m,
                                                 wire::frame_assembler& frames) {
-  auto f = frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
-  if (f) self->configure_read(m.handle, caf::io::receive_policy::exactly(frames.next_read()));
+  auto d = tls_direct_reads().find(m.handle);
+  expected<std::optional<wire::frame>> f = std::optional<wire::frame>{};
+  if (d != nullptr && d->placed > 0) {
+    if (d->placed != m.buf.size())
+      return fail(errc::runtime_error, "TLS read " + std::to_string(d->placed) +
+                                           " payload bytes where " + std::to_string(m.buf.size()) +
+                                           " were expected");
+    f = frames.placed(std::exchange(d->placed, 0));
+    if (d->left == 0) d->owner = buffer{};
+  } else {
+    f = frames.feed(reinterpret_cast<const std::byte*>(m.buf.data()), m.buf.size());
+  }
+  if (!f) return f;
+  self->configure_read(m.handle, caf::io::receive_policy::exactly(frames.next_read()));
+  if (d != nullptr && d->left == 0)
+    if (auto t = frames.payload_target()) {
+      d->owner = std::move(t->owner);
+      d->at = t->at;
+      d->left = t->left;
+    }
   return f;
 }
 

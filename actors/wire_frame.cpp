@@ -301,6 +301,21 @@ expected<std::optional<frame>> frame_assembler::feed(const std::byte* data, size
   if (n > length_ - got_)
     return fail(errc::decode_failed, "read past the end of a frame's payload");
   std::memcpy(fill_ + got_, data, n);
+  return advance(n);
+}
+
+std::optional<frame_assembler::target> frame_assembler::payload_target() const {
+  if (!in_payload_) return std::nullopt;
+  return target{payload_, fill_ + got_, static_cast<size_t>(length_ - got_)};
+}
+
+expected<std::optional<frame>> frame_assembler::placed(size_t n) {
+  if (!in_payload_ || n > length_ - got_)
+    return fail(errc::decode_failed, "read past the end of a frame's payload");
+  return advance(n);
+}
+
+expected<std::optional<frame>> frame_assembler::advance(size_t n) {
   got_ += n;
   if (got_ < length_) return std::optional<frame>{};
   in_payload_ = false;

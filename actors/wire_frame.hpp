@@ -179,7 +179,24 @@ class frame_assembler {
   /// True while a payload is partly read.
   bool mid_frame() const { return in_payload_; }
 
+  /// Where the rest of the payload being read goes, for a reader that can
+  /// put bytes there itself (a TLS session decrypts into it, saving a copy
+  /// of the whole payload); `owner` keeps that memory alive. None between
+  /// payloads.
+  struct target {
+    buffer owner;
+    std::byte* at;
+    size_t left;
+  };
+  std::optional<target> payload_target() const;
+
+  /// Like feed, for `n == next_read()` payload bytes a reader already put at
+  /// payload_target().
+  expected<std::optional<frame>> placed(size_t n);
+
  private:
+  expected<std::optional<frame>> advance(size_t n);
+
   uint64_t max_length_;
   size_t chunk_;
   bool in_payload_ = false;

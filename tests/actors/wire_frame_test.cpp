@@ -107,6 +107,48 @@ BOOST_AUTO_TEST_CASE(envelopes_cross_in_chunks_intact_and_aligned) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_reader_that_places_payload_bytes_itself_gets_the_same_frames) {
+  // What a TLS session does: the header through feed, then the payload
+  // decrypted straight to payload_target() and accounted for with placed.
+  std::vector<char> stream;
+  auto a = sample_envelope(3 * 4096 + 17, 4096);
+  append_envelope_frame(stream, frame_type::instruct, a);
+  append_frame(stream, frame_type::ping, {});
+  frame_assembler fa{1 << 30, 4096};
+  std::vector<frame> frames;
+  size_t pos = 0;
+  while (pos < stream.size()) {
+    auto n = fa.next_read();
+    auto t = fa.payload_target();
+    auto* at = reinterpret_cast<const std::byte*>(stream.data() + pos);
+    expected<std::optional<frame>> f = std::optional<frame>{};
+    if (t) {
+      BOOST_REQUIRE_LE(n, t->left);
+      std::memcpy(t->at, at, n);
+      f = fa.placed(n);
+    } else {
+      f = fa.feed(at, n);
+    }
+    BOOST_REQUIRE(f);
+    pos += n;
+    if (*f) frames.push_back(std::move(**f));
+  }
+  BOOST_REQUIRE_EQUAL(frames.size(), 2u);
+  BOOST_TEST(!fa.payload_target());
+  auto ra = read_envelope(frames[0].payload);
+  BOOST_REQUIRE(ra);
+  BOOST_TEST((ra->bytes == a.bytes));
+  BOOST_TEST((ra->content == a.content));
+  // More than the payload has left, or bytes placed between frames, are refused.
+  frame_assembler fb{1 << 30};
+  auto h = encode_header(frame_type::reply, 10);
+  BOOST_TEST(!fb.placed(4));
+  BOOST_REQUIRE(fb.feed(h.data(), h.size()));
+  BOOST_REQUIRE(fb.payload_target());
+  BOOST_TEST(fb.payload_target()->left == 10u);
+  BOOST_TEST(!fb.placed(11));
+}
+
 BOOST_AUTO_TEST_CASE(malformed_payloads_name_the_field) {
   auto full = envelope_payload(sample_envelope(64, 16));
   // Every truncation fails, and says which field ran out.
