@@ -249,7 +249,7 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
       supernode_config cfg;
       cfg.node_id = contexts[i].node_id;
       cfg.app = std::move(client);
-      common = share_common(contexts[i], pool, codec, std::move(common));
+      common = share_common(contexts[i], pool, codec, std::move(common), true);
       cfg.common = common;
       cfg.node_config = std::move(contexts[i].node_config);
       cfg.state = std::move(contexts[i].state);

@@ -8,7 +8,7 @@
 namespace stamen {
 
 envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
-                            uint64_t node_id, uint64_t seq, const codec_options& codec) {
+                            uint64_t node_id, uint64_t seq, const codec_options& codec, bool wire) {
   auto instruction = decode(in.bytes, in.content, codec);
   message reply;
   if (!instruction) {
@@ -20,6 +20,15 @@ envelope answer_instruction(const client_app& app, context& ctx, const envelope&
     reply = app.handle(*instruction, ctx);
   }
   reply.meta().message_id = std::to_string(node_id) + "-" + std::to_string(seq);
+  if (wire) {
+    // The arrays go out from where they are (for an echo, the instruction's
+    // own payload), not copied into an encoding first.
+    if (auto parts = encode_parts(reply, codec)) {
+      envelope out{reply.meta().message_id, in.message_id, node_id, 0, {}, {}};
+      out.bytes_parts = std::move(*parts);
+      return out;
+    }
+  }
   auto bytes = encode(reply, codec);
   if (!bytes) {
     message_error why{error_code::client_app_raised,
@@ -45,8 +54,10 @@ envelope expired_reply(const envelope& in, uint64_t node_id, uint64_t seq,
 
 std::shared_ptr<const node_common> share_common(const context& ctx, compute_pool* pool,
                                                 const codec_options& codec,
-                                                std::shared_ptr<const node_common> previous) {
-  if (previous && previous->pool == pool && previous->codec.max_message_size == codec.max_message_size &&
+                                                std::shared_ptr<const node_common> previous,
+                                                bool wire_replies) {
+  if (previous && previous->pool == pool && previous->wire_replies == wire_replies &&
+      previous->codec.max_message_size == codec.max_message_size &&
       previous->codec.nesting_limit == codec.nesting_limit &&
       previous->codec.chunk_size == codec.chunk_size && previous->run.run_id == ctx.run_id &&
       previous->run.app_dir == ctx.app_dir && previous->run.run_dir == ctx.run_dir &&
@@ -55,6 +66,7 @@ std::shared_ptr<const node_common> share_common(const context& ctx, compute_pool
   auto c = std::make_shared<node_common>();
   c->pool = pool;
   c->codec = codec;
+  c->wire_replies = wire_replies;
   c->run.run_id = ctx.run_id;
   c->run.run_config = ctx.run_config;
   c->run.app_dir = ctx.app_dir;
@@ -109,8 +121,8 @@ void start(node_ptr self, envelope in) {
   common.pool->post(
       [me = supernode_actor{self}, app = st.app, ctx = context_for(st), in = std::move(in),
        id = st.node_id, seq = static_cast<uint64_t>(st.replies++),
-       codec = common.codec]() mutable {
-        auto reply = answer_instruction(*app, ctx, in, id, seq, codec);
+       codec = common.codec, wire = common.wire_replies]() mutable {
+        auto reply = answer_instruction(*app, ctx, in, id, seq, codec, wire);
         caf::anon_send(me, done_atom::value, std::move(reply), std::move(ctx.state));
       },
       deadline);

@@ -18,6 +18,9 @@ namespace stamen {
 struct node_common {
   compute_pool* pool = nullptr;  ///< where ClientApps run; must outlive the nodes
   codec_options codec;
+  /// Replies go out on a socket (a supernode process), never to an actor
+  /// that reads their bytes: they are encoded in parts (envelope::bytes_parts).
+  bool wire_replies = false;
   /// The run-wide part of each node's Context (run_id, run_config, app_dir,
   /// run_dir); node_id, node_config and state are the node's own.
   context run;
@@ -27,7 +30,8 @@ struct node_common {
 /// holds the same run-wide part (all nodes of a run), else a new one.
 std::shared_ptr<const node_common> share_common(const context& ctx, compute_pool* pool,
                                                 const codec_options& codec,
-                                                std::shared_ptr<const node_common> previous);
+                                                std::shared_ptr<const node_common> previous,
+                                                bool wire_replies = false);
 
 /// What a SuperNode actor is built from.
 struct supernode_config {
@@ -75,9 +79,11 @@ supernode_actor::behavior_type supernode_behavior(supernode_actor::stateful_poin
 envelope expired_reply(const envelope& in, uint64_t node_id, uint64_t seq,
                        const codec_options& codec);
 
-/// Runs one encoded instruction through `app` and returns the encoded reply.
-/// Never throws: undecodable input or an unencodable reply yields an error reply.
+/// Runs one encoded instruction through `app` and returns the encoded reply,
+/// in parts when `wire` (see node_common::wire_replies). Never throws:
+/// undecodable input or an unencodable reply yields an error reply.
 envelope answer_instruction(const client_app& app, context& ctx, const envelope& in,
-                            uint64_t node_id, uint64_t seq, const codec_options& codec);
+                            uint64_t node_id, uint64_t seq, const codec_options& codec,
+                            bool wire = false);
 
 }  // namespace stamen

@@ -223,8 +223,9 @@ class tls_session {
   }
   // Bytes may wait inside OpenSSL with nothing left on the socket (the rest
   // of a record already read); the socket would not wake the stream for them.
-  // (OpenSSL's read-ahead, which would save system calls, gave nothing
-  // measurable here: it is off.)
+  // (OpenSSL's read-ahead, which saves system calls, is off: with its 16 KB
+  // buffer it changed nothing measurable, with 256 KB it cost 6-9% more CPU
+  // per round trip.)
   bool must_read_more(net::native_socket, size_t) { return SSL_has_pending(ssl_) == 1; }
 
   const std::shared_ptr<direct_read>& direct() const { return direct_; }

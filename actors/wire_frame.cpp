@@ -223,7 +223,8 @@ void outbox::push_envelope(frame_type type, const envelope& e) {
     pos += n;
     return at;
   };
-  size_t bytes_at = blob_at(e.bytes.size());
+  const size_t bytes_n = e.bytes_size();
+  size_t bytes_at = blob_at(bytes_n);
   size_t content_at = blob_at(e.content.size());
   const size_t length = pos;
   std::vector<char> first;
@@ -234,23 +235,23 @@ void outbox::push_envelope(frame_type type, const envelope& e) {
   };
   put(first, hdr.data(), header_size);
   put(first, head.bytes().data(), head.bytes().size());
-  uint64_t n = e.bytes.size();
+  uint64_t n = bytes_n;
   put(first, &n, 8);
   first.resize(header_size + bytes_at);
   push_bytes(std::move(first));
-  if (!e.bytes.empty()) {
-    queued_ += e.bytes.size();
-    parts_.push_back(part{{}, e.bytes, 0});
-  }
+  auto push_blob = [this](const buffer& b) {
+    if (b.empty()) return;
+    queued_ += b.size();
+    parts_.push_back(part{{}, b, 0});
+  };
+  push_blob(e.bytes);
+  for (auto& p : e.bytes_parts) push_blob(p);
   std::vector<char> mid;
   n = e.content.size();
   put(mid, &n, 8);
-  mid.resize(content_at - (bytes_at + e.bytes.size()));
+  mid.resize(content_at - (bytes_at + bytes_n));
   push_bytes(std::move(mid));
-  if (!e.content.empty()) {
-    queued_ += e.content.size();
-    parts_.push_back(part{{}, e.content, 0});
-  }
+  push_blob(e.content);
 }
 
 size_t outbox::fill(std::vector<char>& out, size_t budget) {

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -53,8 +54,7 @@ struct external_plan {
 // A referenced chunk: where its bytes are and how many (its segment is
 // rounded up to whole words, which the chunk may not fill).
 struct external_chunk {
-  const std::byte* data;
-  size_t size;
+  buffer bytes;  ///< a slice of the array's own buffer
 };
 
 // --- size estimate ----------------------------------------------------------
@@ -199,7 +199,7 @@ void encode_array(const array& a, schema::Array::Builder out, encode_state& st) 
       auto orphan = capnp::Orphanage::getForMessageContaining(out).referenceExternalData(
           capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(a.data() + off), len));
       chunks.adopt(static_cast<unsigned>(i), kj::mv(orphan));
-      st.externals.push_back(external_chunk{a.data() + off, len});
+      st.externals.push_back(external_chunk{a.bytes().slice(off, len)});
     } else {
       auto blob = chunks.init(static_cast<unsigned>(i), static_cast<unsigned>(len));
       std::memcpy(blob.begin(), a.data() + off, len);
@@ -546,9 +546,9 @@ expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> seg
   for (auto& seg : segments) {
     size_t bytes = seg.size() * sizeof(capnp::word);
     auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
-    if (next < externals.size() && externals[next].data == begin &&
-        round8(externals[next].size) == bytes) {
-      size_t n = externals[next++].size;
+    if (next < externals.size() && externals[next].bytes.data() == begin &&
+        round8(externals[next].bytes.size()) == bytes) {
+      size_t n = externals[next++].bytes.size();
       std::memcpy(raw + pos, begin, n);
       std::memset(raw + pos + n, 0, bytes - n);
     } else {
@@ -557,6 +557,50 @@ expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> seg
     pos += bytes;
   }
   return out;
+}
+
+// The parts of a Cap'n Proto stream, not joined: the segment table, the
+// first segment where the builder left it, each referenced chunk as the
+// slice of its array it is (with zeros to its last whole word), and any other
+// segment copied (only when the estimate fell short).
+expected<std::vector<buffer>> parts_of(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                                       const std::vector<external_chunk>& externals,
+                                       const buffer& first, const codec_options& opts) {
+  if (segments.size() > max_segments)
+    return fail(errc::invalid_message, "message needs " + std::to_string(segments.size()) +
+                                           " segments, more than the " +
+                                           std::to_string(max_segments) + " allowed");
+  size_t table = round8(4 * (segments.size() + 1));
+  size_t total = table;
+  for (auto& seg : segments) total += seg.size() * sizeof(capnp::word);
+  if (total > opts.max_message_size)
+    return fail(errc::message_too_large,
+                "encoded message of " + std::to_string(total) +
+                    " bytes exceeds the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  static const std::array<std::byte, 8> zeros{};
+  std::vector<uint32_t> head(table / 4, 0);
+  head[0] = static_cast<uint32_t>(segments.size() - 1);
+  for (size_t i = 0; i < segments.size(); ++i) head[i + 1] = static_cast<uint32_t>(segments[i].size());
+  std::vector<buffer> parts;
+  parts.push_back(buffer::copy_of(reinterpret_cast<const std::byte*>(head.data()), table));
+  size_t next = 0;
+  for (auto& seg : segments) {
+    size_t bytes = seg.size() * sizeof(capnp::word);
+    auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
+    if (next < externals.size() && externals[next].bytes.data() == begin &&
+        round8(externals[next].bytes.size()) == bytes) {
+      auto& chunk = externals[next++].bytes;
+      parts.push_back(chunk);
+      if (bytes > chunk.size())
+        parts.push_back(buffer{nullptr, zeros.data(), bytes - chunk.size()});
+    } else if (begin == first.data()) {
+      parts.push_back(first.slice(0, bytes));
+    } else {
+      parts.push_back(buffer::copy_of(begin, bytes));
+    }
+  }
+  return parts;
 }
 
 // Builds one flat message with `fill(builder, state)`; `est` is the size
@@ -660,6 +704,37 @@ expected<buffer> encode(const message& msg, const codec_options& opts) {
   return build(est, opts, [&](capnp::MessageBuilder& b, encode_state& st) {
     encode_message(msg, b.initRoot<schema::Message>(), st, true);
   });
+}
+
+expected<std::vector<buffer>> encode_parts(const message& msg, const codec_options& opts) {
+  if (auto ok = check_options(opts); !ok) return ok.error();
+  estimator est{opts.chunk_size};
+  est.msg(msg);
+  if (msg.has_content()) est.content(msg.content());
+  auto fill = [&](capnp::MessageBuilder& b, encode_state& st) {
+    encode_message(msg, b.initRoot<schema::Message>(), st, true);
+  };
+  if (est.external_n == 0) {  // no array referenced: one small flat buffer
+    auto flat = build(est, opts, fill);
+    if (!flat) return flat.error();
+    return std::vector<buffer>{std::move(*flat)};
+  }
+  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096)
+    return fail(errc::message_too_large,
+                "message of about " + std::to_string(est.n) +
+                    " bytes exceeds the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  size_t words = std::min((est.n - est.external_n) / 8 + 1, max_segment_words);
+  auto [first, raw] = buffer::allocate(words * 8);
+  try {
+    scratch_builder builder(kj::arrayPtr(reinterpret_cast<capnp::word*>(raw), words));
+    encode_state st{external_plan{opts.chunk_size}, {}};
+    fill(builder, st);
+    return parts_of(builder.getSegmentsForOutput(), st.externals, first, opts);
+  } catch (const kj::Exception& e) {
+    return fail(errc::invalid_message, std::string{"cannot encode message: "} +
+                                           e.getDescription().cStr());
+  }
 }
 
 expected<buffer> encode_header(const message& msg, const codec_options& opts) {

@@ -30,6 +30,12 @@ struct codec_options {
 /// Fails when the result would exceed `opts.max_message_size` or `opts` is invalid.
 expected<buffer> encode(const message& msg, const codec_options& opts = {});
 
+/// The bytes `encode` would give, in parts to be sent one after another and
+/// never joined: arrays of 64 KiB and more are slices of their own buffers
+/// (kept alive by the parts), the rest is small. A reply going out on a
+/// socket costs no copy of its arrays this way. Same failures as `encode`.
+expected<std::vector<buffer>> encode_parts(const message& msg, const codec_options& opts = {});
+
 /// Decodes a buffer made by `encode` (or a peer). Arrays are slices of `buf`
 /// and keep it alive; their bytes are not copied. Any malformed input yields a
 /// failure (decode_failed, message_too_large, shape_mismatch, invalid_message)

@@ -107,6 +107,18 @@ BOOST_AUTO_TEST_CASE(envelopes_cross_in_chunks_intact_and_aligned) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_envelope_in_parts_makes_the_same_frame) {
+  auto whole = sample_envelope(5000, 4096 + 3);
+  auto split = whole;
+  split.bytes = buffer{};
+  split.bytes_parts = {whole.bytes.slice(0, 17), whole.bytes.slice(17, 0), whole.bytes.slice(17, 4983)};
+  BOOST_TEST(split.bytes_size() == whole.bytes.size());
+  std::vector<char> a, b;
+  append_envelope_frame(a, frame_type::reply, whole);
+  append_envelope_frame(b, frame_type::reply, split);
+  BOOST_TEST((a == b));
+}
+
 BOOST_AUTO_TEST_CASE(a_reader_that_places_payload_bytes_itself_gets_the_same_frames) {
   // What a TLS session does: the header through feed, then the payload
   // decrypted straight to payload_target() and accounted for with placed.
