@@ -24,16 +24,23 @@ struct envelope {
   double deadline = 0;     ///< for an instruction: created_at + ttl (Unix seconds)
   buffer bytes;            ///< the encoded message, or its header (see encode_header)
   buffer content;          ///< the encoded content when it travels apart; shared by a round's instructions
-  /// A reply on its way to the wire (node_link) may carry its encoding as
-  /// parts never joined (encode_parts) instead of `bytes`, which is then
-  /// empty: the frame is written from them, and the reply's arrays are not
-  /// copied first. Nothing that reads `bytes` ever gets such an envelope.
+  /// An envelope on its way to a socket may carry its message or content as
+  /// parts never joined (encode_parts, encode_content_parts) instead of
+  /// `bytes` or `content`, which are then empty: the frame is written from
+  /// the parts, and the model's arrays are not copied into an encoding
+  /// first. Only a supernode process's replies (to node_link) and a
+  /// superlink's instructions (to its nodes' connections) come this way;
+  /// nothing that decodes an envelope gets one.
   std::vector<buffer> bytes_parts = {};
+  std::vector<buffer> content_parts = {};
 
-  /// Bytes of the encoded message, whichever way it is held.
-  size_t bytes_size() const {
-    size_t n = bytes.size();
-    for (auto& p : bytes_parts) n += p.size();
+  /// Bytes of the encoded message and of its content, whichever way held.
+  size_t bytes_size() const { return bytes.size() + size_of(bytes_parts); }
+  size_t content_size() const { return content.size() + size_of(content_parts); }
+
+  static size_t size_of(const std::vector<buffer>& parts) {
+    size_t n = 0;
+    for (auto& p : parts) n += p.size();
     return n;
   }
 };
@@ -42,16 +49,20 @@ struct envelope {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, envelope& x) {
   if constexpr (std::is_base_of_v<caf::serializer, Inspector>) {
-    uint64_t n = x.bytes_size(), m = x.content.size();
+    uint64_t n = x.bytes_size(), m = x.content_size();
     if (auto err = f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id,
                      x.deadline, n, m))
       return err;
-    if (x.bytes.size() > 0)
-      if (auto err = f.apply_raw(x.bytes.size(), const_cast<std::byte*>(x.bytes.data()))) return err;
+    auto raw = [&f](const buffer& b) {
+      return b.empty() ? caf::error{} : f.apply_raw(b.size(), const_cast<std::byte*>(b.data()));
+    };
+    if (auto err = raw(x.bytes)) return err;
     for (auto& p : x.bytes_parts)
-      if (p.size() > 0)
-        if (auto err = f.apply_raw(p.size(), const_cast<std::byte*>(p.data()))) return err;
-    return m == 0 ? caf::error{} : f.apply_raw(m, const_cast<std::byte*>(x.content.data()));
+      if (auto err = raw(p)) return err;
+    if (auto err = raw(x.content)) return err;
+    for (auto& p : x.content_parts)
+      if (auto err = raw(p)) return err;
+    return caf::error{};
   } else if constexpr (std::is_base_of_v<caf::deserializer, Inspector>) {
     uint64_t n = 0, m = 0;
     if (auto err = f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id,
@@ -65,7 +76,7 @@ typename Inspector::result_type inspect(Inspector& f, envelope& x) {
     x.content = m == 0 ? buffer{} : content;
     return m == 0 ? caf::error{} : f.apply_raw(m, out2);
   } else {
-    uint64_t n = x.bytes_size(), m = x.content.size();
+    uint64_t n = x.bytes_size(), m = x.content_size();
     return f(caf::meta::type_name("envelope"), x.message_id, x.reply_to, x.node_id, n, m);
   }
 }

@@ -46,6 +46,8 @@ void deliver(self_ptr self, envelope reply) {
   p.answered = true;
   p.instruction = buffer{};
   p.content = buffer{};
+  p.content_parts.clear();
+  p.content_parts.shrink_to_fit();
   self->send(p.stream, reply_atom::value, std::move(reply));
 }
 
@@ -53,7 +55,9 @@ void deliver(self_ptr self, envelope reply) {
 envelope synthesize(self_ptr self, const std::string& message_id, const grid_state::pending& p,
                     int64_t code, const std::string& reason) {
   auto& st = self->state;
-  auto instruction = decode(p.instruction, p.content, st.codec);
+  // Content in parts is joined here only: a node died with it in flight.
+  auto content = p.content_parts.empty() ? p.content : buffer::join(p.content_parts);
+  auto instruction = decode(p.instruction, content, st.codec);
   auto reply = instruction ? make_error_reply(*instruction, {code, reason})
                            : make_error_reply_to(message_id, p.node_id, {code, reason});
   reply.meta().message_id = "grid-" + std::to_string(++st.synthesized);
@@ -86,7 +90,8 @@ void accept_instructions(self_ptr self, std::vector<envelope>& msgs, reply_strea
                          bool streamed) {
   auto& st = self->state;
   for (auto& env : msgs) {
-    grid_state::pending p{env.node_id, env.deadline, env.bytes, env.content, stream, streamed};
+    grid_state::pending p{env.node_id, env.deadline, env.bytes, env.content, env.content_parts,
+                          stream, streamed};
     auto n = st.nodes.find(env.node_id);
     if (n == st.nodes.end()) {
       // Unknown or departed node: answer at once for it.

@@ -23,6 +23,7 @@ struct grid_state {
     double deadline;
     buffer instruction;        ///< kept to build an error reply if the node dies
     buffer content;            ///< its content part, shared with the round's other instructions
+    std::vector<buffer> content_parts;  ///< or that part unjoined (envelope::content_parts)
     reply_stream_actor stream;  ///< where the reply goes; invalid: keep it for pull
     bool streamed = false;
     /// Streamed and answered: kept (without its bytes) until its batch is

@@ -65,7 +65,13 @@ class in_process_grid::sealer {
     md.message_id = std::to_string(g_.run_id_) + ":" + g_.session_ + "." + std::to_string(++g_.next_id_);
     // Equal arrays share their buffers, so the comparison is cheap.
     if (m.has_content() && !(last_ != nullptr && *last_ == m.content())) {
-      content_ = encode_content(m.content(), g_.codec_);
+      if (g_.content_in_parts_) {
+        content_ = encode_content_parts(m.content(), g_.codec_);
+      } else if (auto flat = encode_content(m.content(), g_.codec_)) {
+        content_ = std::vector<buffer>{std::move(*flat)};
+      } else {
+        content_ = flat.error();
+      }
       last_ = &m.content();
     }
     auto header = m.has_content() ? encode_header(m, g_.codec_) : encode(m, g_.codec_);
@@ -76,15 +82,19 @@ class in_process_grid::sealer {
       last_ = nullptr;
       return false;
     }
-    out.push_back(envelope{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl,
-                           std::move(*header), m.has_content() ? *content_ : buffer{}});
+    envelope e{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl, std::move(*header), {}};
+    if (m.has_content()) {
+      if (content_->size() == 1) e.content = content_->front();
+      else e.content_parts = *content_;
+    }
+    out.push_back(std::move(e));
     return true;
   }
 
  private:
   in_process_grid& g_;
   const record_dict* last_ = nullptr;
-  expected<buffer> content_ = buffer{};
+  expected<std::vector<buffer>> content_ = std::vector<buffer>{};
 };
 
 std::vector<envelope> in_process_grid::seal(std::vector<message>& msgs) {

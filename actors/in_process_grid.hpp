@@ -29,6 +29,12 @@ class in_process_grid : public grid {
                                 reply_sink& sink) override;
   std::unique_ptr<instruction_stream> open_stream() override;
 
+  /// Encodes each round's content in parts (envelope::content_parts), so
+  /// that the model's arrays go out on the nodes' connections from where they
+  /// lie. Only for a grid whose nodes are all behind sockets (a superlink's):
+  /// in-process nodes decode the content they get.
+  void send_content_in_parts(bool on) { content_in_parts_ = on; }
+
   /// Closes the batch in flight now, as if its deadline had passed (its
   /// instructions without a reply count as timed out), and wakes a wait on
   /// an open stream. Thread-safe: this is how a stopped run cuts its phase short.
@@ -47,6 +53,7 @@ class in_process_grid : public grid {
   grid_actor grid_;
   uint64_t run_id_;
   codec_options codec_;
+  bool content_in_parts_ = false;
   logger log_;
   uint64_t next_id_ = 0;
   /// Random per grid: message ids "<run>:<session>.<n>" never repeat across

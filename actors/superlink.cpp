@@ -404,6 +404,7 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
   {
     caf::scoped_actor scoped{sys};
     in_process_grid g{scoped.ptr(), grid, run_id, codec, log};
+    g.send_content_in_parts(true);  // every node is behind a connection
     run_events events;
     events.add(std::make_shared<flower_log>(log));
     events.add(std::make_shared<run_progress>(broker, run_id));
@@ -786,7 +787,7 @@ void on_instruct(broker_ptr self, uint64_t node_id, const envelope& e) {
   p->second.writer.out.push_envelope(wire::frame_type::instruct, e);
   pump(self, n->second, p->second.writer);
   p->second.alive.sent();
-  st.metrics.bytes_out(wire::header_size + e.bytes.size() + e.content.size());
+  st.metrics.bytes_out(wire::header_size + e.bytes_size() + e.content_size());
 }
 
 void on_transferred(broker_ptr self, caf::io::data_transferred_msg& m) {

@@ -225,7 +225,8 @@ void outbox::push_envelope(frame_type type, const envelope& e) {
   };
   const size_t bytes_n = e.bytes_size();
   size_t bytes_at = blob_at(bytes_n);
-  size_t content_at = blob_at(e.content.size());
+  const size_t content_n = e.content_size();
+  size_t content_at = blob_at(content_n);
   const size_t length = pos;
   std::vector<char> first;
   auto hdr = encode_header(type, length);
@@ -247,11 +248,12 @@ void outbox::push_envelope(frame_type type, const envelope& e) {
   push_blob(e.bytes);
   for (auto& p : e.bytes_parts) push_blob(p);
   std::vector<char> mid;
-  n = e.content.size();
+  n = content_n;
   put(mid, &n, 8);
   mid.resize(content_at - (bytes_at + bytes_n));
   push_bytes(std::move(mid));
   push_blob(e.content);
+  for (auto& p : e.content_parts) push_blob(p);
 }
 
 size_t outbox::fill(std::vector<char>& out, size_t budget) {

@@ -141,6 +141,18 @@ buffer buffer::copy_of(const void* data, size_t size) {
   return buf;
 }
 
+buffer buffer::join(const std::vector<buffer>& parts) {
+  size_t total = 0;
+  for (auto& p : parts) total += p.size();
+  auto [buf, out] = allocate_for_overwrite(total);
+  for (auto& p : parts)
+    if (p.size() > 0) {
+      std::memcpy(out, p.data(), p.size());
+      out += p.size();
+    }
+  return buf;
+}
+
 bool operator==(const buffer& a, const buffer& b) {
   return a.size_ == b.size_ &&
          (a.data_ == b.data_ || a.size_ == 0 || std::memcmp(a.data_, b.data_, a.size_) == 0);

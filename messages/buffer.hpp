@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 #include <utility>
 
 namespace stamen {
@@ -25,6 +26,9 @@ class buffer {
 
   /// A buffer holding a copy of `[data, data + size)`.
   static buffer copy_of(const void* data, size_t size);
+
+  /// One buffer holding `parts` one after another (copied).
+  static buffer join(const std::vector<buffer>& parts);
 
   /// Adopts memory owned by `owner` (which must keep `[data, data + size)` alive).
   buffer(std::shared_ptr<const void> owner, const std::byte* data, size_t size)

@@ -644,6 +644,32 @@ expected<buffer> build(const estimator& est, const codec_options& opts, Fill fil
   }
 }
 
+// Like build, into parts_of: one flat part when no array is referenced.
+template <class Fill>
+expected<std::vector<buffer>> build_parts(const estimator& est, const codec_options& opts, Fill fill) {
+  if (est.external_n == 0) {
+    auto flat = build(est, opts, fill);
+    if (!flat) return flat.error();
+    return std::vector<buffer>{std::move(*flat)};
+  }
+  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096)
+    return fail(errc::message_too_large,
+                "message of about " + std::to_string(est.n) +
+                    " bytes exceeds the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  size_t words = std::min((est.n - est.external_n) / 8 + 1, max_segment_words);
+  auto [first, raw] = buffer::allocate(words * 8);
+  try {
+    scratch_builder builder(kj::arrayPtr(reinterpret_cast<capnp::word*>(raw), words));
+    encode_state st{external_plan{opts.chunk_size}, {}};
+    fill(builder, st);
+    return parts_of(builder.getSegmentsForOutput(), st.externals, first, opts);
+  } catch (const kj::Exception& e) {
+    return fail(errc::invalid_message, std::string{"cannot encode message: "} +
+                                           e.getDescription().cStr());
+  }
+}
+
 // Checks the framing of `buf` and hands a reader of it to `fn(buf, reader)`.
 template <class T, class Fn>
 expected<T> read(const buffer& buf, const codec_options& opts, Fn fn) {
@@ -711,30 +737,19 @@ expected<std::vector<buffer>> encode_parts(const message& msg, const codec_optio
   estimator est{opts.chunk_size};
   est.msg(msg);
   if (msg.has_content()) est.content(msg.content());
-  auto fill = [&](capnp::MessageBuilder& b, encode_state& st) {
+  return build_parts(est, opts, [&](capnp::MessageBuilder& b, encode_state& st) {
     encode_message(msg, b.initRoot<schema::Message>(), st, true);
-  };
-  if (est.external_n == 0) {  // no array referenced: one small flat buffer
-    auto flat = build(est, opts, fill);
-    if (!flat) return flat.error();
-    return std::vector<buffer>{std::move(*flat)};
-  }
-  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096)
-    return fail(errc::message_too_large,
-                "message of about " + std::to_string(est.n) +
-                    " bytes exceeds the maximum message size of " +
-                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
-  size_t words = std::min((est.n - est.external_n) / 8 + 1, max_segment_words);
-  auto [first, raw] = buffer::allocate(words * 8);
-  try {
-    scratch_builder builder(kj::arrayPtr(reinterpret_cast<capnp::word*>(raw), words));
-    encode_state st{external_plan{opts.chunk_size}, {}};
-    fill(builder, st);
-    return parts_of(builder.getSegmentsForOutput(), st.externals, first, opts);
-  } catch (const kj::Exception& e) {
-    return fail(errc::invalid_message, std::string{"cannot encode message: "} +
-                                           e.getDescription().cStr());
-  }
+  });
+}
+
+expected<std::vector<buffer>> encode_content_parts(const record_dict& content,
+                                                   const codec_options& opts) {
+  if (auto ok = check_options(opts); !ok) return ok.error();
+  estimator est{opts.chunk_size};
+  est.content(content);
+  return build_parts(est, opts, [&](capnp::MessageBuilder& b, encode_state& st) {
+    encode_content_into(content, b.initRoot<schema::RecordDict>(), st);
+  });
 }
 
 expected<buffer> encode_header(const message& msg, const codec_options& opts) {

@@ -50,6 +50,10 @@ expected<buffer> encode_header(const message& msg, const codec_options& opts = {
 /// Encodes a RecordDict on its own, as the shared part of encode_header.
 expected<buffer> encode_content(const record_dict& content, const codec_options& opts = {});
 
+/// encode_content's bytes in unjoined parts, as encode_parts.
+expected<std::vector<buffer>> encode_content_parts(const record_dict& content,
+                                                   const codec_options& opts = {});
+
 /// Decodes a header and its separately encoded content (an empty `content`
 /// means the header is a whole message). Arrays are slices of `content`.
 expected<message> decode(const buffer& header, const buffer& content,

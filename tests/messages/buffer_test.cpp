@@ -18,6 +18,14 @@ BOOST_AUTO_TEST_CASE(allocate_zeroes_and_aligns) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(join_puts_parts_one_after_another) {
+  const char a[] = "abc", b[] = "defgh";
+  auto j = buffer::join({buffer::copy_of(a, 3), buffer{}, buffer::copy_of(b, 5)});
+  BOOST_REQUIRE_EQUAL(j.size(), 8u);
+  BOOST_TEST(std::memcmp(j.data(), "abcdefgh", 8) == 0);
+  BOOST_TEST(buffer::join({}).empty());
+}
+
 BOOST_AUTO_TEST_CASE(slices_share_the_bytes_and_keep_them_alive) {
   const size_t n = size_t{64} << 20;
   auto [buf, raw] = buffer::allocate(n);

@@ -235,9 +235,16 @@ BOOST_AUTO_TEST_CASE(parts_join_to_the_same_bytes_and_reference_the_arrays) {
   auto out = decode(buffer::copy_of(joined.data(), joined.size()), opts);
   BOOST_REQUIRE(out);
   BOOST_TEST((*out == in));
+  // A round's shared content alone, the same way.
+  auto content_flat = encode_content(in.content(), opts);
+  auto content_parts = encode_content_parts(in.content(), opts);
+  BOOST_REQUIRE(content_flat && content_parts);
+  BOOST_TEST(content_parts->size() > 1u);
+  BOOST_TEST(same(join(*content_parts), *content_flat));
   // Over the size limit: refused like encode.
   opts.max_message_size = 100000;
   BOOST_TEST(!encode_parts(in, opts));
+  BOOST_TEST(!encode_content_parts(in.content(), opts));
 }
 
 BOOST_AUTO_TEST_CASE(header_and_shared_content_round_trip) {
