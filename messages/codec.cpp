@@ -519,12 +519,17 @@ expected<void> check_options(const codec_options& opts) {
   return {};
 }
 
-// Writes a Cap'n Proto stream (segment table, then each segment) into one
-// buffer that needs no zeroing: every byte is written once. Referenced
-// chunks (in segment order in `externals`) are copied for their own length,
-// the rest of their last word zeroed.
-expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
-                         const std::vector<external_chunk>& externals, const codec_options& opts) {
+// The segment table of a Cap'n Proto stream (count - 1, each size in words,
+// padded to whole words) and the stream's total size; fails past the
+// segment or size limits.
+struct stream_table {
+  std::vector<uint32_t> words;
+  size_t total;
+  size_t bytes() const { return words.size() * 4; }
+};
+
+expected<stream_table> table_of(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                                const codec_options& opts) {
   if (segments.size() > max_segments)
     return fail(errc::invalid_message, "message needs " + std::to_string(segments.size()) +
                                            " segments, more than the " +
@@ -537,12 +542,23 @@ expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> seg
                 "encoded message of " + std::to_string(total) +
                     " bytes exceeds the maximum message size of " +
                     std::to_string(opts.max_message_size) + " bytes (codec_options)");
-  auto [out, raw] = buffer::allocate_for_overwrite(total);
-  std::vector<uint32_t> head(table / 4, 0);
-  head[0] = static_cast<uint32_t>(segments.size() - 1);
-  for (size_t i = 0; i < segments.size(); ++i) head[i + 1] = static_cast<uint32_t>(segments[i].size());
-  std::memcpy(raw, head.data(), table);
-  size_t pos = table, next = 0;
+  stream_table t{std::vector<uint32_t>(table / 4, 0), total};
+  t.words[0] = static_cast<uint32_t>(segments.size() - 1);
+  for (size_t i = 0; i < segments.size(); ++i) t.words[i + 1] = static_cast<uint32_t>(segments[i].size());
+  return t;
+}
+
+// Writes a Cap'n Proto stream (segment table, then each segment) into one
+// buffer that needs no zeroing: every byte is written once. Referenced
+// chunks (in segment order in `externals`) are copied for their own length,
+// the rest of their last word zeroed.
+expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                         const std::vector<external_chunk>& externals, const codec_options& opts) {
+  auto t = table_of(segments, opts);
+  if (!t) return t.error();
+  auto [out, raw] = buffer::allocate_for_overwrite(t->total);
+  std::memcpy(raw, t->words.data(), t->bytes());
+  size_t pos = t->bytes(), next = 0;
   for (auto& seg : segments) {
     size_t bytes = seg.size() * sizeof(capnp::word);
     auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
@@ -566,24 +582,11 @@ expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> seg
 expected<std::vector<buffer>> parts_of(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
                                        const std::vector<external_chunk>& externals,
                                        const buffer& first, const codec_options& opts) {
-  if (segments.size() > max_segments)
-    return fail(errc::invalid_message, "message needs " + std::to_string(segments.size()) +
-                                           " segments, more than the " +
-                                           std::to_string(max_segments) + " allowed");
-  size_t table = round8(4 * (segments.size() + 1));
-  size_t total = table;
-  for (auto& seg : segments) total += seg.size() * sizeof(capnp::word);
-  if (total > opts.max_message_size)
-    return fail(errc::message_too_large,
-                "encoded message of " + std::to_string(total) +
-                    " bytes exceeds the maximum message size of " +
-                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  auto t = table_of(segments, opts);
+  if (!t) return t.error();
   static const std::array<std::byte, 8> zeros{};
-  std::vector<uint32_t> head(table / 4, 0);
-  head[0] = static_cast<uint32_t>(segments.size() - 1);
-  for (size_t i = 0; i < segments.size(); ++i) head[i + 1] = static_cast<uint32_t>(segments[i].size());
   std::vector<buffer> parts;
-  parts.push_back(buffer::copy_of(reinterpret_cast<const std::byte*>(head.data()), table));
+  parts.push_back(buffer::copy_of(t->words.data(), t->bytes()));
   size_t next = 0;
   for (auto& seg : segments) {
     size_t bytes = seg.size() * sizeof(capnp::word);
@@ -603,18 +606,23 @@ expected<std::vector<buffer>> parts_of(kj::ArrayPtr<const kj::ArrayPtr<const cap
   return parts;
 }
 
+// Refuses a message whose estimate is over the limit before anything is
+// built (the estimate overshoots by a little, never by a sixteenth).
+expected<void> check_estimate(const estimator& est, const codec_options& opts) {
+  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096)
+    return fail(errc::message_too_large,
+                "message of about " + std::to_string(est.n) +
+                    " bytes exceeds the maximum message size of " +
+                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  return {};
+}
+
 // Builds one flat message with `fill(builder, state)`; `est` is the size
 // estimate made with the same plan.
 template <class Fill>
 expected<buffer> build(const estimator& est, const codec_options& opts, Fill fill) {
   const size_t estimate = est.n;
-  if (estimate > opts.max_message_size + (opts.max_message_size >> 4) + 4096) {
-    // The estimate overshoots by a little, never by a sixteenth.
-    return fail(errc::message_too_large,
-                "message of about " + std::to_string(estimate) +
-                    " bytes exceeds the maximum message size of " +
-                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
-  }
+  if (auto ok = check_estimate(est, opts); !ok) return ok.error();
   // The first segment holds everything but the referenced arrays.
   size_t words = std::min((estimate - est.external_n) / 8 + 1, max_segment_words);
   // Layout: one word of segment table (count - 1 = 0, size), then the segment.
@@ -652,11 +660,7 @@ expected<std::vector<buffer>> build_parts(const estimator& est, const codec_opti
     if (!flat) return flat.error();
     return std::vector<buffer>{std::move(*flat)};
   }
-  if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096)
-    return fail(errc::message_too_large,
-                "message of about " + std::to_string(est.n) +
-                    " bytes exceeds the maximum message size of " +
-                    std::to_string(opts.max_message_size) + " bytes (codec_options)");
+  if (auto ok = check_estimate(est, opts); !ok) return ok.error();
   size_t words = std::min((est.n - est.external_n) / 8 + 1, max_segment_words);
   auto [first, raw] = buffer::allocate(words * 8);
   try {
