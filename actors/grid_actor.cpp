@@ -46,8 +46,7 @@ void deliver(self_ptr self, envelope reply) {
   p.answered = true;
   p.instruction = buffer{};
   p.content = buffer{};
-  p.content_parts.clear();
-  p.content_parts.shrink_to_fit();
+  p.content_parts = {};
   self->send(p.stream, reply_atom::value, std::move(reply));
 }
 

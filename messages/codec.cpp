@@ -10,6 +10,7 @@
 #include <array>
 #include <functional>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "message.capnp.h"  // generated; stays inside the codec
@@ -548,37 +549,53 @@ expected<stream_table> table_of(kj::ArrayPtr<const kj::ArrayPtr<const capnp::wor
   return t;
 }
 
+// Walks a built message's segments in order: a referenced chunk (in segment
+// order in `externals`) goes to `chunk(bytes, segment_size)`, whose segment is
+// the chunk rounded up to whole words; any other segment to `other(begin,
+// size)`.
+template <class Chunk, class Other>
+void walk_segments(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                   const std::vector<external_chunk>& externals, Chunk chunk, Other other) {
+  size_t next = 0;
+  for (auto& seg : segments) {
+    size_t bytes = seg.size() * sizeof(capnp::word);
+    auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
+    if (next < externals.size() && externals[next].bytes.data() == begin &&
+        round8(externals[next].bytes.size()) == bytes)
+      chunk(externals[next++].bytes, bytes);
+    else
+      other(begin, bytes);
+  }
+}
+
 // Writes a Cap'n Proto stream (segment table, then each segment) into one
 // buffer that needs no zeroing: every byte is written once. Referenced
-// chunks (in segment order in `externals`) are copied for their own length,
-// the rest of their last word zeroed.
+// chunks are copied for their own length, the rest of their last word zeroed.
 expected<buffer> flatten(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
                          const std::vector<external_chunk>& externals, const codec_options& opts) {
   auto t = table_of(segments, opts);
   if (!t) return t.error();
   auto [out, raw] = buffer::allocate_for_overwrite(t->total);
   std::memcpy(raw, t->words.data(), t->bytes());
-  size_t pos = t->bytes(), next = 0;
-  for (auto& seg : segments) {
-    size_t bytes = seg.size() * sizeof(capnp::word);
-    auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
-    if (next < externals.size() && externals[next].bytes.data() == begin &&
-        round8(externals[next].bytes.size()) == bytes) {
-      size_t n = externals[next++].bytes.size();
-      std::memcpy(raw + pos, begin, n);
-      std::memset(raw + pos + n, 0, bytes - n);
-    } else {
-      std::memcpy(raw + pos, begin, bytes);
-    }
-    pos += bytes;
-  }
+  auto* at = raw + t->bytes();
+  walk_segments(
+      segments, externals,
+      [&](const buffer& c, size_t bytes) {
+        std::memcpy(at, c.data(), c.size());
+        std::memset(at + c.size(), 0, bytes - c.size());
+        at += bytes;
+      },
+      [&](const std::byte* begin, size_t bytes) {
+        std::memcpy(at, begin, bytes);
+        at += bytes;
+      });
   return out;
 }
 
 // The parts of a Cap'n Proto stream, not joined: the segment table, the
-// first segment where the builder left it, each referenced chunk as the
-// slice of its array it is (with zeros to its last whole word), and any other
-// segment copied (only when the estimate fell short).
+// first segment where the builder left it (in `first`), each referenced chunk
+// as the slice of its array it is (with zeros to its last whole word), and
+// any other segment copied (only when the estimate fell short).
 expected<std::vector<buffer>> parts_of(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
                                        const std::vector<external_chunk>& externals,
                                        const buffer& first, const codec_options& opts) {
@@ -587,72 +604,75 @@ expected<std::vector<buffer>> parts_of(kj::ArrayPtr<const kj::ArrayPtr<const cap
   static const std::array<std::byte, 8> zeros{};
   std::vector<buffer> parts;
   parts.push_back(buffer::copy_of(t->words.data(), t->bytes()));
-  size_t next = 0;
-  for (auto& seg : segments) {
-    size_t bytes = seg.size() * sizeof(capnp::word);
-    auto* begin = reinterpret_cast<const std::byte*>(seg.begin());
-    if (next < externals.size() && externals[next].bytes.data() == begin &&
-        round8(externals[next].bytes.size()) == bytes) {
-      auto& chunk = externals[next++].bytes;
-      parts.push_back(chunk);
-      if (bytes > chunk.size())
-        parts.push_back(buffer{nullptr, zeros.data(), bytes - chunk.size()});
-    } else if (begin == first.data()) {
-      parts.push_back(first.slice(0, bytes));
-    } else {
-      parts.push_back(buffer::copy_of(begin, bytes));
-    }
-  }
+  walk_segments(
+      segments, externals,
+      [&](const buffer& c, size_t bytes) {
+        parts.push_back(c);
+        if (bytes > c.size()) parts.push_back(buffer{nullptr, zeros.data(), bytes - c.size()});
+      },
+      [&](const std::byte* begin, size_t bytes) {
+        parts.push_back(begin == first.data() ? first.slice(0, bytes) : buffer::copy_of(begin, bytes));
+      });
   return parts;
 }
 
-// Refuses a message whose estimate is over the limit before anything is
-// built (the estimate overshoots by a little, never by a sixteenth).
-expected<void> check_estimate(const estimator& est, const codec_options& opts) {
+// Builds a message with `fill(builder, state)` into a first segment sized by
+// `est` (the estimate made with the same plan), which sits in `out` after one
+// word left free for a one-segment table, and hands the result to
+// `finish(out, raw, segments, state)`, `raw` being `out`'s writable bytes.
+template <class Fill, class Finish>
+auto build_with(const estimator& est, const codec_options& opts, Fill fill, Finish finish)
+    -> decltype(finish(buffer{}, nullptr, kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>{},
+                       std::declval<encode_state&>())) {
+  // The estimate overshoots by a little, never by a sixteenth.
   if (est.n > opts.max_message_size + (opts.max_message_size >> 4) + 4096)
     return fail(errc::message_too_large,
                 "message of about " + std::to_string(est.n) +
                     " bytes exceeds the maximum message size of " +
                     std::to_string(opts.max_message_size) + " bytes (codec_options)");
-  return {};
-}
-
-// Builds one flat message with `fill(builder, state)`; `est` is the size
-// estimate made with the same plan.
-template <class Fill>
-expected<buffer> build(const estimator& est, const codec_options& opts, Fill fill) {
-  const size_t estimate = est.n;
-  if (auto ok = check_estimate(est, opts); !ok) return ok.error();
   // The first segment holds everything but the referenced arrays.
-  size_t words = std::min((estimate - est.external_n) / 8 + 1, max_segment_words);
-  // Layout: one word of segment table (count - 1 = 0, size), then the segment.
+  size_t words = std::min((est.n - est.external_n) / 8 + 1, max_segment_words);
   auto [out, raw] = buffer::allocate(8 + words * 8);
-  auto* seg = reinterpret_cast<capnp::word*>(raw + 8);
   try {
-    scratch_builder builder(kj::arrayPtr(seg, words));
+    scratch_builder builder(kj::arrayPtr(reinterpret_cast<capnp::word*>(raw + 8), words));
     encode_state st{external_plan{opts.chunk_size}, {}};
     fill(builder, st);
-    auto segments = builder.getSegmentsForOutput();
-    if (segments.size() != 1 || segments[0].begin() != seg)
-      return flatten(segments, st.externals, opts);
-    uint32_t header[2] = {0, static_cast<uint32_t>(segments[0].size())};
-    std::memcpy(raw, header, 8);
-    size_t total = 8 + segments[0].size() * 8;
-    if (total > opts.max_message_size)
-      return fail(errc::message_too_large,
-                  "encoded message of " + std::to_string(total) +
-                      " bytes exceeds the maximum message size of " +
-                      std::to_string(opts.max_message_size) + " bytes (codec_options)");
-    // Small messages are copied to a snug buffer rather than pinning the slack.
-    if (total < (size_t{1} << 20) && total * 2 < out.size()) return buffer::copy_of(raw, total);
-    return out.slice(0, total);
+    return finish(out, raw, builder.getSegmentsForOutput(), st);
   } catch (const kj::Exception& e) {
     return fail(errc::invalid_message, std::string{"cannot encode message: "} +
                                            e.getDescription().cStr());
   }
 }
 
-// Like build, into parts_of: one flat part when no array is referenced.
+// Builds one flat message: in place when it fits its first segment (the
+// table goes in the word left free), else flattened.
+template <class Fill>
+expected<buffer> build(const estimator& est, const codec_options& opts, Fill fill) {
+  return build_with(est, opts, fill,
+                    [&](const buffer& out, std::byte* raw,
+                        kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+                        encode_state& st) -> expected<buffer> {
+                      if (segments.size() != 1 ||
+                          reinterpret_cast<const std::byte*>(segments[0].begin()) != raw + 8)
+                        return flatten(segments, st.externals, opts);
+                      uint32_t header[2] = {0, static_cast<uint32_t>(segments[0].size())};
+                      std::memcpy(raw, header, 8);
+                      size_t total = 8 + segments[0].size() * 8;
+                      if (total > opts.max_message_size)
+                        return fail(errc::message_too_large,
+                                    "encoded message of " + std::to_string(total) +
+                                        " bytes exceeds the maximum message size of " +
+                                        std::to_string(opts.max_message_size) +
+                                        " bytes (codec_options)");
+                      // Small messages are copied to a snug buffer rather
+                      // than pinning the slack.
+                      if (total < (size_t{1} << 20) && total * 2 < out.size())
+                        return buffer::copy_of(raw, total);
+                      return out.slice(0, total);
+                    });
+}
+
+// Like build, in parts (parts_of): one flat part when no array is referenced.
 template <class Fill>
 expected<std::vector<buffer>> build_parts(const estimator& est, const codec_options& opts, Fill fill) {
   if (est.external_n == 0) {
@@ -660,18 +680,11 @@ expected<std::vector<buffer>> build_parts(const estimator& est, const codec_opti
     if (!flat) return flat.error();
     return std::vector<buffer>{std::move(*flat)};
   }
-  if (auto ok = check_estimate(est, opts); !ok) return ok.error();
-  size_t words = std::min((est.n - est.external_n) / 8 + 1, max_segment_words);
-  auto [first, raw] = buffer::allocate(words * 8);
-  try {
-    scratch_builder builder(kj::arrayPtr(reinterpret_cast<capnp::word*>(raw), words));
-    encode_state st{external_plan{opts.chunk_size}, {}};
-    fill(builder, st);
-    return parts_of(builder.getSegmentsForOutput(), st.externals, first, opts);
-  } catch (const kj::Exception& e) {
-    return fail(errc::invalid_message, std::string{"cannot encode message: "} +
-                                           e.getDescription().cStr());
-  }
+  return build_with(est, opts, fill,
+                    [&](const buffer& out, std::byte*,
+                        kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments, encode_state& st) {
+                      return parts_of(segments, st.externals, out.slice(8, out.size() - 8), opts);
+                    });
 }
 
 // Checks the framing of `buf` and hands a reader of it to `fn(buf, reader)`.
