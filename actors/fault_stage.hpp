@@ -8,7 +8,7 @@
 
 #include "actors/interfaces.hpp"
 #include "messages/codec.hpp"
-#include "runtime/fault_plan.hpp"
+#include "runtime/fault/fault_plan.hpp"
 
 namespace stamen {
 

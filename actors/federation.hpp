@@ -16,11 +16,11 @@
 #include "messages/codec.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/client_app.hpp"
-#include "runtime/fault_plan.hpp"
+#include "runtime/fault/fault_plan.hpp"
 #include "runtime/logger.hpp"
 #include "runtime/run_events.hpp"
 #include "runtime/server_app.hpp"
-#include "runtime/strategy_result.hpp"
+#include "runtime/strategy/strategy_result.hpp"
 
 namespace stamen {
 

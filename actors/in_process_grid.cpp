@@ -12,7 +12,7 @@
 #include <unordered_set>
 
 #include "actors/reply_stream.hpp"
-#include "runtime/strategy.hpp"  // run_error
+#include "runtime/strategy/strategy.hpp"  // run_error
 
 namespace stamen {
 

@@ -10,7 +10,7 @@
 
 #include "bench/bench_util.hpp"
 #include "runtime/checkpoint.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 using namespace stamen;
 namespace fs = std::filesystem;

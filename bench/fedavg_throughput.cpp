@@ -1,7 +1,7 @@
 // GB/s of client bytes folded into FedAvg's running sum (single thread),
 // next to a plain streaming weighted sum over the same bytes.
 #include "bench/bench_util.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 using namespace stamen;
 

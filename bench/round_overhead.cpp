@@ -11,7 +11,7 @@
 
 #include "actors/federation.hpp"
 #include "bench/bench_util.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 using namespace stamen;
 

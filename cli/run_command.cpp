@@ -15,9 +15,9 @@
 #include "cli/simulation.hpp"
 #include "config/app_config.hpp"
 #include "runtime/checkpoint.hpp"
-#include "runtime/flower_log.hpp"
-#include "runtime/progress_line.hpp"
-#include "runtime/result_json.hpp"
+#include "runtime/report/flower_log.hpp"
+#include "runtime/report/progress_line.hpp"
+#include "runtime/report/result_json.hpp"
 
 namespace stamen {
 

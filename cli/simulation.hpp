@@ -5,10 +5,10 @@
 #include "config/app_config.hpp"
 #include "runtime/app_components.hpp"
 #include "runtime/checkpoint.hpp"
-#include "runtime/fault_plan.hpp"
+#include "runtime/fault/fault_plan.hpp"
 #include "runtime/logger.hpp"
 #include "runtime/run_events.hpp"
-#include "runtime/strategy_result.hpp"
+#include "runtime/strategy/strategy_result.hpp"
 
 namespace stamen {
 

@@ -11,7 +11,7 @@
 #include "messages/config_record.hpp"
 #include "messages/expected.hpp"
 #include "messages/ordered_map.hpp"
-#include "runtime/fault_plan.hpp"
+#include "runtime/fault/fault_plan.hpp"
 
 namespace stamen {
 

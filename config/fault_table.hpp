@@ -5,7 +5,7 @@
 #include <toml.hpp>
 
 #include "messages/expected.hpp"
-#include "runtime/fault_plan.hpp"
+#include "runtime/fault/fault_plan.hpp"
 
 namespace stamen {
 

@@ -16,6 +16,7 @@ namespace stamen {
 /// message points into that message's bytes.
 class array {
  public:
+  /// A placeholder to assign to: float32, an empty shape and no bytes.
   array() = default;
 
   /// Validates that `bytes` holds exactly `product(shape) * item_size(type)`
@@ -27,11 +28,15 @@ class array {
   template <class T>
   static array from_values(dtype type, std::vector<int64_t> shape, const std::vector<T>& values);
 
-  dtype type() const { return type_; }
+  dtype type() const { return type_; }  ///< Element type (Flower's `Array.dtype`).
+  /// Dimensions, outermost first (Flower's `Array.shape`); empty for a scalar.
   const std::vector<int64_t>& shape() const { return shape_; }
+  /// The shared bytes; copy the buffer to keep them alive past this array.
   const buffer& bytes() const { return bytes_; }
+  /// First byte of the elements (8-byte aligned when decoded or allocated here).
   const std::byte* data() const { return bytes_.data(); }
-  size_t nbytes() const { return bytes_.size(); }
+  size_t nbytes() const { return bytes_.size(); }  ///< Length of the data in bytes.
+  /// Element count, the product of `shape()` (1 for a scalar).
   int64_t numel() const;
 
   /// Copies the elements out as `T` (which must match the dtype's size).
@@ -49,6 +54,7 @@ class array {
   friend bool operator==(const array& a, const array& b) {
     return a.type_ == b.type_ && a.shape_ == b.shape_ && a.bytes_ == b.bytes_;
   }
+  /// Negation of `operator==`.
   friend bool operator!=(const array& a, const array& b) { return !(a == b); }
 
  private:

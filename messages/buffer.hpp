@@ -12,6 +12,7 @@ namespace stamen {
 /// buffer, and the arrays decoded from it are slices that keep it alive.
 class buffer {
  public:
+  /// An empty buffer: no bytes, null `data()`.
   buffer() = default;
 
   /// Allocates `size` zeroed bytes and returns them with a pointer for filling
@@ -34,9 +35,10 @@ class buffer {
   buffer(std::shared_ptr<const void> owner, const std::byte* data, size_t size)
       : owner_(std::move(owner)), data_(data), size_(size) {}
 
+  /// First byte; null for an empty default buffer.
   const std::byte* data() const { return data_; }
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }      ///< Length in bytes.
+  bool empty() const { return size_ == 0; }  ///< Whether `size()` is 0.
 
   /// A view of `[offset, offset + size)` that shares ownership of this buffer.
   buffer slice(size_t offset, size_t size) const { return buffer{owner_, data_ + offset, size}; }
@@ -46,6 +48,7 @@ class buffer {
 
   /// Compares the bytes, not the identity.
   friend bool operator==(const buffer& a, const buffer& b);
+  /// Negation of `operator==`.
   friend bool operator!=(const buffer& a, const buffer& b) { return !(a == b); }
 
  private:

@@ -27,12 +27,20 @@ std::string to_string(const config_value& x);
 /// Renders a record as "{'lr': 0.01, 'epochs': 1}".
 std::string to_string(const config_record& x);
 
-/// Typed reads of a run config for app code (Flower's `context.run_config["lr"]`).
-/// They throw std::invalid_argument naming the key when it is missing or of
-/// another type; the runtime turns that into the ServerApp's failure or the
-/// ClientApp's error reply. config_double accepts an integer.
+/// Reads an integer from a run config, for app code (Flower's
+/// `int(context.run_config["epochs"])`).
+/// Like config_double and config_string, it throws std::invalid_argument
+/// naming the key when it is missing or of another type; the runtime turns
+/// that into the ServerApp's failure or the ClientApp's error reply.
 int64_t config_int(const config_record& c, const std::string& key);
+/// Reads a real number from a run config (Flower's
+/// `float(context.run_config["lr"])`); an integer value is accepted and
+/// converted. Throws std::invalid_argument naming the key when it is missing
+/// or neither a double nor an integer.
 double config_double(const config_record& c, const std::string& key);
+/// Reads a string from a run config (Flower's `str(context.run_config[key])`,
+/// without the conversion: the value must already be a string). Throws
+/// std::invalid_argument naming the key when it is missing or of another type.
 std::string config_string(const config_record& c, const std::string& key);
 
 }  // namespace stamen

@@ -12,21 +12,31 @@ namespace stamen {
 
 /// Flower's Error codes, carried by a reply that has no content.
 namespace error_code {
+/// Flower's UNKNOWN: no better code applies (a malformed reply, an undecodable instruction).
 constexpr int64_t unknown = 0;
+/// Flower's LOAD_CLIENT_APP_EXCEPTION: the node could not load the ClientApp.
 constexpr int64_t load_client_app = 1;
+/// Flower's CLIENT_APP_RAISED_EXCEPTION: a handler threw; the reason is its what().
 constexpr int64_t client_app_raised = 2;
+/// Flower's MESSAGE_UNAVAILABLE: the instruction is gone (e.g. its TTL expired).
 constexpr int64_t message_unavailable = 3;
+/// Flower's REPLY_MESSAGE_UNAVAILABLE: no reply in time (a timeout, or a late instruction).
 constexpr int64_t reply_unavailable = 4;
+/// Flower's NODE_UNAVAILABLE: the destination node is not connected.
 constexpr int64_t node_unavailable = 5;
+/// Flower's MOD_FAILED_PRECONDITION: a mod refused the message.
 constexpr int64_t mod_failed_precondition = 6;
+/// Flower's CLIENT_APP_CRASHED: the ClientApp stopped responding (7, INVALID_FAB, is unused).
 constexpr int64_t client_app_crashed = 8;
 }  // namespace error_code
 
 /// Flower's Error: what a reply carries instead of content when the node failed.
 struct message_error {
+  /// One of `error_code`; kept as an integer so unknown codes survive a round trip.
   int64_t code = error_code::unknown;
-  std::string reason;
+  std::string reason;  ///< human-readable cause, as Flower's `Error.reason`
 
+  /// Equal code and reason.
   friend bool operator==(const message_error& a, const message_error& b) {
     return a.code == b.code && a.reason == b.reason;
   }
@@ -40,16 +50,22 @@ constexpr uint64_t server_node_id = 1;
 
 /// Flower's Metadata.
 struct metadata {
+  /// The run this message belongs to; 0 until a grid or a superlink sets it.
   uint64_t run_id = 0;
+  /// Unique id, assigned when the message is pushed (empty before).
   std::string message_id;
-  uint64_t src_node_id = 0;
-  uint64_t dst_node_id = 0;
+  uint64_t src_node_id = 0;  ///< sender; `server_node_id` for an instruction
+  uint64_t dst_node_id = 0;  ///< receiver; `server_node_id` for a reply
+  /// On a reply, the instruction's `message_id`; empty on an instruction.
   std::string reply_to_message_id;
+  /// Free-form tag, copied into replies (Flower uses the round number).
   std::string group_id;
   double created_at = 0;  ///< seconds since the Unix epoch
   double ttl = default_ttl_seconds;  ///< seconds
+  /// `train` | `evaluate` | `query`, optionally `.action` (see `validate_message_type`).
   std::string message_type;
 
+  /// Equal in every field, `created_at` and `ttl` included.
   friend bool operator==(const metadata& a, const metadata& b);
 };
 
@@ -66,23 +82,32 @@ double now_seconds();
 /// Flower's Message: metadata and either content or an error, never both.
 class message {
  public:
+  /// A message with empty content and default metadata.
   message() = default;
+  /// A message that carries `content` (an instruction, or a successful reply).
   message(metadata meta, record_dict content) : meta_(std::move(meta)), body_(std::move(content)) {}
+  /// A reply that carries `err` instead of content.
   message(metadata meta, message_error err) : meta_(std::move(meta)), body_(std::move(err)) {}
 
+  /// Flower's `Message.metadata`.
   const metadata& meta() const { return meta_; }
+  /// Mutable metadata, for the grid and the links that stamp ids and run.
   metadata& meta() { return meta_; }
 
+  /// Whether the message carries a RecordDict; exactly one of this and `has_error()` holds.
   bool has_content() const { return body_.index() == 0; }
+  /// Whether the message is an error reply (Flower's `Message.has_error()`).
   bool has_error() const { return body_.index() == 1; }
 
   /// Precondition: has_content().
   const record_dict& content() const { return std::get<0>(body_); }
+  /// Precondition: has_content().
   record_dict& content() { return std::get<0>(body_); }
 
   /// Precondition: has_error().
   const message_error& error() const { return std::get<1>(body_); }
 
+  /// Equal metadata and equal content or error.
   friend bool operator==(const message& a, const message& b) {
     return a.meta_ == b.meta_ && a.body_ == b.body_;
   }

@@ -24,16 +24,21 @@ class record_dict : public ordered_map<record> {
     auto* r = get(name);
     return r ? std::get_if<T>(r) : nullptr;
   }
+  /// The record `name` if it exists and is of kind `T`, else nullptr.
   template <class T>
   T* get_as(const std::string& name) {
     auto* r = get(name);
     return r ? std::get_if<T>(r) : nullptr;
   }
 
+  /// The ArrayRecord `name`, or nullptr if absent or of another kind (Flower's
+  /// `content.array_records[name]`).
   const array_record* arrays(const std::string& name) const { return get_as<array_record>(name); }
+  /// The ConfigRecord `name`, or nullptr if absent or of another kind.
   const config_record* configs(const std::string& name) const {
     return get_as<config_record>(name);
   }
+  /// The MetricRecord `name`, or nullptr if absent or of another kind.
   const metric_record* metrics(const std::string& name) const {
     return get_as<metric_record>(name);
   }

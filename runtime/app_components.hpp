@@ -35,6 +35,8 @@ struct app_components {
 /// The symbol an app library exports:
 ///   extern "C" void stamen_app_components(stamen::app_components* out);
 inline constexpr const char* app_entry_symbol = "stamen_app_components";
+/// The type of that symbol, as the runtime casts what dlsym returns; STAMEN_APP
+/// defines a function of this type.
 using app_entry_fn = void (*)(app_components*);
 
 }  // namespace stamen

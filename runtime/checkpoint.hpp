@@ -18,7 +18,7 @@
 
 #include "messages/expected.hpp"
 #include "messages/record_dict.hpp"
-#include "runtime/strategy_result.hpp"
+#include "runtime/strategy/strategy_result.hpp"
 
 namespace stamen {
 
@@ -31,7 +31,9 @@ class checkpoint_store {
   explicit checkpoint_store(std::filesystem::path dir, std::string label = {})
       : dir_(std::move(dir)), label_(std::move(label)) {}
 
+  /// The directory the checkpoint lives in, as given.
   const std::filesystem::path& dir() const { return dir_; }
+  /// The checkpoint file, `dir()/checkpoint.bin`, as errors name it.
   std::filesystem::path file() const { return dir_ / "checkpoint.bin"; }
 
   /// The last checkpoint, or none if there is no file. A file that cannot
@@ -45,6 +47,7 @@ class checkpoint_store {
 
   /// What the last save cost, for logs and benchmarks.
   double last_save_seconds() const { return last_seconds_; }
+  /// Size of the last file written, in bytes; 0 before any save.
   uint64_t last_save_bytes() const { return last_bytes_; }
 
  private:
@@ -58,6 +61,8 @@ class checkpoint_store {
 /// to, for as long as the scope lives (null: none). Scopes nest.
 class checkpoint_scope {
  public:
+  /// Enters the scope; `store` must outlive it. The destructor restores the
+  /// enclosing scope's store.
   explicit checkpoint_scope(checkpoint_store* store);
   ~checkpoint_scope();
   checkpoint_scope(const checkpoint_scope&) = delete;
@@ -70,12 +75,23 @@ class checkpoint_scope {
 /// The innermost checkpoint_scope's store on this thread, or null.
 checkpoint_store* current_checkpoint_store();
 
-/// Pieces of a strategy's state, for save_state and restore_state. A
-/// missing or malformed piece fails naming `key`.
+/// A random engine's full state as text, to store as a config value in a
+/// strategy's save_state so that a resumed run draws the same numbers.
+/// The helpers below are the other pieces of a strategy's state for
+/// save_state and restore_state; a missing or malformed piece fails naming
+/// `key`.
 std::string rng_state(const std::mt19937_64& rng);
+/// Sets `rng` from the text rng_state wrote to the config record `key`, value
+/// `field`; fails (errc::decode_failed) when it is missing or not an engine
+/// state, leaving `rng` as it was.
 expected<void> restore_rng(const record_dict& in, const std::string& key, const std::string& field,
                            std::mt19937_64& rng);
+/// Stores a list of vectors (e.g. per-node momentum) as the config record
+/// `key`: a "count" and one value per vector, named "0", "1", ...; replaces
+/// any record of that name.
 void save_vectors(record_dict& out, const std::string& key, const std::vector<std::vector<double>>& v);
+/// Reads back what save_vectors wrote to `key`, in order; fails
+/// (errc::decode_failed) naming the missing entry.
 expected<std::vector<std::vector<double>>> load_vectors(const record_dict& in, const std::string& key);
 /// A scalar from a config record of the state; fails naming key and field.
 template <class T>
@@ -87,9 +103,13 @@ expected<T> state_value(const record_dict& in, const std::string& key, const std
   return *x;
 }
 
-/// The run's history (per-round reports and metrics) into and out of a
-/// checkpoint's records.
+/// Writes the run's history (per-round reports, the three metric histories
+/// and an asynchronous run's versions) into a checkpoint's records, as
+/// records named "history.*".
 void save_history(const strategy_result& result, record_dict& out);
+/// Reads back what save_history wrote into `result`, so that a resumed run
+/// reports every round, not only those after the restart; fails
+/// (errc::decode_failed) naming the record that is missing or malformed.
 expected<void> restore_history(const record_dict& in, strategy_result& result);
 
 }  // namespace stamen

@@ -5,7 +5,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "runtime/differential_privacy.hpp"
+#include "runtime/strategy/differential_privacy.hpp"
 #include "runtime/format.hpp"
 
 namespace stamen {

@@ -22,10 +22,10 @@ message adaptiveclipping_mod(const message& msg, context& ctx, const handler& ne
 
 /// LocalDpMod's parameters, with Flower's names.
 struct local_dp_options {
-  double clipping_norm = 1;
-  double sensitivity = 1;
-  double epsilon = 1;
-  double delta = 1e-5;
+  double clipping_norm = 1;  ///< C, the L2 norm the update is clipped to; > 0
+  double sensitivity = 1;    ///< the Gaussian mechanism's sensitivity; >= 0
+  double epsilon = 1;        ///< the privacy budget ε; > 0 (smaller: more noise)
+  double delta = 1e-5;       ///< the failure probability δ; in (0, 1)
   /// Seed of this node's noise (give each node its own).
   uint64_t seed = 0;
 };

@@ -23,8 +23,8 @@ class reply_sink {
 
 /// What happened to a batch of instructions sent with `send_and_stream`.
 struct stream_report {
-  size_t sent = 0;
-  size_t replied = 0;
+  size_t sent = 0;     ///< instructions the grid accepted and sent
+  size_t replied = 0;  ///< replies handed to the sink, error replies included
   /// Instructions that got no reply before the deadline, as (message id, node id).
   std::vector<std::pair<std::string, uint64_t>> timed_out;
 };
@@ -52,6 +52,8 @@ class grid {
  public:
   virtual ~grid() = default;
 
+  /// The run this grid serves (Flower's `grid.run.run_id`); create_message
+  /// stamps it on every instruction.
   virtual uint64_t run_id() const = 0;
 
   /// The ids of the nodes connected now.

@@ -12,7 +12,13 @@ namespace stamen {
 /// small handle passed explicitly to whatever logs; copies share the stream.
 class logger {
  public:
-  enum class level { debug, info, warning, error };
+  /// Severity, lowest first; a logger writes lines at or above its level.
+  enum class level {
+    debug,    ///< "DEBUG": shown with `stamen run --verbose`
+    info,     ///< "INFO": the default level
+    warning,  ///< "WARNING": the level of `--quiet` (failed replies, kept arrays)
+    error     ///< "ERROR"
+  };
 
   /// Logs to std::clog at the process's default level (info, unless
   /// set_default_level changed it).
@@ -21,16 +27,23 @@ class logger {
   /// The level of default-constructed loggers (`stamen run --quiet` and
   /// `--verbose` set it, so that an app's own loggers follow too).
   static void set_default_level(level min);
+  /// Logs to `out` (which must outlive every copy) lines of level `min` and above.
   logger(std::ostream& out, level min = level::info);
 
+  /// Logs `text` at debug level (hidden at the default info level).
   void debug(const std::string& text) const { write(level::debug, text); }
+  /// Logs `text` at info level: Flower's "INFO :      " lines.
   void info(const std::string& text) const { write(level::info, text); }
+  /// Logs `text` at warning level (still shown under `--quiet`).
   void warn(const std::string& text) const { write(level::warning, text); }
+  /// Logs `text` at error level.
   void error(const std::string& text) const { write(level::error, text); }
 
   /// A logger that discards everything (for tests and benchmarks).
   static logger silent();
 
+  /// Writes `text` as one line with Flower's level prefix ("WARNING :   "),
+  /// if `lv` is shown; thread-safe, copies share the lock.
   void write(level lv, const std::string& text) const;
 
   /// Whether a line of level `lv` is written (not below this logger's level).

@@ -14,11 +14,15 @@
 #include <vector>
 
 #include "messages/metric_record.hpp"
-#include "runtime/strategy_result.hpp"
+#include "runtime/strategy/strategy_result.hpp"
 
 namespace stamen {
 
-enum class run_phase : uint8_t { train, evaluate };
+/// The two phases of a round, named as their message types (`train`, `evaluate`).
+enum class run_phase : uint8_t {
+  train,     ///< nodes fit the global arrays to their data and reply with updates
+  evaluate   ///< nodes measure the global arrays on their data and reply with metrics
+};
 
 /// "train" or "evaluate".
 const char* to_string(run_phase x);
@@ -35,6 +39,8 @@ class run_observer {
   /// (one line per entry, as Flower logs it).
   virtual void on_start(const std::string& strategy, int num_rounds,
                         const std::vector<std::string>& summary) {}
+  /// Round `round` (1-based) of `num_rounds` begins, before its train phase
+  /// (Flower's "[ROUND r/N]").
   virtual void on_round_start(int round, int num_rounds) {}
   /// `sampled` of the `available` nodes get an instruction in this phase.
   virtual void on_sampled(int round, run_phase phase, size_t sampled, size_t available) {}
@@ -64,6 +70,7 @@ class run_observer {
 /// Hands every event to each observer added, in the order they were added.
 class run_events : public run_observer {
  public:
+  /// Adds an observer it shares ownership of; null is ignored.
   void add(std::shared_ptr<run_observer> observer);
   /// Adds an observer owned elsewhere, which must outlive this one.
   void add(run_observer& observer);
@@ -92,6 +99,7 @@ class run_events : public run_observer {
 class result_capture : public run_observer {
  public:
   void on_finished(const strategy_result& result) override { result_ = result; }
+  /// The last finished run's result; empty until a run finished.
   const std::optional<strategy_result>& result() const { return result_; }
 
  private:
@@ -104,6 +112,7 @@ class run_stop {
  public:
   /// Thread-safe and idempotent; runs the interrupt hook, if one is set.
   void request();
+  /// Whether request() was called (from any thread).
   bool requested() const { return requested_.load(); }
   /// What cuts the phase in flight short (the grid's); {} unsets it. Runs at
   /// once if a stop was already requested.
@@ -122,6 +131,8 @@ class run_stop {
 /// without the app passing anything along. Scopes nest.
 class run_scope {
  public:
+  /// Enters the scope; `observer` and `stop` must outlive it. The destructor
+  /// restores the enclosing scope's observer and stop.
   explicit run_scope(run_observer& observer, const run_stop* stop = nullptr);
   ~run_scope();
   run_scope(const run_scope&) = delete;

@@ -8,7 +8,7 @@
 #include "messages/expected.hpp"
 #include "runtime/grid.hpp"
 #include "runtime/run_events.hpp"
-#include "runtime/strategy_result.hpp"
+#include "runtime/strategy/strategy_result.hpp"
 
 namespace stamen {
 
@@ -17,8 +17,11 @@ class checkpoint_store;
 /// Flower's ServerApp: the user's `main(grid, context)`.
 class server_app {
  public:
+  /// The app's main: drives the run on the grid; an exception from it fails the run.
   using main_fn = std::function<void(grid&, context&)>;
 
+  /// Registers `fn` as the main (Flower's `@app.main()`), replacing any
+  /// earlier one; returns `*this`.
   server_app& main(main_fn fn) {
     main_ = std::move(fn);
     return *this;

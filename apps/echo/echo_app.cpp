@@ -8,7 +8,7 @@
 #include "runtime/app_components.hpp"
 #include "runtime/logger.hpp"
 #include "runtime/run_events.hpp"
-#include "runtime/strategy.hpp"
+#include "runtime/strategy/strategy.hpp"
 
 namespace echo {
 

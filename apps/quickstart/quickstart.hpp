@@ -8,7 +8,7 @@
 #include "apps/quickstart/task.hpp"
 #include "runtime/client_app.hpp"
 #include "runtime/server_app.hpp"
-#include "runtime/strategy.hpp"
+#include "runtime/strategy/strategy.hpp"
 
 namespace quickstart {
 

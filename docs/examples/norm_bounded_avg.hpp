@@ -7,8 +7,8 @@
 
 #include <cmath>
 
-#include "runtime/array_fold.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/array_fold.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 class norm_bounded_avg : public stamen::fed_avg {
  public:

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "actors/federation.hpp"
-#include "runtime/fed_buff.hpp"
+#include "runtime/strategy/fed_buff.hpp"
 #include "tests/actors/arithmetic_app.hpp"
 
 using namespace stamen;

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "actors/federation.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 #include "tests/actors/arithmetic_app.hpp"
 
 using namespace stamen;

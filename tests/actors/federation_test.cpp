@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/fed_avg.hpp"
-#include "runtime/fed_avgm.hpp"
-#include "runtime/result_json.hpp"
+#include "runtime/strategy/fed_avg.hpp"
+#include "runtime/strategy/fed_avgm.hpp"
+#include "runtime/report/result_json.hpp"
 #include "tests/actors/arithmetic_app.hpp"
 
 using namespace stamen;

@@ -1,4 +1,4 @@
-#include "runtime/array_fold.hpp"
+#include "runtime/strategy/array_fold.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -8,7 +8,7 @@
 #include <functional>
 #include <map>
 
-#include "runtime/fed_buff.hpp"
+#include "runtime/strategy/fed_buff.hpp"
 #include "tests/support/scripted_grid.hpp"
 
 using namespace stamen;

@@ -14,10 +14,10 @@
 #include <functional>
 
 #include "runtime/checkpoint.hpp"
-#include "runtime/dp_clipping.hpp"
-#include "runtime/fed_buff.hpp"
-#include "runtime/fed_avgm.hpp"
-#include "runtime/fed_opt.hpp"
+#include "runtime/strategy/dp_clipping.hpp"
+#include "runtime/strategy/fed_buff.hpp"
+#include "runtime/strategy/fed_avgm.hpp"
+#include "runtime/strategy/fed_opt.hpp"
 #include "runtime/run_events.hpp"
 #include "tests/support/scripted_grid.hpp"
 

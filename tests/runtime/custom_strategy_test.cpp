@@ -1,5 +1,5 @@
-// The README's custom strategy (docs/examples/norm_bounded_avg.hpp) builds
-// from the public helpers alone, works, and is the code the README shows.
+// The manual's custom strategy (docs/examples/norm_bounded_avg.hpp) builds
+// from the public helpers alone, works, and is the code the manual shows.
 #include "docs/examples/norm_bounded_avg.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -59,12 +59,12 @@ BOOST_AUTO_TEST_CASE(norm_bounded_avg_refuses_long_updates_and_averages_the_rest
   BOOST_TEST(lines.at(1) == "    ├──> NormBoundedAvg settings:");
 }
 
-BOOST_AUTO_TEST_CASE(the_readme_shows_this_very_code) {
-  auto readme = slurp(std::string{STAMEN_SOURCE_DIR} + "/README.md");
+BOOST_AUTO_TEST_CASE(the_manual_shows_this_very_code) {
+  auto page = slurp(std::string{STAMEN_SOURCE_DIR} + "/docs/manual/strategies.md");
   auto code = slurp(std::string{STAMEN_SOURCE_DIR} + "/docs/examples/norm_bounded_avg.hpp");
   BOOST_REQUIRE(!code.empty());
-  BOOST_TEST(readme.find(code) != std::string::npos,
-             "README.md must quote docs/examples/norm_bounded_avg.hpp verbatim");
+  BOOST_TEST(page.find(code) != std::string::npos,
+             "docs/manual/strategies.md must quote docs/examples/norm_bounded_avg.hpp verbatim");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

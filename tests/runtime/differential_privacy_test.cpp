@@ -3,10 +3,10 @@
 
 #include <cmath>
 
-#include "runtime/differential_privacy.hpp"
-#include "runtime/dp_clipping.hpp"
+#include "runtime/strategy/differential_privacy.hpp"
+#include "runtime/strategy/dp_clipping.hpp"
 #include "runtime/dp_mods.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 using namespace stamen;
 

@@ -1,4 +1,4 @@
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "runtime/poison.hpp"
+#include "runtime/fault/poison.hpp"
 
 #include <boost/test/unit_test.hpp>
 

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "runtime/fed_opt.hpp"
-#include "runtime/multi_krum.hpp"
+#include "runtime/strategy/fed_opt.hpp"
+#include "runtime/strategy/multi_krum.hpp"
 
 using namespace stamen;
 

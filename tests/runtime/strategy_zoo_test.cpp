@@ -9,16 +9,16 @@
 #include <functional>
 #include <numeric>
 
-#include "runtime/bulyan.hpp"
-#include "runtime/dp_clipping.hpp"
+#include "runtime/strategy/bulyan.hpp"
+#include "runtime/strategy/dp_clipping.hpp"
 #include "runtime/dp_mods.hpp"
-#include "runtime/fed_avgm.hpp"
-#include "runtime/fed_median.hpp"
-#include "runtime/fed_opt.hpp"
-#include "runtime/fed_prox.hpp"
-#include "runtime/fed_trimmed_avg.hpp"
-#include "runtime/multi_krum.hpp"
-#include "runtime/q_fed_avg.hpp"
+#include "runtime/strategy/fed_avgm.hpp"
+#include "runtime/strategy/fed_median.hpp"
+#include "runtime/strategy/fed_opt.hpp"
+#include "runtime/strategy/fed_prox.hpp"
+#include "runtime/strategy/fed_trimmed_avg.hpp"
+#include "runtime/strategy/multi_krum.hpp"
+#include "runtime/strategy/q_fed_avg.hpp"
 #include "tests/support/scripted_grid.hpp"
 
 using namespace stamen;

@@ -1,6 +1,6 @@
 // The ServerApp: FedAvg over the run config's rounds; and the app's entry point.
 #include "runtime/app_components.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 
 #include "task.hpp"
 

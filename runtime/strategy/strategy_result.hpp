@@ -1,0 +1,80 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "messages/array_record.hpp"
+#include "messages/metric_record.hpp"
+
+namespace stamen {
+
+/// One phase (train or evaluate) of one round, as it happened.
+struct phase_report {
+  int round = 0;         ///< the round, from 1 (a version in an asynchronous run's evaluations)
+  size_t sampled = 0;    ///< instructions sent: the nodes sampled
+  size_t results = 0;    ///< valid replies, folded into the aggregate
+  /// Error replies, timeouts, and replies refused (duplicate, unexpected, invalid).
+  size_t failures = 0;
+  /// One sentence per failure, naming the node ("node 3: no reply within ...").
+  std::vector<std::string> failure_reasons;
+  double seconds = 0;    ///< wall-clock time of the phase, send to last reply
+  /// The run was stopped (SIGINT, say) before its last round: what is here
+  /// is the result so far.
+  bool stopped = false;
+};
+
+/// One version of the global model in an asynchronous run (FedBuff, FedAsync).
+struct version_report {
+  int version = 0;  ///< the version number, from 1 (version 0 is the initial arrays)
+  /// The staleness τ of each update applied into this version, in the order
+  /// applied: the global version then minus the one its node trained from.
+  std::vector<int64_t> staleness;
+  /// Replies refused since the previous version (errors, stale, invalid).
+  size_t failures = 0;
+  /// One sentence per refused reply, naming the node.
+  std::vector<std::string> failure_reasons;
+  /// The fewest trainings in flight when a reply of this version was taken
+  /// (the slot it held included): `concurrency` unless nodes ran short.
+  size_t in_flight_min = 0;
+  /// Seconds since the run started.
+  double seconds = 0;
+
+  /// How many updates went into this version.
+  size_t applied() const { return staleness.size(); }
+  /// The mean staleness of those updates; 0 when there were none.
+  double staleness_mean() const {
+    double s = 0;
+    for (auto t : staleness) s += static_cast<double>(t);
+    return staleness.empty() ? 0.0 : s / static_cast<double>(staleness.size());
+  }
+  /// The largest staleness of those updates; 0 when there were none.
+  int64_t staleness_max() const {
+    int64_t m = 0;
+    for (auto t : staleness) m = t > m ? t : m;
+    return m;
+  }
+};
+
+/// Flower's Result, plus what happened in each round.
+struct strategy_result {
+  array_record arrays;  ///< Flower's `Result.arrays`: the final global arrays
+  /// Flower's `train_metrics_clientapp`: aggregated train metrics by round.
+  std::map<int, metric_record> train_metrics_clientapp;
+  /// Flower's `evaluate_metrics_clientapp`: aggregated evaluate metrics by round.
+  std::map<int, metric_record> evaluate_metrics_clientapp;
+  /// Flower's `evaluate_metrics_serverapp`: what the server-side `evaluate_fn`
+  /// returned, by round.
+  std::map<int, metric_record> evaluate_metrics_serverapp;
+  std::vector<phase_report> train_rounds;     ///< one report per train phase, in order
+  std::vector<phase_report> evaluate_rounds;  ///< one report per evaluate phase, in order
+  /// Asynchronous runs: each version of the global model, in order (the
+  /// evaluate rounds and metrics above are then keyed by version).
+  std::vector<version_report> versions;
+  double seconds = 0;  ///< wall-clock time of the whole run
+  /// The run was stopped (SIGINT, say) before its last round: what is here
+  /// is the result so far.
+  bool stopped = false;
+};
+
+}  // namespace stamen
