@@ -174,7 +174,7 @@ BOOST_AUTO_TEST_CASE(debian_package_declares_what_it_needs_and_runs_from_its_fil
   for (auto* f : {"./usr/bin/stamen", "./usr/lib/libstamen_core.so",
                   "./usr/lib/stamen/apps/libstamen_app_quickstart.so",
                   "./usr/share/stamen/apps/quickstart/stamen.toml",
-                  "./usr/include/stamen/runtime/fed_avg.hpp",
+                  "./usr/include/stamen/runtime/strategy/fed_avg.hpp",
                   "./usr/lib/cmake/Stamen/StamenConfig.cmake"})
     BOOST_TEST(files.find(f) != std::string::npos, f);
   BOOST_TEST(files.find("actors/") == std::string::npos);  // no actors' internals

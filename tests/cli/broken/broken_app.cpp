@@ -4,7 +4,7 @@
 // would. Its ServerApp runs a FedAvg round, so the nodes' failures reach
 // the strategy.
 #include "runtime/app_components.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 #include "tests/support/arithmetic_app.hpp"
 
 int stamen_test_missing_answer();

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "runtime/app_components.hpp"
-#include "runtime/fed_avg.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 #include "runtime/logger.hpp"
 #include "tests/support/arithmetic_app.hpp"
 

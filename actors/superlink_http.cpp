@@ -1,0 +1,95 @@
+#include "actors/superlink_state.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "actors/dashboard_page.hpp"
+#include "actors/run_store.hpp"
+
+namespace stamen::superlink_detail {
+
+// The HTTP side's GETs, answered here so that state is read on this thread.
+std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
+  auto& st = self->state;
+  auto json = [](nlohmann::json doc) {
+    return std::vector<std::string>{"200", "application/json", doc.dump()};
+  };
+  auto err = [](const std::string& why) { return std::vector<std::string>{"500", "text/plain", why + "\n"}; };
+  if (path == "/metrics") {
+    auto counts = st.store->count_by_status();
+    if (!counts) return err(counts.error().what);
+    return {"200", "text/plain; version=0.0.4", st.metrics.render(st.by_node.size(), *counts)};
+  }
+  if (path == "/") return {"200", "text/html; charset=utf-8", dashboard_page()};
+  if (path == "/api/warnings") {
+    std::lock_guard<std::mutex> guard{st.warnings->mtx};
+    return json(nlohmann::json(std::vector<std::string>(st.warnings->lines.begin(), st.warnings->lines.end())));
+  }
+  if (path == "/api/runs") {
+    auto runs = st.store->runs();
+    if (!runs) return err(runs.error().what);
+    auto out = nlohmann::json::array();
+    for (auto& r : *runs) out.push_back(run_json(r));
+    return json(out);
+  }
+  if (path == "/api/nodes" || path.rfind("/api/nodes?", 0) == 0) {
+    // A page of the connected nodes, by id (?offset=K&limit=N, at most
+    // 10,000; default the first 1,000): a federation of 100,000 nodes is
+    // not one answer, and this broker builds it between frames.
+    auto param = [&](const std::string& key, size_t fallback) {
+      auto at = path.find(key + "=");
+      return at == std::string::npos ? fallback : static_cast<size_t>(std::stoul(path.substr(at + key.size() + 1)));
+    };
+    size_t offset = param("offset", 0), limit = std::min<size_t>(param("limit", 1000), 10000);
+    std::vector<uint64_t> ids;
+    ids.reserve(st.by_node.size());
+    for (auto& [id, hdl] : st.by_node) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    auto out = nlohmann::json{{"connected", nlohmann::json::array()}, {"known", nlohmann::json::array()},
+                              {"connected_total", ids.size()}, {"offset", offset}, {"limit", limit}};
+    for (size_t i = offset; i < ids.size() && i < offset + limit; ++i) {
+      auto id = ids[i];
+      auto hdl = st.by_node.at(id);
+      auto& pr = st.peers.at(hdl);
+      auto a = st.activity.find(id);
+      // Heartbeats are per link: a link's nodes share its last one.
+      out["connected"].push_back({{"node_id", id},
+                                  {"id", std::to_string(id)},
+                                  {"address", pr.where},
+                                  {"connected_since", pr.joined_at},
+                                  {"last_heartbeat", unix_now() - pr.alive.silent_s()},
+                                  {"runs_served", a == st.activity.end() ? 0 : a->second.runs.size()},
+                                  {"replies", a == st.activity.end() ? 0 : a->second.replies},
+                                  {"failures", a == st.activity.end() ? 0 : a->second.failures}});
+    }
+    auto known = st.store->nodes(offset, limit);
+    auto known_total = st.store->node_count();
+    if (!known_total) return err(known_total.error().what);
+    out["known_total"] = *known_total;
+    if (!known) return err(known.error().what);
+    for (auto& k : *known) out["known"].push_back(nlohmann::json::parse(k, nullptr, false));
+    return json(out);
+  }
+  const std::string prefix = "/api/runs/";
+  if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size() && path.size() <= prefix.size() + 20 &&
+      path.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
+    auto id = std::stoull(path.substr(prefix.size()));
+    auto rec = st.store->run(id);
+    if (!rec) return err(rec.error().what);
+    if (!*rec) return {"404", "text/plain", "no run " + std::to_string(id) + "\n"};
+    auto rounds = st.store->rounds(id);
+    if (!rounds) return err(rounds.error().what);
+    auto doc = run_json(**rec);
+    doc["history"] = nlohmann::json::array();
+    for (auto& r : *rounds) doc["history"].push_back(nlohmann::json::parse(r, nullptr, false));
+    return json(doc);
+  }
+  return {"404", "text/plain", "not found\n"};
+}
+
+}  // namespace stamen::superlink_detail
