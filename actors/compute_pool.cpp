@@ -54,11 +54,20 @@ struct compute_pool::state {
       work_cv.wait(lock, [this] { return stop || !jobs.empty(); });
       // Queued jobs are dropped at shutdown: their nodes are gone too.
       if (stop) return;
+      // A setup (an app's ClientApp build) counts as work: at shutdown it
+      // gets the grace like a job, and is abandoned if it never returns.
       while (w.setups_run < setups.size()) {
         auto setup = setups[w.setups_run++];
+        w.busy = true;
+        w.deadline = clock_type::time_point::max();
+        watch_cv.notify_all();
         lock.unlock();
         setup();
+        setup = nullptr;
         lock.lock();
+        w.busy = false;
+        watch_cv.notify_all();
+        if (w.abandoned) return;
       }
       if (stop) return;
       if (jobs.empty()) continue;  // another worker took it meanwhile
@@ -135,8 +144,12 @@ compute_pool::~compute_pool() {
   }
   s.watchdog.join();
   {
-    // Running jobs finish, each until its deadline plus the grace at most.
+    // Running jobs finish, each until its deadline plus the grace at most;
+    // one without a deadline, or a setup, gets the grace from now.
     std::unique_lock<std::mutex> lock{s.mtx};
+    auto now = clock_type::now();
+    for (auto& w : s.workers)
+      if (w->busy && !w->abandoned) w->deadline = std::min(w->deadline, now);
     for (;;) {
       auto next = s.abandon_overdue(state_);
       bool running = false;

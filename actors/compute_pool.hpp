@@ -24,7 +24,9 @@ class compute_pool {
   explicit compute_pool(size_t threads, std::function<void()> on_start = {},
                         std::chrono::milliseconds grace = std::chrono::seconds(2));
   /// Drops queued jobs and waits for running ones, each at most until its
-  /// deadline plus the grace (abandoning it then).
+  /// deadline plus the grace (abandoning it then); a job without a deadline
+  /// and a thread setup still running get the grace from now, so the pool
+  /// ends within the grace whatever the app does.
   ~compute_pool();
 
   compute_pool(const compute_pool&) = delete;

@@ -30,16 +30,15 @@ expected<std::unique_ptr<http_service>> http_service::start(const http_options& 
   server->set_read_timeout(5, 0);
   server->set_write_timeout(5, 0);
   server->Get(".*", [handler](const httplib::Request& req, httplib::Response& res) {
-    // The query's paging parameters only, in a fixed order, digits only:
-    // the handler sees "path" or "path?offset=N&limit=M".
-    std::string query;
-    for (auto* key : {"offset", "limit"}) {
-      if (!req.has_param(key)) continue;
-      auto v = req.get_param_value(key);
-      if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) continue;
-      query += (query.empty() ? "?" : "&") + std::string{key} + "=" + v;
+    // Path and parameters as they came: the handler checks them
+    // (actors/http_route) and answers 400 for what it cannot read.
+    http_answer a{500, "text/plain", "internal error\n"};
+    try {
+      a = handler(req.path, req.params);
+    } catch (const std::exception& e) {
+      a.body = std::string{"internal error: "} + e.what() + "\n";
+    } catch (...) {
     }
-    auto a = handler(req.path + query);
     res.status = a.status;
     res.set_content(a.body, a.content_type.c_str());
   });

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,8 +30,10 @@ struct http_answer {
   std::string body = "not found\n";
 };
 
-/// Answers a GET of `path` (no query string).
-using http_handler = std::function<http_answer(const std::string& path)>;
+/// Answers a GET of `path` (as decoded: it may hold any byte, '?' too) with
+/// the query's parameters, neither of them checked yet.
+using http_handler = std::function<http_answer(const std::string& path,
+                                               const std::multimap<std::string, std::string>& query)>;
 
 class http_service {
  public:

@@ -30,6 +30,12 @@ struct link_options {
   /// Superlink only: SHA-256 fingerprints (hex) of the node keys allowed to
   /// register; empty: any node the CA vouches for (or any node without TLS).
   std::vector<std::string> allowed_nodes;
+  /// Nodes and submitters: the name the superlink's certificate must carry
+  /// as a DNS or IP subject alternative name; empty: the host they connect to.
+  std::string superlink_name;
+  /// Nodes and submitters: the SHA-256 fingerprint (hex) the superlink's key
+  /// must have, checked besides its certificate; empty: any key of that name.
+  std::string superlink_key;
 };
 
 }  // namespace stamen

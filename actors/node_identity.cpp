@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -12,6 +13,7 @@
 #include <memory>
 #include <sstream>
 
+#include "actors/transport.hpp"
 #include "messages/message.hpp"
 
 namespace stamen {
@@ -151,6 +153,58 @@ expected<node_identity> authenticate_node(const std::string& certificate_pem,
                                           const std::string& signature, const std::string& nonce,
                                           const link_options& opts) {
   return authenticate_peer(certificate_pem, signature, nonce, opts, opts.allowed_nodes, "node");
+}
+
+std::string challenge_to_sign(const std::string& nonce, const std::string& binding) {
+  // Lengths first, so that no other (nonce, binding) pair gives these bytes.
+  std::string out = "stamen peer proof v1";
+  for (auto* part : {&nonce, &binding}) {
+    auto n = static_cast<uint32_t>(part->size());
+    for (int i = 0; i < 4; ++i) out += static_cast<char>(n >> (8 * i));
+    out += *part;
+  }
+  return out;
+}
+
+expected<node_proof> answer_challenge(const link_options& link, caf::io::connection_handle hdl,
+                                      const std::string& nonce) {
+  if (!link.tls) return fail(errc::invalid_argument, "no TLS files to prove an identity with");
+  if (!link.superlink_key.empty()) {
+    auto pem = peer_certificate(hdl);
+    auto fp = pem ? certificate_fingerprint(*pem) : expected<std::string>{pem.error()};
+    if (!fp) return fail(errc::invalid_argument, "cannot check the superlink's key: " + fp.error().what);
+    if (*fp != link.superlink_key)
+      return fail(errc::invalid_argument, "the superlink's key " + *fp + " is not the pinned " +
+                                              link.superlink_key);
+  }
+  auto binding = channel_binding(hdl);
+  if (!binding) return binding.error();
+  return prove_identity(*link.tls, challenge_to_sign(nonce, *binding));
+}
+
+expected<std::string> random_nonce(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+    return fail(errc::runtime_error, "OpenSSL's random generator failed: " + ssl_error());
+  return out;
+}
+
+expected<uint64_t> random_u64() {
+  auto bytes = random_nonce(8);
+  if (!bytes) return bytes.error();
+  uint64_t x = 0;
+  for (auto c : *bytes) x = (x << 8) | static_cast<unsigned char>(c);
+  return x;
+}
+
+expected<std::string> certificate_fingerprint(const std::string& certificate_pem) {
+  auto cert = parse_cert(certificate_pem);
+  pkey_ptr key{cert ? X509_get_pubkey(cert.get()) : nullptr};
+  if (!key) {
+    auto why = ssl_error();
+    return fail(errc::invalid_argument, "a certificate without a usable key: " + why);
+  }
+  return fingerprint_of(key.get());
 }
 
 expected<std::string> key_fingerprint(const std::string& pem_file) {

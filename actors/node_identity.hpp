@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/io/connection_handle.hpp>
+
 #include "actors/link_options.hpp"
 #include "messages/expected.hpp"
 
@@ -29,6 +31,29 @@ struct node_proof {
 };
 expected<node_proof> prove_identity(const tls_files& files, const std::string& nonce);
 
+/// What a peer signs for a connection: the superlink's nonce (fresh from
+/// OpenSSL's CSPRNG for each connection) and the connection's channel
+/// binding (transport's channel_binding), under a label of their own. A
+/// proof is good for that one TLS connection: relayed to another or
+/// replayed later, it is refused.
+std::string challenge_to_sign(const std::string& nonce, const std::string& binding);
+
+/// What a node or submitter answers to a superlink's challenge on TLS
+/// connection `hdl`: first the superlink's key is checked against
+/// `link.superlink_key` if one is pinned (its name was checked by the
+/// handshake), then the proof signs challenge_to_sign(nonce, the
+/// connection's channel binding) with `link.tls->key`.
+expected<node_proof> answer_challenge(const link_options& link, caf::io::connection_handle hdl,
+                                      const std::string& nonce);
+
+/// A fresh nonce of `n` bytes from OpenSSL's CSPRNG (RAND_bytes); fails only
+/// when OpenSSL has no entropy to give.
+expected<std::string> random_nonce(size_t n = 32);
+
+/// A random 64-bit value from OpenSSL's CSPRNG (the ids of nodes without a
+/// key): nothing about one id tells anything about another or about a nonce.
+expected<uint64_t> random_u64();
+
 /// Checks a proof (see above) against `opts.tls->ca` and `opts.allowed_nodes`.
 expected<node_identity> authenticate_node(const std::string& certificate_pem,
                                           const std::string& signature, const std::string& nonce,
@@ -44,5 +69,8 @@ expected<node_identity> authenticate_peer(const std::string& certificate_pem,
 /// The fingerprint of the public key in a PEM certificate or public key file
 /// (what an allow-list holds).
 expected<std::string> key_fingerprint(const std::string& pem_file);
+
+/// The same fingerprint of the key in a certificate given as PEM text.
+expected<std::string> certificate_fingerprint(const std::string& certificate_pem);
 
 }  // namespace stamen

@@ -111,7 +111,8 @@ void disconnect(broker_ptr self, const std::string& why, bool retry = true) {
 void connect(broker_ptr self) {
   auto& st = self->state;
   if (st.hdl) return;
-  auto hdl = connect_to(self, st.opts.host, st.opts.port, st.opts.link.tls.has_value());
+  auto hdl = connect_to(self, st.opts.host, st.opts.port, st.opts.link.tls.has_value(),
+                        st.opts.link.superlink_name);
   if (!hdl) return schedule_reconnect(self, "superlink unreachable (" + hdl.error().what + ")");
   st.hdl = *hdl;
   st.writer = link_writer{};  // nothing of an old connection is resent on a new one
@@ -139,7 +140,7 @@ void on_challenge(broker_ptr self, const buffer& payload) {
   st.alive.reset(c->heartbeat_s, c->timeout_s);
   wire::hello h{st.node_id, st.opts.node_config_text, {}, {}, st.opts.nodes};
   if (st.opts.link.tls) {
-    auto proof = prove_identity(*st.opts.link.tls, c->nonce);
+    auto proof = answer_challenge(st.opts.link, *st.hdl, c->nonce);
     if (!proof) {
       st.opts.log.error("supernode: " + proof.error().what);
       disconnect(self, "cannot prove this node's identity", false);

@@ -66,8 +66,8 @@ void on_challenge(broker_ptr self, const buffer& payload) {
   if (!c) return finish(self, false, "malformed challenge from the superlink: " + c.error().what);
   st.alive.reset(c->heartbeat_s, c->timeout_s);
   node_proof proof;
-  if (auto& tls = link_of(st).tls) {
-    auto p = prove_identity(*tls, c->nonce);
+  if (link_of(st).tls) {
+    auto p = answer_challenge(link_of(st), *st.hdl, c->nonce);
     if (!p) return finish(self, false, "cannot prove this client's identity: " + p.error().what);
     proof = std::move(*p);
   }
@@ -182,7 +182,7 @@ caf::behavior client_broker(broker_ptr self, std::optional<run_submission> run,
   st.waiter = waiter;
   auto& host = st.run ? st.run->host : st.control->host;
   auto port = st.run ? st.run->port : st.control->port;
-  auto hdl = connect_to(self, host, port, link_of(st).tls.has_value());
+  auto hdl = connect_to(self, host, port, link_of(st).tls.has_value(), link_of(st).superlink_name);
   if (!hdl) {
     self->send(waiter, finished_atom::value, false,
                "cannot reach the superlink at " + host + ":" + std::to_string(port) + ": " + hdl.error().what,

@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 // Shipping code is remote code execution, and a run's control is its own:
 // a client is taken only with a key on the allow-list (proven as a node
 // proves its own), unless the superlink was told to take anyone.
-expected<void> authorize_client(broker_ptr self, const peer& pr, const std::string& certificate,
+expected<void> authorize_client(broker_ptr self, connection_handle hdl, const peer& pr,
+                                const std::string& certificate,
                                 const std::string& signature) {
   auto& st = self->state;
   if (st.opts.insecure_accept_bundles) return {};
@@ -31,7 +32,7 @@ expected<void> authorize_client(broker_ptr self, const peer& pr, const std::stri
   if (st.opts.allowed_submitters.empty())
     return fail(errc::invalid_argument,
                 "no submitter may ship app bundles to this superlink (start it with --allow-submitter)");
-  auto who = authenticate_peer(certificate, signature, pr.nonce, st.opts.link,
+  auto who = authenticate_peer(certificate, signature, proof_subject(hdl, pr), st.opts.link,
                                st.opts.allowed_submitters, "submitter");
   if (!who) return who.error();
   st.opts.log.info("superlink: submitter " + pr.where + " authenticated as key " +
@@ -91,14 +92,14 @@ void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& 
   auto cert = follow ? r.str("certificate", 32 << 10) : expected<std::string>{follow.error()};
   auto sig = cert ? r.str("signature", 4096) : expected<std::string>{cert.error()};
   if (!sig) return refuse(self, hdl, "malformed control frame: " + sig.error().what, false);
-  if (auto ok = authorize_client(self, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
+  if (auto ok = authorize_client(self, hdl, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
   pr.kind = peer::role::client;
   if (*verb == "ls") {
     auto runs = st.store->runs();
     if (!runs) return send_result(self, hdl, false, runs.error().what);
     auto out = nlohmann::json::array();
     for (auto& x : *runs) out.push_back(run_json(x));
-    return send_result(self, hdl, true, out.dump());
+    return send_result(self, hdl, true, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   auto rec = st.store->run(*id);
   if (!rec) return send_result(self, hdl, false, rec.error().what);
@@ -113,7 +114,7 @@ void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& 
     }
     auto live = st.runs.find(*id);
     if (*follow && live != st.runs.end()) return live->second.followers.push_back(hdl);
-    return send_result(self, hdl, (*rec)->status == run_status::completed, run_json(**rec).dump());
+    return send_result(self, hdl, (*rec)->status == run_status::completed, run_json(**rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   if (*verb == "stop") {
     auto live = st.runs.find(*id);

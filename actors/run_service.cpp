@@ -159,7 +159,7 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
 void queue_run(broker_ptr self, connection_handle hdl, pending_submit run) {
   auto& st = self->state;
   uint64_t id;
-  do id = (st.rng() >> 1) | 1;
+  do id = (random_id(self) >> 1) | 1;
   while (st.runs.count(id) > 0);
   live_run r;
   r.rec.id = id;
@@ -266,7 +266,7 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   if (!is_bundle_hash(*hash))
     return refuse(self, hdl, "submit names no app bundle (a SHA-256 hash); this superlink runs shipped apps only",
                   false);
-  if (auto ok = authorize_client(self, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
+  if (auto ok = authorize_client(self, hdl, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
   auto decoded = decode(*rc, st.opts.codec);
   const config_record* run_config = decoded && decoded->has_content()
                                         ? decoded->content().configs("run_config")

@@ -28,6 +28,23 @@ namespace stamen {
 
 namespace superlink_detail {
 
+std::string proof_subject(connection_handle hdl, const peer& pr) {
+  // Plaintext has no channel to bind to (and a superlink without TLS takes
+  // no proof); a TLS session whose keys cannot be exported binds to nothing
+  // a peer could have signed, so its proof fails.
+  auto binding = channel_binding(hdl);
+  return challenge_to_sign(pr.nonce, binding ? *binding : std::string{});
+}
+
+uint64_t random_id(broker_ptr self) {
+  auto x = random_u64();
+  if (x) return *x;
+  // OpenSSL without entropy (never seen): the kernel's, through the library.
+  self->state.opts.log.error("superlink: " + x.error().what);
+  std::random_device dev;
+  return uint64_t{dev()} << 32 | dev();
+}
+
 void send_frame(broker_ptr self, connection_handle hdl, wire::frame_type t,
                 const std::vector<std::byte>& payload) {
   auto p = self->state.peers.find(hdl);
@@ -156,7 +173,7 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   if (st.opts.link.tls || !st.opts.link.allowed_nodes.empty()) {
     // The id is bound to the key that signed this connection's nonce: a node
     // cannot claim another's id, and a restarted node gets its own back.
-    auto who = authenticate_node(h->certificate, h->signature, pr.nonce, st.opts.link);
+    auto who = authenticate_node(h->certificate, h->signature, proof_subject(hdl, pr), st.opts.link);
     if (!who) return refuse(self, hdl, who.error().what, false);
     node_id = who->node_id;
     key = who->fingerprint;
@@ -179,7 +196,7 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
     node_id = 0;  // an id this superlink would not grant: a fresh one
   }
   if (node_id == 0) {
-    do node_id = st.rng() >> 1;
+    do node_id = random_id(self) >> 1;
     while (!usable(node_id));
   }
   pr.kind = peer::role::node;
@@ -262,8 +279,13 @@ void on_new_connection(broker_ptr self, connection_handle hdl) {
           wire::frame_assembler{link.max_handshake_frame, link.read_chunk},
           {}, link_liveness{link.heartbeat_s, link.timeout_s}, {}};
   pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
-  pr.nonce.resize(32);
-  for (auto& c : pr.nonce) c = static_cast<char>(st.rng());
+  auto nonce = random_nonce(32);
+  if (!nonce) {
+    st.opts.log.error("superlink: no nonce for " + pr.where + ": " + nonce.error().what);
+    self->close(hdl);
+    return;
+  }
+  pr.nonce = std::move(*nonce);
   auto challenge = wire::write_challenge({pr.nonce, link.heartbeat_s, link.timeout_s,
                                           link.tls.has_value()});
   st.peers.emplace(hdl, std::move(pr));
@@ -280,7 +302,18 @@ void on_data(broker_ptr self, caf::io::new_data_msg& m) {
   st.metrics.bytes_in(m.buf.size());
   auto f = read_frame(self, m, p->second.frames);
   if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
-  if (*f) on_frame(self, m.handle, std::move(**f));
+  if (!*f) return;
+  // Whatever a peer's frame makes throw (an allocation it claimed, a bug)
+  // costs that peer its connection, never the superlink and its runs.
+  try {
+    on_frame(self, m.handle, std::move(**f));
+  } catch (const std::exception& e) {
+    self->state.opts.log.error("superlink: a frame from a peer raised " + std::string{e.what()});
+    drop(self, m.handle, std::string{"internal error on its frame: "} + e.what());
+  } catch (...) {
+    self->state.opts.log.error("superlink: a frame from a peer raised a non-standard exception");
+    drop(self, m.handle, "internal error on its frame");
+  }
 }
 
 // The grid sent an instruction to a node's proxy: it goes out on the node's
@@ -389,7 +422,14 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
     [self](tally_atom, uint64_t run_id, uint64_t node_id, const std::string& phase, const std::string& reason) {
       tally_reply(self, run_id, node_id, phase, reason);
     },
-    [self](http_atom, const std::string& path) { return on_http(self, path); },
+    [self](http_atom, const std::vector<std::string>& request) {
+      try {
+        return on_http(self, request);
+      } catch (const std::exception& e) {
+        self->state.opts.log.error(std::string{"superlink: an HTTP request raised "} + e.what());
+        return std::vector<std::string>{"500", "text/plain", std::string{"internal error: "} + e.what() + "\n"};
+      }
+    },
   };
 }
 
@@ -428,12 +468,23 @@ expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_opt
   if (http_opts) {
     // Each GET is a question to the broker; a broker that does not answer
     // within a few seconds (it is going down) yields a 503.
-    auto service = http_service::start(*http_opts, [&sys, broker](const std::string& path) {
+    auto service = http_service::start(*http_opts, [&sys, broker](const std::string& path,
+                                                                   const std::multimap<std::string, std::string>& query) {
       caf::scoped_actor asker{sys};
       http_answer a{503, "text/plain", "the superlink did not answer\n"};
-      asker->request(broker, std::chrono::seconds(5), http_atom::value, path)
-          .receive([&](std::vector<std::string>& r) { a = http_answer{std::stoi(r[0]), r[1], std::move(r[2])}; },
-                   [](caf::error&) {});
+      // The path, then the query's pairs (a few: the API reads two).
+      std::vector<std::string> request{path};
+      for (auto& [k, v] : query) {
+        if (request.size() > 32) break;
+        request.push_back(k);
+        request.push_back(v);
+      }
+      asker->request(broker, std::chrono::seconds(5), http_atom::value, request)
+          .receive(
+              [&](std::vector<std::string>& r) {
+                if (r.size() == 3) a = http_answer{r[0] == "200" ? 200 : r[0] == "400" ? 400 : r[0] == "404" ? 404 : 500, r[1], std::move(r[2])};
+              },
+              [](caf::error&) {});
       return a;
     });
     if (!service) {

@@ -3,49 +3,56 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "actors/dashboard_page.hpp"
+#include "actors/http_route.hpp"
 #include "actors/run_store.hpp"
 
 namespace stamen::superlink_detail {
 
 // The HTTP side's GETs, answered here so that state is read on this thread.
-std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
+std::vector<std::string> on_http(broker_ptr self, const std::vector<std::string>& request) {
   auto& st = self->state;
+  // Strings that came from peers (app names, reply ids in warnings) may be
+  // any bytes: invalid UTF-8 is replaced, never a reason to throw.
   auto json = [](nlohmann::json doc) {
-    return std::vector<std::string>{"200", "application/json", doc.dump()};
+    return std::vector<std::string>{"200", "application/json",
+                                    doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   };
   auto err = [](const std::string& why) { return std::vector<std::string>{"500", "text/plain", why + "\n"}; };
-  if (path == "/metrics") {
+  std::multimap<std::string, std::string> query;
+  for (size_t i = 1; i + 1 < request.size(); i += 2) query.emplace(request[i], request[i + 1]);
+  auto route = route_http(request.empty() ? std::string{} : request.front(), query);
+  if (!route) return {"400", "text/plain", route.error().what + "\n"};
+  using kind = http_route::kind;
+  if (route->what == kind::not_found) return {"404", "text/plain", "not found\n"};
+  if (route->what == kind::metrics) {
     auto counts = st.store->count_by_status();
     if (!counts) return err(counts.error().what);
     return {"200", "text/plain; version=0.0.4", st.metrics.render(st.by_node.size(), *counts)};
   }
-  if (path == "/") return {"200", "text/html; charset=utf-8", dashboard_page()};
-  if (path == "/api/warnings") {
+  if (route->what == kind::dashboard) return {"200", "text/html; charset=utf-8", dashboard_page()};
+  if (route->what == kind::warnings) {
     std::lock_guard<std::mutex> guard{st.warnings->mtx};
     return json(nlohmann::json(std::vector<std::string>(st.warnings->lines.begin(), st.warnings->lines.end())));
   }
-  if (path == "/api/runs") {
+  if (route->what == kind::runs) {
     auto runs = st.store->runs();
     if (!runs) return err(runs.error().what);
     auto out = nlohmann::json::array();
     for (auto& r : *runs) out.push_back(run_json(r));
     return json(out);
   }
-  if (path == "/api/nodes" || path.rfind("/api/nodes?", 0) == 0) {
+  if (route->what == kind::nodes) {
     // A page of the connected nodes, by id (?offset=K&limit=N, at most
     // 10,000; default the first 1,000): a federation of 100,000 nodes is
     // not one answer, and this broker builds it between frames.
-    auto param = [&](const std::string& key, size_t fallback) {
-      auto at = path.find(key + "=");
-      return at == std::string::npos ? fallback : static_cast<size_t>(std::stoul(path.substr(at + key.size() + 1)));
-    };
-    size_t offset = param("offset", 0), limit = std::min<size_t>(param("limit", 1000), 10000);
+    size_t offset = route->offset, limit = route->limit;
     std::vector<uint64_t> ids;
     ids.reserve(st.by_node.size());
     for (auto& [id, hdl] : st.by_node) ids.push_back(id);
@@ -75,10 +82,8 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
     for (auto& k : *known) out["known"].push_back(nlohmann::json::parse(k, nullptr, false));
     return json(out);
   }
-  const std::string prefix = "/api/runs/";
-  if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size() && path.size() <= prefix.size() + 20 &&
-      path.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
-    auto id = std::stoull(path.substr(prefix.size()));
+  {
+    auto id = route->run_id;
     auto rec = st.store->run(id);
     if (!rec) return err(rec.error().what);
     if (!*rec) return {"404", "text/plain", "no run " + std::to_string(id) + "\n"};
@@ -89,7 +94,6 @@ std::vector<std::string> on_http(broker_ptr self, const std::string& path) {
     for (auto& r : *rounds) doc["history"].push_back(nlohmann::json::parse(r, nullptr, false));
     return json(doc);
   }
-  return {"404", "text/plain", "not found\n"};
 }
 
 }  // namespace stamen::superlink_detail

@@ -97,7 +97,6 @@ struct superlink_state {
   grid_actor grid;
   std::unordered_map<connection_handle, peer> peers;
   std::unordered_map<uint64_t, connection_handle> by_node;
-  std::mt19937_64 rng{std::random_device{}()};
   std::unique_ptr<bundle_store> bundles;
   std::unique_ptr<run_store> store;
   std::map<uint64_t, live_run> runs;  ///< every run not finished
@@ -121,6 +120,15 @@ struct superlink_state {
 using broker_ptr = caf::io::stateful_broker<superlink_state>*;
 
 // The broker and its frames (superlink.cpp).
+
+/// What a peer on `hdl` must have signed: the nonce this superlink sent it,
+/// bound to the TLS connection (challenge_to_sign), so that a proof made
+/// for another connection, relayed or replayed, does not verify here.
+std::string proof_subject(connection_handle hdl, const peer& pr);
+
+/// A fresh random 64-bit id from OpenSSL's CSPRNG: ids sent to peers tell
+/// nothing about nonces or other ids.
+uint64_t random_id(broker_ptr self);
 
 /// Queues a frame on `hdl`'s connection and writes what the socket takes;
 /// nothing when `hdl` is no longer a peer.
@@ -182,7 +190,8 @@ void recover_runs(broker_ptr self);
 /// Shipping code is remote code execution, and a run's control is its own:
 /// a client is taken only with a key on the allow-list (proven as a node
 /// proves its own), unless the superlink was told to take anyone.
-expected<void> authorize_client(broker_ptr self, const peer& pr, const std::string& certificate,
+expected<void> authorize_client(broker_ptr self, connection_handle hdl, const peer& pr,
+                                const std::string& certificate,
                                 const std::string& signature);
 
 /// Ends a run's or a verb's answer to a client: whether it succeeded, and
@@ -199,6 +208,7 @@ void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& 
 
 /// The HTTP side's GETs, answered here so that state is read on this
 /// thread: {status, content type, body}.
-std::vector<std::string> on_http(broker_ptr self, const std::string& path);
+/// `request` is the decoded path, then the query's keys and values in turn.
+std::vector<std::string> on_http(broker_ptr self, const std::vector<std::string>& request);
 
 }  // namespace stamen::superlink_detail

@@ -8,9 +8,11 @@
 #include <caf/io/scribe.hpp>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -144,6 +146,9 @@ struct direct_read {
   std::byte* at = nullptr;
   size_t left = 0;
   size_t placed = 0;
+  // The connection's session, for what a broker asks of it by handle
+  // (channel_binding, peer_fingerprint); it lives as long as the scribe.
+  SSL* ssl = nullptr;
 };
 
 // The direct reads of this process's TLS connections by handle, for
@@ -181,11 +186,17 @@ direct_reads& tls_direct_reads() {
 // becomes ready, inside the first reads and writes.
 class tls_session {
  public:
-  static std::optional<tls_session> make(const ctx_ptr& ctx, int fd, bool accepting) {
+  /// A session on `fd`; a connecting one (`peer_name` set) checks that the
+  /// peer's certificate names `peer_name` (a DNS or IP subject alternative
+  /// name) besides its CA's signature, as a browser or Flower's SuperNode does.
+  static std::optional<tls_session> make(const ctx_ptr& ctx, int fd, bool accepting,
+                                         const std::string& peer_name = {}) {
     if (ctx == nullptr) return std::nullopt;
     tls_session s{SSL_new(ctx.get())};
     BIO* bio = s.ssl_ ? BIO_new(nosignal_socket_method()) : nullptr;
     if (bio == nullptr) return std::nullopt;
+    s.direct_->ssl = s.ssl_;
+    if (!peer_name.empty() && !expect_name(s.ssl_, peer_name)) return std::nullopt;
     BIO_set_fd(bio, fd, BIO_NOCLOSE);
     SSL_set_bio(s.ssl_, bio, bio);
     if (accepting) SSL_set_accept_state(s.ssl_);
@@ -232,6 +243,17 @@ class tls_session {
 
  private:
   explicit tls_session(SSL* ssl) : ssl_(ssl) {}
+
+  static bool expect_name(SSL* ssl, const std::string& name) {
+    auto* param = SSL_get0_param(ssl);
+    in6_addr ip{};
+    bool is_ip = inet_pton(AF_INET, name.c_str(), &ip) == 1 || inet_pton(AF_INET6, name.c_str(), &ip) == 1;
+    // No fallback to the subject's CN, and no wildcard spanning labels.
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                               X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1
+                 : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) == 1;
+  }
 
   // One step of the handshake: 0 once it is done, else SSL_get_error's code
   // (WANT_READ or WANT_WRITE while it waits for the socket).
@@ -448,12 +470,14 @@ expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port, cons
 }
 
 expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
-                                                const std::string& host, uint16_t port, bool tls) {
+                                                const std::string& host, uint16_t port, bool tls,
+                                                const std::string& peer_name) {
   auto fd = tcp_connect(host, port, 3);
   if (!fd) return fd.error();
   if (!tls) return self->add_scribe(*fd);
   ERR_clear_error();
-  auto session = tls_session::make(tls_context(self->system().config()), *fd, false);
+  auto session = tls_session::make(tls_context(self->system().config()), *fd, false,
+                                   peer_name.empty() ? host : peer_name);
   if (!session) {
     net::close_socket(*fd);
     return fail(errc::io_error, "TLS handshake with " + host + ":" + std::to_string(port) + " failed");
@@ -498,6 +522,47 @@ expected<std::optional<wire::frame>> read_frame(caf::io::abstract_broker* self,
       d->left = t->left;
     }
   return f;
+}
+
+namespace {
+
+// The finished TLS session of `hdl`, or why there is none.
+expected<SSL*> session_of(caf::io::connection_handle hdl) {
+  auto d = tls_direct_reads().find(hdl);
+  if (d == nullptr || d->ssl == nullptr)
+    return fail(errc::invalid_argument, "the connection is not a TLS session");
+  if (SSL_is_init_finished(d->ssl) != 1)
+    return fail(errc::invalid_argument, "the connection's TLS handshake has not finished");
+  return d->ssl;
+}
+
+}  // namespace
+
+expected<std::string> channel_binding(caf::io::connection_handle hdl) {
+  auto ssl = session_of(hdl);
+  if (!ssl) return ssl.error();
+  // RFC 8446 section 7.5 (RFC 5705 for older versions): both ends derive
+  // the same secret from this session's keys; a relay between two sessions
+  // cannot make them agree.
+  static constexpr char label[] = "EXPORTER-stamen-peer-proof";
+  std::string out(32, '\0');
+  if (SSL_export_keying_material(*ssl, reinterpret_cast<unsigned char*>(out.data()), out.size(), label,
+                                 sizeof label - 1, nullptr, 0, 0) != 1)
+    return fail(errc::runtime_error, "cannot export the TLS session's keying material: " + ssl_error());
+  return out;
+}
+
+expected<std::string> peer_certificate(caf::io::connection_handle hdl) {
+  auto ssl = session_of(hdl);
+  if (!ssl) return ssl.error();
+  X509* cert = SSL_get0_peer_certificate(*ssl);
+  if (cert == nullptr) return fail(errc::invalid_argument, "the TLS peer sent no certificate");
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio{BIO_new(BIO_s_mem()), BIO_free};
+  char* data = nullptr;
+  if (bio == nullptr || PEM_write_bio_X509(bio.get(), cert) != 1)
+    return fail(errc::runtime_error, "cannot encode the TLS peer's certificate: " + ssl_error());
+  auto n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
 }
 
 void pump(caf::io::abstract_broker* self, caf::io::connection_handle hdl, link_writer& w) {

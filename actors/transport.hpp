@@ -35,9 +35,21 @@ expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port,
                              const std::string& bind, bool tls);
 
 /// Connects `self` to host:port. With `tls`, the handshake completes in the
-/// background; a peer that fails it shows up as a closed connection.
+/// background; a peer that fails it (a certificate its CA did not sign, or
+/// one that does not name `peer_name`, by default `host`, as a DNS or IP
+/// subject alternative name) shows up as a closed connection.
 expected<caf::io::connection_handle> connect_to(caf::io::abstract_broker* self,
-                                                const std::string& host, uint16_t port, bool tls);
+                                                const std::string& host, uint16_t port, bool tls,
+                                                const std::string& peer_name = {});
+
+/// 32 bytes that only the two ends of this TLS connection can compute (the
+/// TLS exporter, RFC 8446 section 7.5): what a peer signs besides the nonce,
+/// so that a proof made for one connection is refused on another. Fails for a
+/// plaintext connection or before the handshake has finished.
+expected<std::string> channel_binding(caf::io::connection_handle hdl);
+
+/// The TLS peer's certificate (PEM), as its handshake verified it.
+expected<std::string> peer_certificate(caf::io::connection_handle hdl);
 
 /// A connection's incoming side: feeds the bytes CAF read to `frames` and
 /// asks CAF for exactly the next piece. Returns the frame just completed, if

@@ -64,9 +64,10 @@ void add_tls(CLI::App* sub, std::string& ca, std::string& cert, std::string& key
   c->needs(a, b);
 }
 
-// Allow-list values: SHA-256 fingerprints as given, PEM files by their key's.
-bool resolve_allow_list(const std::vector<std::string>& allow, std::vector<std::string>& out,
-                        const std::string& flag, const logger& log) {
+// Keys on the command line: SHA-256 fingerprints as given, PEM files by their
+// key's. `flag` names the option in errors ("superlink: --allow-node").
+bool resolve_key_list(const std::vector<std::string>& allow, std::vector<std::string>& out,
+                      const std::string& flag, const logger& log) {
   for (auto& a : allow) {
     if (a.size() == 64 && a.find_first_not_of("0123456789abcdef") == std::string::npos) {
       out.push_back(a);
@@ -74,7 +75,7 @@ bool resolve_allow_list(const std::vector<std::string>& allow, std::vector<std::
     }
     auto fp = key_fingerprint(a);
     if (!fp) {
-      log.error("superlink: " + flag + " " + a + ": " + fp.error().what);
+      log.error(flag + " " + a + ": " + fp.error().what);
       return false;
     }
     out.push_back(*fp);
@@ -88,8 +89,9 @@ int start_superlink(superlink_command cmd, const std::vector<std::string>& allow
     log.error("superlink: --timeout must exceed --heartbeat");
     return 2;
   }
-  if (!resolve_allow_list(allow, cmd.link.allowed_nodes, "--allow-node", log)) return 2;
-  if (!resolve_allow_list(submitters, cmd.allowed_submitters, "--allow-submitter", log)) return 2;
+  if (!resolve_key_list(allow, cmd.link.allowed_nodes, "superlink: --allow-node", log)) return 2;
+  if (!resolve_key_list(submitters, cmd.allowed_submitters, "superlink: --allow-submitter", log))
+    return 2;
   for (auto [list, flag] : {std::pair{&cmd.link.allowed_nodes, "--allow-node"},
                             std::pair{&cmd.allowed_submitters, "--allow-submitter"}})
     if (!list->empty() && !cmd.link.tls) {
@@ -164,6 +166,13 @@ int main(int argc, char** argv) {
                       "Without TLS, run app bundles from whatever answers at --superlink "
                       "(trusted networks and tests only)");
   add_tls(supernode, ca, cert, key);
+  std::string superlink_name, superlink_key;
+  supernode->add_option("--superlink-name", superlink_name,
+                        "TLS: the name the superlink's certificate must carry as a DNS or IP "
+                        "subject alternative name (default: the host of --superlink)");
+  supernode->add_option("--superlink-key", superlink_key,
+                        "TLS: pin the superlink's key (its certificate or public key as PEM, or "
+                        "its SHA-256 fingerprint)");
 
   control_command ls_cmd, log_cmd, stop_cmd, pull_cmd;
   std::string ls_format = "text";
@@ -231,5 +240,16 @@ int main(int argc, char** argv) {
     return start_superlink(link_cmd, allow, submitters, log);
   }
   node_cmd.link = link;
+  if ((!superlink_name.empty() || !superlink_key.empty()) && !link.tls) {
+    log.error("supernode: --superlink-name and --superlink-key need TLS (--root-certificates, "
+              "--certificate, --private-key)");
+    return 2;
+  }
+  node_cmd.link.superlink_name = superlink_name;
+  if (!superlink_key.empty()) {
+    std::vector<std::string> pinned;
+    if (!resolve_key_list({superlink_key}, pinned, "supernode: --superlink-key", log)) return 2;
+    node_cmd.link.superlink_key = pinned.front();
+  }
   return run_supernode(node_cmd, log);
 }

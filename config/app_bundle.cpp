@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <random>
 #include <vector>
@@ -188,6 +189,42 @@ expected<void> verify_bundle(const std::string& hash, const buffer& bytes) {
   return {};
 }
 
+// Inflates a bundle's stream that says it holds `size` bytes. Memory grows
+// with what the stream really yields (never to `size` on a header's word
+// alone, so 16 forged bytes claiming 4 GiB allocate next to nothing), and a
+// stream that yields more or less than `size` is refused.
+expected<std::vector<std::byte>> inflate_bounded(const std::byte* in, size_t n, uint64_t size) {
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return fail(errc::runtime_error, "zlib cannot start inflating");
+  std::vector<std::byte> out;
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in));
+  z.avail_in = static_cast<uInt>(std::min<size_t>(n, std::numeric_limits<uInt>::max()));
+  size_t fed = z.avail_in;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    if (out.size() == z.total_out) {
+      if (out.size() > size) break;  // more than it said: refused below
+      out.resize(std::min<uint64_t>(std::max<size_t>(out.size() * 2, size_t{64} << 10), size + 1));
+    }
+    z.next_out = reinterpret_cast<Bytef*>(out.data()) + z.total_out;
+    z.avail_out = static_cast<uInt>(std::min<size_t>(out.size() - z.total_out, std::numeric_limits<uInt>::max()));
+    if (z.avail_in == 0 && fed < n) {
+      z.avail_in = static_cast<uInt>(std::min<size_t>(n - fed, std::numeric_limits<uInt>::max()));
+      fed += z.avail_in;
+    }
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc == Z_BUF_ERROR && z.avail_in == 0 && fed == n) break;  // the stream ended early
+    if (rc == Z_BUF_ERROR) rc = Z_OK;  // no room this time: grown above
+  }
+  bool whole = rc == Z_STREAM_END && z.total_out == size && z.avail_in == 0 && fed == n;
+  inflateEnd(&z);
+  if (!whole)
+    return fail(errc::decode_failed, "bundle's compressed stream is corrupt or not " +
+                                         std::to_string(size) + " bytes long");
+  out.resize(size);
+  return out;
+}
+
 expected<void> unpack_bundle(const buffer& bytes, const fs::path& dir, const bundle_limits& limits) {
   if (bytes.size() < head_size || std::memcmp(bytes.data(), magic, sizeof magic) != 0)
     return fail(errc::decode_failed, "not a Stamen app bundle (bad magic bytes)");
@@ -197,14 +234,9 @@ expected<void> unpack_bundle(const buffer& bytes, const fs::path& dir, const bun
     return fail(errc::message_too_large, "bundle unpacks to " + std::to_string(raw_size) +
                                              " bytes, over the limit of " +
                                              std::to_string(limits.max_unpacked_bytes));
-  std::vector<std::byte> raw(raw_size);
-  uLongf got = raw_size;
-  if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &got,
-                 reinterpret_cast<const Bytef*>(bytes.data() + head_size), bytes.size() - head_size) != Z_OK ||
-      got != raw_size)
-    return fail(errc::decode_failed, "bundle's compressed stream is corrupt or not " +
-                                         std::to_string(raw_size) + " bytes long");
-  cursor c{raw.data(), raw.size()};
+  auto raw = inflate_bounded(bytes.data() + head_size, bytes.size() - head_size, raw_size);
+  if (!raw) return raw.error();
+  cursor c{raw->data(), raw->size()};
   auto count = c.u64("the entry count");
   if (!count) return count.error();
   if (*count > limits.max_entries)

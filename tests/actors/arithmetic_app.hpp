@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "runtime/strategy_result.hpp"
+#include "runtime/strategy/strategy_result.hpp"
 #include "tests/support/arithmetic_app.hpp"
 
 namespace stamen::test {

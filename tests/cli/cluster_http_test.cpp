@@ -156,7 +156,21 @@ BOOST_AUTO_TEST_CASE(metrics_and_the_api_follow_nodes_and_rounds_and_bad_http_ch
   BOOST_TEST(page["connected_total"].get<int>() == 1);
   BOOST_TEST(page["known"].size() == 1u);
   BOOST_TEST(page["known_total"].get<int>() == 2);
-  BOOST_TEST(nlohmann::json::parse(http.Get("/api/nodes?limit=x1")->body)["limit"].get<int>() == 1000);
+  // A value that is not a number is refused with the reason, not guessed at.
+  auto bad_limit = http.Get("/api/nodes?limit=x1");
+  BOOST_TEST(bad_limit->status == 400);
+  BOOST_TEST(bad_limit->body.find("limit 'x1' is not a decimal number") != std::string::npos, bad_limit->body);
+  // Numbers past 64 bits, in the path or in a query decoded from %3F, used to
+  // end the superlink (std::stoull's out_of_range): each is a 400 now.
+  for (auto* path : {"/api/runs/99999999999999999999", "/api/nodes?offset=99999999999999999999",
+                     "/api/nodes%3Foffset=99999999999999999999"}) {
+    auto r = raw_http(http_port, std::string{"GET "} + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    BOOST_TEST((r.find(" 400 ") != std::string::npos || r.find(" 404 ") != std::string::npos),
+               path << ": " << r.substr(0, 60));
+    BOOST_TEST(link->wait(0.01) == -1, "the superlink ended on " << path);
+  }
+  BOOST_TEST(http.Get("/api/runs/99999999999999999999")->body.find("larger than 2^64 - 1") != std::string::npos);
+  BOOST_TEST(http.Get("/api/nodes?offset=18446744073709551615")->status == 200);
   // Bad HTTP: garbage, a huge header, paths that climb; the superlink stays
   // up and serves nothing it does not mean to.
   BOOST_TEST(raw_http(http_port, "\x16\x03\x01garbage\r\n\r\n").find("200 OK") == std::string::npos);
@@ -164,7 +178,8 @@ BOOST_AUTO_TEST_CASE(metrics_and_the_api_follow_nodes_and_rounds_and_bad_http_ch
                  .find("200 OK") == std::string::npos);
   for (auto* path : {"/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/api/runs/../../state.db", "/api/runs/1e9"}) {
     auto r = raw_http(http_port, std::string{"GET "} + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    BOOST_TEST(r.find("404") != std::string::npos, path << ": " << r.substr(0, 60));
+    BOOST_TEST((r.find(" 404 ") != std::string::npos || r.find(" 400 ") != std::string::npos),
+               path << ": " << r.substr(0, 60));
     BOOST_TEST(r.find("root:") == std::string::npos);
   }
   BOOST_TEST(metrics().at("stamen_nodes_connected") == 1);

@@ -168,6 +168,32 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
   BOOST_TEST(plain_run->wait(30) == 1);
 }
 
+// A certificate the CA signed for someone else is not the superlink's: a node
+// checks the name it connects to (as a DNS or IP subject alternative name),
+// or the one it was told, and a pinned key besides.
+BOOST_AUTO_TEST_CASE(a_node_refuses_a_superlink_certificate_for_another_name_or_key) {
+  auto pki = dir / "pki";
+  stamen::test::make_test_pki(pki, {"superlink", "node1", "node2", "node3"});
+  auto f = [&](const std::string& name) { return (pki / name).string(); };
+  auto tls = [&](const std::string& who) {
+    return strings{"--root-certificates", f("ca.pem"), "--certificate", f(who + ".pem"),
+                   "--private-key", f(who + ".key")};
+  };
+  auto [link, port] = superlink(tls("node2"));  // names DNS:node2 only
+  auto wrong = supernode(port, "", tls("node1"));
+  BOOST_TEST(wrong->wait_for("TLS handshake refused", 30) >= 0);
+  BOOST_TEST(link->count("joined from") == 0u);
+  wrong->signal(SIGKILL);
+  auto named = supernode(port, "", tls("node1") + strings{"--superlink-name", "node2"});
+  wait_joined(*link, 1);
+  auto pinned_wrong = supernode(port, "", tls("node3") + strings{"--superlink-name", "node2",
+                                                                 "--superlink-key", f("node3.pem")});
+  BOOST_TEST(pinned_wrong->wait_for("is not the pinned", 30) >= 0);
+  auto pinned = supernode(port, "", tls("node3") + strings{"--superlink-name", "node2",
+                                                           "--superlink-key", f("node2.pem")});
+  wait_joined(*link, 2);
+}
+
 BOOST_AUTO_TEST_CASE(a_renewed_ca_file_takes_effect_for_the_next_connection) {
   // The superlink reads its TLS files once per change, not per connection:
   // a file replaced in place (a renewed certificate) counts from the next

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <zlib.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -185,6 +186,41 @@ BOOST_AUTO_TEST_CASE(malformed_and_oversized_bundles_are_refused_with_the_reason
   tiny.max_unpacked_bytes = 10;
   BOOST_TEST(why(two, tiny).find("unpacks to") != std::string::npos);
   BOOST_TEST(why(handmade({{"a", "1"}, {"a", "2"}})).find("appears twice") != std::string::npos);
+}
+
+// A 16-byte header may claim up to the limit (4 GiB by default); what is
+// allocated follows the bytes that really inflate. (Unpacking used to
+// allocate and zero the claimed size first: 4 GiB of RSS for 40 bytes.)
+BOOST_AUTO_TEST_CASE(a_claimed_size_allocates_nothing_before_the_stream_yields_it) {
+  auto out = root / "out";
+  fs::create_directories(out);
+  auto forged = [](uint64_t claim, const std::string& stream) {
+    std::string b = "STMNAPP1";
+    b.append(reinterpret_cast<const char*>(&claim), 8);
+    b += stream;
+    return buffer::copy_of(b.data(), b.size());
+  };
+  auto honest = handmade({{"a", std::string(300000, 'x')}});
+  std::string stream(reinterpret_cast<const char*>(honest.data()) + 16, honest.size() - 16);
+  uint64_t real_size = 0;
+  std::memcpy(&real_size, honest.data() + 8, 8);
+  auto rss_kb = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+  };
+  auto before = rss_kb();
+  for (uint64_t claim : {(uint64_t{4} << 30) - 1, real_size + 1, real_size - 1}) {
+    auto ok = unpack_bundle(forged(claim, stream), out);
+    BOOST_REQUIRE(!ok);
+    BOOST_TEST(ok.error().what.find("corrupt or not " + std::to_string(claim) + " bytes long") !=
+               std::string::npos, ok.error().what);
+  }
+  auto grown_mb = (rss_kb() - before) / 1024;
+  BOOST_TEST(grown_mb < 64, "unpacking forged headers grew the peak RSS by " << grown_mb << " MB");
+  BOOST_TEST(fs::is_empty(out));
+  BOOST_TEST(!!unpack_bundle(forged(real_size, stream), out));
+  BOOST_TEST(read(out / "a").size() == 300000u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,6 +14,8 @@ namespace stamen::test {
 
 /// Creates <dir>/ca.pem and, for each name, <dir>/<name>.pem and .key signed
 /// by it; plus <dir>/other-ca.pem and <dir>/stranger.pem/.key signed by that.
+/// Each certificate names itself as a DNS subject alternative name; the
+/// superlink's also names 127.0.0.1 and localhost, where the tests reach it.
 inline void make_test_pki(const std::filesystem::path& dir, const std::vector<std::string>& names) {
   std::filesystem::create_directories(dir);
   auto run = [](const std::string& cmd) {
@@ -27,9 +29,11 @@ inline void make_test_pki(const std::filesystem::path& dir, const std::vector<st
         ".pem -days 2 -subj /CN=" + ca);
   };
   auto make_cert = [&](const std::string& name, const std::string& ca) {
-    run("openssl req " + ec + " -keyout " + d + name + ".key -out " + d + name + ".csr -subj /CN=" + name);
+    auto san = "DNS:" + name + (name == "superlink" ? ",IP:127.0.0.1,DNS:localhost" : "");
+    run("openssl req " + ec + " -keyout " + d + name + ".key -out " + d + name + ".csr -subj /CN=" + name +
+        " -addext subjectAltName=" + san);
     run("openssl x509 -req -in " + d + name + ".csr -CA " + d + ca + ".pem -CAkey " + d + ca +
-        ".key -CAcreateserial -out " + d + name + ".pem -days 2");
+        ".key -CAcreateserial -copy_extensions copy -out " + d + name + ".pem -days 2");
   };
   make_ca("ca");
   make_ca("other-ca");
