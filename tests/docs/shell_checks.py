@@ -35,15 +35,18 @@ def run_block(where, text, build):
             f.write("set -euo pipefail\n" + text)
         env = dict(os.environ, PATH=os.path.join(build, "bin") + os.pathsep + os.environ["PATH"])
         started = time.monotonic()
-        p = subprocess.Popen(["bash", script], cwd=cwd, env=env, start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            out, _ = p.communicate(timeout=LIMIT_S)
-            code = p.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            out, _ = p.communicate()
-            code = None
+        # Output into a file, not a pipe: background jobs the block started
+        # hold its descriptors, and a pipe would not end before they do.
+        log = os.path.join(cwd, ".check.log")
+        with open(log, "w") as sink:
+            p = subprocess.Popen(["bash", script], cwd=cwd, env=env, start_new_session=True,
+                                 stdout=sink, stderr=subprocess.STDOUT)
+            try:
+                code = p.wait(timeout=LIMIT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                code = None
         # Whatever the block left running (a superlink, supernodes) ends with it.
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
@@ -52,6 +55,8 @@ def run_block(where, text, build):
                 break
             time.sleep(0.2)
         took = time.monotonic() - started
+        with open(log, errors="replace") as f:
+            out = f.read()
     if code == 0:
         print(f"ok   {where} ({took:.1f} s)")
         return True
