@@ -210,11 +210,7 @@ expected<std::string> certificate_fingerprint(const std::string& certificate_pem
 expected<std::string> key_fingerprint(const std::string& pem_file) {
   auto pem = read_file(pem_file, "certificate or public key");
   if (!pem) return pem.error();
-  if (auto cert = parse_cert(*pem)) {
-    pkey_ptr key{X509_get_pubkey(cert.get())};
-    if (key) return fingerprint_of(key.get());
-  }
-  ERR_clear_error();
+  if (auto fp = certificate_fingerprint(*pem)) return fp;
   bio_ptr bio{BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()))};
   pkey_ptr key{PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr)};
   if (!key)

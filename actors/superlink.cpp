@@ -16,6 +16,7 @@
 
 #include "actors/grid_actor.hpp"
 #include "actors/handshake.hpp"
+#include "actors/http_route.hpp"
 #include "actors/link_liveness.hpp"
 #include "actors/node_identity.hpp"
 #include "actors/run_store.hpp"
@@ -482,7 +483,8 @@ expected<superlink_handle> start_superlink(caf::actor_system& sys, superlink_opt
       asker->request(broker, std::chrono::seconds(5), http_atom::value, request)
           .receive(
               [&](std::vector<std::string>& r) {
-                if (r.size() == 3) a = http_answer{r[0] == "200" ? 200 : r[0] == "400" ? 400 : r[0] == "404" ? 404 : 500, r[1], std::move(r[2])};
+                auto status = r.size() == 3 ? parse_decimal(r[0], "status") : expected<uint64_t>{0};
+                if (status && *status != 0) a = http_answer{static_cast<int>(*status), r[1], std::move(r[2])};
               },
               [](caf::error&) {});
       return a;
