@@ -148,7 +148,14 @@ void on_reply(self_ptr self, envelope& reply) {
     if (f.poison) poison_reply(self, reply, f);
     if (f.corrupt) reply.bytes = corrupted(reply.bytes, st.faults->noise(f.round, st.node_id));
     if (f.duplicate) self->send(st.upstream, reply_atom::value, reply);
-    self->send(st.upstream, reply_atom::value, std::move(reply));
+    // A node that crashes right after replying leaves with its reply, in
+    // one message: between two messages (or the reply and this stage's
+    // down message) a loaded machine may let the reply wake the ServerApp,
+    // whose next sampling would still count the node as there.
+    if (f.crash_after) self->send(st.upstream, leave_atom::value, st.node_id, self->id(), std::move(reply));
+    else self->send(st.upstream, reply_atom::value, std::move(reply));
+  } else if (f.crash_after) {
+    self->send(st.upstream, leave_atom::value, st.node_id, self->id());
   }
   if (f.crash_after) {
     if (f.restart_after_ms) restart_node(self, *f.restart_after_ms);

@@ -142,6 +142,14 @@ void on_node_down(self_ptr self, const caf::down_msg& dm) {
   if (a == st.node_by_addr.end()) return;
   auto ids = std::move(a->second);
   st.node_by_addr.erase(a);
+  // Only the ids this actor still holds: one that left already (a node's
+  // last reply with its leave) may be held by its next incarnation now.
+  ids.erase(std::remove_if(ids.begin(), ids.end(),
+                           [&](uint64_t id) {
+                             auto n = st.nodes.find(id);
+                             return n == st.nodes.end() || n->second.address() != dm.source;
+                           }),
+            ids.end());
   on_nodes_gone(self, ids, to_string(dm.reason));
 }
 
@@ -254,6 +262,10 @@ grid_actor::behavior_type grid_behavior(grid_actor::stateful_pointer<grid_state>
     },
     [self](join_atom, uint64_t node_id, supernode_actor node) { on_join(self, node_id, node); },
     [self](leave_atom, uint64_t node_id, caf::actor_id who) { on_leave(self, node_id, who); },
+    [self](leave_atom, uint64_t node_id, caf::actor_id who, envelope& last) {
+      deliver(self, std::move(last));
+      on_leave(self, node_id, who);
+    },
     [self](nodes_atom) {
       std::vector<uint64_t> ids;
       ids.reserve(self->state.nodes.size());

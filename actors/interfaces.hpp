@@ -65,6 +65,11 @@ using grid_actor = caf::typed_actor<
     /// A SuperNode joins, and leaves when it ends (see node_uplink_actor).
     caf::reacts_to<join_atom, uint64_t, supernode_actor>,
     caf::reacts_to<leave_atom, uint64_t, caf::actor_id>,
+    /// A node's last reply, then it leaves (a fault stage whose node
+    /// crashes right after replying): one message, so that nothing the
+    /// reply sets off (the next round's sampling) reaches the grid while
+    /// the node still counts as there.
+    caf::reacts_to<leave_atom, uint64_t, caf::actor_id, envelope>,
     /// Nodes join under `node_ids`, all behind one actor (a cluster link
     /// that carries many): all or none; when the actor dies, they all do.
     caf::replies_to<register_atom, std::vector<uint64_t>, supernode_actor>::with<bool>,
