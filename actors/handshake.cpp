@@ -22,6 +22,7 @@ expected<challenge> read_challenge(const buffer& payload) {
   auto to = hb ? r.f64("timeout") : expected<double>{hb.error()};
   auto tls = to ? r.u8("tls") : expected<uint8_t>{to.error()};
   if (!tls) return tls.error();
+  if (auto ok = r.finish("challenge"); !ok) return ok.error();
   challenge c;
   c.nonce = std::move(*nonce);
   c.heartbeat_s = std::max(0.01, *hb);

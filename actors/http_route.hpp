@@ -2,7 +2,7 @@
 
 // What a GET to the superlink's HTTP side asks for, read from its path and
 // query without trusting either: no CAF, no state, no exceptions, so that
-// any request (fuzzed in tests/actors/http_route_fuzz.cpp) is answered with
+// any request (fuzzed in tests/actors/http_fuzz.cpp) is answered with
 // a route or a reason and never ends the process.
 
 #include <cstddef>
@@ -40,8 +40,8 @@ inline constexpr size_t max_nodes_page = 10000;
 /// serve is the route `not_found` (404).
 expected<http_route> route_http(const std::string& path, const std::multimap<std::string, std::string>& query);
 
-/// A decimal number of at most 20 digits that fits 64 bits; nothing else
-/// (no sign, no space, no leading `+`). `what` names it in the error.
+/// A decimal number that fits 64 bits (leading zeros allowed); nothing
+/// else (no sign, no space, no leading `+`). `what` names it in the error.
 expected<uint64_t> parse_decimal(const std::string& text, const std::string& what);
 
 }  // namespace stamen

@@ -166,6 +166,18 @@ std::string challenge_to_sign(const std::string& nonce, const std::string& bindi
   return out;
 }
 
+std::string bundle_statement(const std::string& hash, const std::string& library) {
+  // The same length-prefixed form as a peer proof, under another label: a
+  // signature made for one can never pass as the other.
+  std::string out = "stamen bundle signature v1";
+  for (auto* part : {&hash, &library}) {
+    auto n = static_cast<uint32_t>(part->size());
+    for (int i = 0; i < 4; ++i) out += static_cast<char>(n >> (8 * i));
+    out += *part;
+  }
+  return out;
+}
+
 expected<node_proof> answer_challenge(const link_options& link, caf::io::connection_handle hdl,
                                       const std::string& nonce) {
   if (!link.tls) return fail(errc::invalid_argument, "no TLS files to prove an identity with");

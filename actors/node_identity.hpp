@@ -38,6 +38,11 @@ expected<node_proof> prove_identity(const tls_files& files, const std::string& n
 /// replayed later, it is refused.
 std::string challenge_to_sign(const std::string& nonce, const std::string& binding);
 
+/// What a submitter signs for its bundle (with the key of its TLS files,
+/// through prove_identity) and a node checks before loading it: the
+/// bundle's hash and the library loaded from it, under a label of their own.
+std::string bundle_statement(const std::string& hash, const std::string& library);
+
 /// What a node or submitter answers to a superlink's challenge on TLS
 /// connection `hdl`: first the superlink's key is checked against
 /// `link.superlink_key` if one is pinned (its name was checked by the

@@ -217,7 +217,17 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
     auto give_up = [&](const std::string& why) {
       caf::anon_send(me, done_atom::value, run_id, uint64_t{0}, supernode_actor{}, why);
     };
-    if (!bytes.empty()) {
+    if (bytes.empty()) {
+      // From the cache: checked again before its library is loaded (a
+      // file changed there since it was unpacked is not what the hash
+      // names). A bundle that fails is removed and fetched again.
+      if (auto ok = bundles->check(hash); !ok) {
+        log.warn("supernode: " + ok.error().what + "; removing it and fetching it again");
+        if (auto gone = bundles->remove(hash); !gone) return give_up(gone.error().what);
+        caf::anon_send(me, refetch_atom::value, run_id, hash);
+        return;
+      }
+    } else {
       auto start = std::chrono::steady_clock::now();
       auto dir = bundles->put(hash, bytes);
       if (!dir) return give_up(dir.error().what);
@@ -262,6 +272,31 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
   });
 }
 
+// Whose code a run's bundle is: with --trust-submitter keys, it must be
+// signed by one of them (bundle_statement; the superlink passes the
+// submitter's signature on, and cannot make one); without, the node takes
+// what its authenticated superlink passes on, and says who signed it.
+expected<void> check_signer(const node_link_state& st, const std::string& hash, const std::string& library,
+                            const std::string& certificate, const std::string& signature) {
+  auto& trusted = st.opts.trusted_submitters;
+  if (trusted.empty()) {
+    if (!certificate.empty())
+      if (auto fp = certificate_fingerprint(certificate))
+        st.opts.log.info("supernode: bundle " + short_hash(hash) + "... is signed by submitter key " +
+                         fp->substr(0, 16) + "... (not checked: this node trusts no key in particular)");
+    return {};
+  }
+  if (certificate.empty() || signature.empty())
+    return fail(errc::invalid_argument, "it is not signed, and this node runs only bundles signed by its "
+                                        "--trust-submitter keys");
+  auto who = authenticate_peer(certificate, signature, bundle_statement(hash, library), st.opts.link, trusted,
+                               "bundle signer");
+  if (!who) return who.error();
+  st.opts.log.info("supernode: bundle " + short_hash(hash) + "... is signed by trusted submitter key " +
+                   who->fingerprint.substr(0, 16) + "...");
+  return {};
+}
+
 void on_run(broker_ptr self, const buffer& payload) {
   auto& st = self->state;
   wire::reader r{payload};
@@ -269,7 +304,12 @@ void on_run(broker_ptr self, const buffer& payload) {
   auto library = run_id ? r.str("library", 4096) : expected<std::string>{run_id.error()};
   auto rc = library ? r.blob("run config") : expected<buffer>{library.error()};
   auto hash = rc ? r.str("bundle hash", 64) : expected<std::string>{rc.error()};
-  if (!hash) return st.opts.log.error("supernode: malformed run frame: " + hash.error().what);
+  auto signer = hash ? r.str("signer certificate", 32 << 10) : expected<std::string>{hash.error()};
+  auto signature = signer ? r.str("bundle signature", 4096) : expected<std::string>{signer.error()};
+  if (signature) {
+    if (auto ok = r.finish("run"); !ok) signature = ok.error();
+  }
+  if (!signature) return st.opts.log.error("supernode: malformed run frame: " + signature.error().what);
   if (auto known = st.runs.find(*run_id); known != st.runs.end()) {
     // Reconnected during the run: the node keeps its Context; a bundle
     // asked for on the lost connection is asked for again.
@@ -292,10 +332,15 @@ void on_run(broker_ptr self, const buffer& payload) {
                     "refusing the run's app bundle: this node has not authenticated the superlink "
                     "(no TLS); start the supernode with TLS, or on a trusted network with "
                     "--insecure-accept-bundles");
+  if (auto ok = check_signer(st, *hash, *library, *signer, *signature); !ok)
+    return fail_run(self, *run_id, "refusing the run's app bundle: " + ok.error().what);
   ctx.app_dir = st.bundles->dir(*hash).string();
   slot.building = true;
   if (st.bundles->has(*hash)) {
     st.opts.log.info("supernode: bundle " + short_hash(*hash) + "... is in the cache");
+    // Kept, should the cached copy fail its check and be fetched again.
+    slot.pending_ctx = ctx;
+    slot.library = *library;
     return build_client(self, std::move(ctx), *library, *hash, {});
   }
   slot.fetching = *hash;
@@ -520,6 +565,13 @@ caf::behavior node_link_broker(broker_ptr self, node_link_options opts) {
     [self](caf::io::new_data_msg& m) { on_data(self, m); },
     [self](const caf::io::connection_closed_msg& m) { on_closed(self, m); },
     [self](reconnect_atom) { connect(self); },
+    [self](refetch_atom, uint64_t run_id, const std::string& hash) {
+      auto& st = self->state;
+      auto slot = st.runs.find(run_id);
+      if (slot == st.runs.end()) return;
+      slot->second.fetching = hash;
+      if (st.registered) send_fetch(self, slot->second);
+    },
     [self](done_atom, uint64_t run_id, uint64_t index, supernode_actor node, const std::string& why) {
       on_node_built(self, run_id, index, node, why);
     },

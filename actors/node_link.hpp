@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -43,6 +44,11 @@ struct node_link_options {
   /// itself with a certificate of our CA); without TLS anyone on the path
   /// could hand this node code to run, so only when told.
   bool accept_bundles = false;
+  /// SHA-256 fingerprints of the submitter keys whose bundles this node
+  /// runs: a run's bundle must be signed by one of them (and the key's
+  /// certificate be signed by the CA). Empty: any bundle the superlink
+  /// passes on (the node trusts the superlink to have checked its submitter).
+  std::vector<std::string> trusted_submitters;
 };
 
 /// Starts a SuperNode process's link in `sys` (with CAF's middleman loaded):

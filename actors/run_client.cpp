@@ -92,6 +92,15 @@ void on_challenge(broker_ptr self, const buffer& payload) {
   w.str(proof.certificate);
   w.str(proof.signature);
   w.u64(st.run->min_nodes);
+  // The submitter's word for its code, which the nodes check (the
+  // superlink only passes it on): the bundle's hash and library, signed.
+  std::string bundle_signature;
+  if (link_of(st).tls) {
+    auto signed_bundle = prove_identity(*link_of(st).tls, bundle_statement(st.run->bundle.hash, st.run->library));
+    if (!signed_bundle) return finish(self, false, "cannot sign the app bundle: " + signed_bundle.error().what);
+    bundle_signature = std::move(signed_bundle->signature);
+  }
+  w.str(bundle_signature);
   send_frame(self, wire::frame_type::submit, w.bytes());
 }
 

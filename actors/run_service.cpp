@@ -2,6 +2,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/blocking_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "actors/in_process_grid.hpp"
+#include "actors/node_identity.hpp"
 #include "actors/run_store.hpp"
 #include "actors/transport.hpp"
 #include "actors/wire_frame.hpp"
@@ -85,12 +87,13 @@ class run_progress : public run_observer {
   double last_version_s_ = 0;
 };
 
-// Runs a ServerApp on a thread of its own (it blocks on its grid calls, so
-// never on one of the scheduler's) and tells the broker how it ended.
+// Runs a ServerApp in a blocking actor of its own (it blocks on its grid
+// calls, so never on one of the scheduler's threads), which the broker
+// monitors, and tells the broker how it ended.
 // Loading the app (a dlopen that pulls in LibTorch takes a second or two)
 // happens there too: the broker must keep its heartbeats. Every line logged
 // on this thread is the run's log.
-void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor grid,
+void run_server_app_actor(caf::actor_system& sys, caf::actor broker, grid_actor grid,
                        app_resolver resolve, std::string library, context ctx,
                        std::shared_ptr<run_stop> stop, codec_options codec, logger log, uint64_t min_nodes) {
   auto run_id = ctx.run_id;
@@ -146,10 +149,20 @@ void run_server_thread(caf::actor_system& sys, caf::actor broker, grid_actor gri
     // Each completed round is checkpointed in the run's directory; a
     // restarted superlink resumes the run from there.
     checkpoint_store checkpoints{ctx.run_dir, "run " + std::to_string(run_id)};
-    auto result = run_server_app((*app)->server, g, ctx, &events, stop.get(), &checkpoints);
+    // Whatever the app throws, of whatever type, ends this run with the
+    // reason, never the superlink and the other runs.
+    try {
+      auto result = run_server_app((*app)->server, g, ctx, &events, stop.get(), &checkpoints);
+      ok = static_cast<bool>(result);
+      out = !result ? result.error().what : *result ? to_json(**result) : "{}";
+    } catch (const std::exception& e) {
+      ok = false;
+      out = std::string{"the ServerApp raised "} + e.what();
+    } catch (...) {
+      ok = false;
+      out = "the ServerApp raised an exception not derived from std::exception";
+    }
     stop->set_interrupt({});
-    ok = static_cast<bool>(result);
-    out = !result ? result.error().what : *result ? to_json(**result) : "{}";
   }
   logger::set_thread_tee({});
   caf::anon_send(broker, finished_atom::value, run_id, ok, std::move(out));
@@ -170,6 +183,9 @@ void queue_run(broker_ptr self, connection_handle hdl, pending_submit run) {
   r.rec.run_config_text = to_string(run.decoded);
   r.rec.submitted_at = unix_now();
   r.rec.min_nodes = run.min_nodes;
+  r.rec.owner = run.owner;
+  r.rec.signer_certificate = run.signer_certificate;
+  r.rec.bundle_signature = run.bundle_signature;
   r.decoded = std::move(run.decoded);
   r.followers.push_back(hdl);
   if (auto ok = st.store->add(r.rec); !ok) return refuse(self, hdl, "cannot keep the run: " + ok.error().what, true);
@@ -245,9 +261,18 @@ void start_pending(broker_ptr self) {
     ctx.run_config = r.decoded;
     ctx.app_dir = st.bundles->dir(r.rec.bundle).string();
     ctx.run_dir = run_dir.string();
-    r.runner = std::thread(run_server_thread, std::ref(self->system()), caf::actor{self}, st.grid,
-                           st.opts.resolve, r.rec.library, std::move(ctx), r.stop, st.opts.codec, st.opts.log,
-                           r.rec.min_nodes);
+    // Monitored: a ServerApp actor that ends without a result (an error
+    // in this file, the system going down) still ends its run, with the
+    // reason, through the down handler. The actor system waits for it on
+    // shutdown, as for every other actor.
+    r.server_app = self->system().spawn(
+        [&sys = self->system(), broker = caf::actor{self}, grid = st.grid, resolve = st.opts.resolve,
+         library = r.rec.library, ctx = std::move(ctx), stop = r.stop, codec = st.opts.codec, log = st.opts.log,
+         min_nodes = r.rec.min_nodes](caf::blocking_actor*) mutable {
+          run_server_app_actor(sys, broker, grid, std::move(resolve), std::move(library), std::move(ctx),
+                               std::move(stop), codec, log, min_nodes);
+        });
+    self->monitor(r.server_app);
   }
 }
 
@@ -261,12 +286,24 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   auto cert = hash ? r.str("certificate", 32 << 10) : expected<std::string>{hash.error()};
   auto sig = cert ? r.str("signature", 4096) : expected<std::string>{cert.error()};
   auto min_nodes = sig ? r.u64("min nodes") : expected<uint64_t>{sig.error()};
-  if (!min_nodes) return refuse(self, hdl, "malformed submit: " + min_nodes.error().what, false);
+  auto bundle_sig = min_nodes ? r.str("bundle signature", 4096) : expected<std::string>{min_nodes.error()};
+  if (!bundle_sig) return refuse(self, hdl, "malformed submit: " + bundle_sig.error().what, false);
   if (auto ok = r.finish("submit"); !ok) return refuse(self, hdl, "malformed submit: " + ok.error().what, false);
   if (!is_bundle_hash(*hash))
     return refuse(self, hdl, "submit names no app bundle (a SHA-256 hash); this superlink runs shipped apps only",
                   false);
-  if (auto ok = authorize_client(self, hdl, pr, *cert, *sig); !ok) return refuse(self, hdl, ok.error().what, false);
+  auto key = authorize_client(self, hdl, pr, *cert, *sig);
+  if (!key) return refuse(self, hdl, key.error().what, false);
+  // The submitter's word for its code, which nodes check against the keys
+  // they trust: the superlink only vouches that the same key proved this
+  // connection.
+  if (!cert->empty() || !bundle_sig->empty()) {
+    auto signer = authenticate_peer(*cert, *bundle_sig, bundle_statement(*hash, *library), st.opts.link, {},
+                                    "submitter's bundle signature");
+    if (!signer) return refuse(self, hdl, signer.error().what, false);
+    if (!key->empty() && signer->fingerprint != *key)
+      return refuse(self, hdl, "the bundle is signed by another key than the one this submitter proved", false);
+  }
   auto decoded = decode(*rc, st.opts.codec);
   const config_record* run_config = decoded && decoded->has_content()
                                         ? decoded->content().configs("run_config")
@@ -275,9 +312,11 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
     return refuse(self, hdl, "submit carries no readable run config", false);
   if (!st.opts.resolve) return refuse(self, hdl, "this superlink hosts no apps", false);
   pr.kind = peer::role::client;
+  pr.key = *key;
   pr.frames.set_max_length(st.opts.link.max_handshake_frame);
   pending_submit run{*app, *library, *hash,
-                     rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()), *run_config, *min_nodes};
+                     rc->empty() ? buffer{} : buffer::copy_of(rc->data(), rc->size()), *run_config, *min_nodes,
+                     *key, *cert, *bundle_sig};
   if (st.bundles->has(*hash)) {
     st.opts.log.info("superlink: bundle " + short_hash(*hash) + "... is already stored");
     return queue_run(self, hdl, std::move(run));
@@ -307,13 +346,35 @@ void on_submitted_bundle(broker_ptr self, connection_handle hdl, peer& pr, const
   if (*hash != run.hash)
     return refuse(self, hdl, "sent bundle " + short_hash(*hash) + "... where " + short_hash(run.hash) +
                                  "... was asked for", false);
-  auto start = std::chrono::steady_clock::now();
-  auto dir = st.bundles->put(run.hash, *bytes);
-  if (!dir) return refuse(self, hdl, dir.error().what, false);
-  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  st.opts.log.info("superlink: stored bundle " + short_hash(run.hash) + "... (" +
-                   std::to_string(bytes->size()) + " bytes) in " + dir->string() + " (" +
-                   format_seconds(took.count()) + ")");
+  // Hashing, writing and unpacking take as long as the bundle is large:
+  // on a thread of their own, so that this broker keeps every node's
+  // heartbeat meanwhile. The run is queued when they are done (on_stored).
+  pr.storing = std::move(run);
+  self->system().spawn([broker = caf::actor{self}, hdl, hash = pr.storing->hash, bytes = std::move(*bytes),
+                        root = st.bundles->root()](caf::blocking_actor* worker) {
+    bundle_store store{root};
+    auto start = std::chrono::steady_clock::now();
+    auto dir = store.put(hash, bytes);
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    worker->send(broker, stored_atom::value, hdl, static_cast<bool>(dir),
+                 dir ? "stored bundle " + short_hash(hash) + "... (" + std::to_string(bytes.size()) + " bytes) in " +
+                           dir->string() + " (" + format_seconds(took.count()) + ")"
+                     : dir.error().what);
+  });
+}
+
+void on_stored(broker_ptr self, connection_handle hdl, bool ok, const std::string& what) {
+  auto& st = self->state;
+  auto p = st.peers.find(hdl);
+  if (p == st.peers.end() || !p->second.storing) {
+    if (ok) st.opts.log.info("superlink: " + what + "; its submitter has left, so no run is queued");
+    else st.opts.log.warn("superlink: a bundle whose submitter has left was not stored: " + what);
+    return;
+  }
+  auto run = std::move(*p->second.storing);
+  p->second.storing.reset();
+  if (!ok) return refuse(self, hdl, what, false);
+  st.opts.log.info("superlink: " + what);
   queue_run(self, hdl, std::move(run));
 }
 
@@ -338,7 +399,7 @@ void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& o
   auto it = st.runs.find(id);
   if (it == st.runs.end()) return;
   auto& r = it->second;
-  if (r.runner.joinable()) r.runner.join();
+  if (r.server_app) self->demonitor(r.server_app);
   std::string status = r.stop->requested() ? run_status::stopped : ok ? run_status::completed : run_status::failed;
   std::string reason = r.stop->requested() ? "stopped by `stamen stop`" : ok ? "" : out;
   std::string line = "superlink: run " + std::to_string(id) + " " + status + (reason.empty() ? "" : ": " + reason);

@@ -36,6 +36,11 @@ const char* const migrations[] = {
     // 1 -> 2: the nodes a run waits for before it starts (its federation's
     // num-supernodes).
     "ALTER TABLE runs ADD COLUMN min_nodes INTEGER NOT NULL DEFAULT 0;",
+    // 2 -> 3: who submitted the run (the key that may control it) and the
+    // submitter's signature of its bundle, which nodes check.
+    "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE runs ADD COLUMN signer_certificate TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE runs ADD COLUMN bundle_signature BLOB;",
 };
 static_assert(sizeof migrations / sizeof *migrations == run_store::schema_version);
 
@@ -71,12 +76,17 @@ run_record read_run(SQLite::Statement& q) {
   r.last_metrics = q.getColumn(12).getString();
   r.result = q.getColumn(13).getString();
   r.min_nodes = static_cast<uint64_t>(q.getColumn(14).getInt64());
+  r.owner = q.getColumn(15).getString();
+  r.signer_certificate = q.getColumn(16).getString();
+  auto sig = q.getColumn(17);
+  if (!sig.isNull() && sig.getBytes() > 0)
+    r.bundle_signature.assign(static_cast<const char*>(sig.getBlob()), static_cast<size_t>(sig.getBytes()));
   return r;
 }
 
 constexpr const char* run_columns =
     "id, app, library, bundle, run_config, run_config_text, status, reason, submitted_at, started_at,"
-    " ended_at, rounds, last_metrics, result, min_nodes";
+    " ended_at, rounds, last_metrics, result, min_nodes, owner, signer_certificate, bundle_signature";
 
 }  // namespace
 
@@ -124,7 +134,8 @@ expected<std::unique_ptr<run_store>> run_store::open(const fs::path& dir) {
 expected<void> run_store::add(const run_record& r) {
   return guarded("cannot record run " + std::to_string(r.id), [&] {
     SQLite::Statement q{*db_, "INSERT INTO runs(id, app, library, bundle, run_config, run_config_text, status,"
-                              " reason, submitted_at, min_nodes) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+                              " reason, submitted_at, min_nodes, owner, signer_certificate, bundle_signature)"
+                              " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
     q.bind(1, static_cast<int64_t>(r.id));
     q.bind(2, r.app);
     q.bind(3, r.library);
@@ -135,6 +146,9 @@ expected<void> run_store::add(const run_record& r) {
     q.bind(8, r.reason);
     q.bind(9, r.submitted_at);
     q.bind(10, static_cast<int64_t>(r.min_nodes));
+    q.bind(11, r.owner);
+    q.bind(12, r.signer_certificate);
+    q.bind(13, r.bundle_signature.data(), static_cast<int>(r.bundle_signature.size()));
     q.exec();
   });
 }

@@ -50,12 +50,21 @@ struct run_record {
   /// Nodes to wait for before the ServerApp starts (0: none; its strategy's
   /// own minimum still applies).
   uint64_t min_nodes = 0;
+  /// The fingerprint of the key that submitted it: who may stop it, read
+  /// its log and pull its files (besides the superlink's admin keys); empty
+  /// when the superlink takes runs from anyone (--insecure-accept-bundles).
+  std::string owner;
+  /// The submitter's certificate (PEM) and its signature of the bundle
+  /// (bundle_statement), passed to nodes, which check them against the
+  /// submitter keys they trust; empty without TLS.
+  std::string signer_certificate;
+  std::string bundle_signature;
 };
 
 class run_store {
  public:
   /// The database's schema version that this build writes.
-  static constexpr int schema_version = 2;
+  static constexpr int schema_version = 3;
 
   /// Opens (creating, or migrating from an older version) `<dir>/state.db`.
   /// A file that is not a readable database, or one from a newer schema, is

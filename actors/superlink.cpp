@@ -76,6 +76,8 @@ void send_run(broker_ptr self, connection_handle hdl, const live_run& r) {
   w.str(r.rec.library);
   w.blob(r.rec.run_config);
   w.str(r.rec.bundle);
+  w.str(r.rec.signer_certificate);
+  w.str(r.rec.bundle_signature);
   send_frame(self, hdl, wire::frame_type::run, w.bytes());
 }
 
@@ -182,6 +184,10 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
                      who->fingerprint.substr(0, 16) + "...");
   }
   const uint64_t n = h->nodes;
+  if (n > st.opts.max_link_nodes)
+    return refuse(self, hdl, "a link may host at most " + std::to_string(st.opts.max_link_nodes) +
+                                 " nodes on this superlink; this one claims " + std::to_string(n),
+                  false);
   // A block of n ids, none of them 0, the server's, or held by a live link.
   auto usable = [&](uint64_t first) {
     if (first <= server_node_id || first > (uint64_t{1} << 63) - n) return false;
@@ -203,7 +209,10 @@ void on_hello(broker_ptr self, connection_handle hdl, peer& pr, const buffer& pa
   pr.kind = peer::role::node;
   pr.node_id = node_id;
   pr.nodes = static_cast<uint32_t>(n);
-  pr.frames.set_max_length(st.opts.link.max_frame);
+  // Until it owes a reply, a node sends small frames only (fetch, ping):
+  // the handshake limit stays.
+  pr.frames.set_max_length(st.opts.link.max_handshake_frame);
+  pr.frames.set_discard_limit(st.opts.link.max_frame);
   pr.proxy = self->spawn(node_proxy, caf::actor{self});
   std::vector<uint64_t> ids;
   ids.reserve(n);
@@ -249,6 +258,14 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
         if (hash && r.finish("fetch")) return send_bundle(self, hdl, pr, *hash);
         break;
       }
+      if (f.type == ft::reply && f.discarded > 0) {
+        // Read and dropped, nothing allocated for it: a reply no
+        // instruction on this connection asked for (a late one from
+        // before a reconnection, or a claim of memory).
+        st.opts.log.warn("superlink: " + node_names(pr) + " sent a reply of " + std::to_string(f.discarded) +
+                         " bytes while owing none; it was dropped unread");
+        return;
+      }
       if (f.type == ft::reply) {
         auto e = wire::read_envelope(f.payload);
         if (!e) {
@@ -262,6 +279,7 @@ void on_frame(broker_ptr self, connection_handle hdl, wire::frame f) {
         // node's id is taken as its first node's (and the grid drops it
         // unless the instruction went there).
         if (e->node_id < pr.node_id || e->node_id - pr.node_id >= pr.nodes) e->node_id = pr.node_id;
+        if (pr.owed > 0 && --pr.owed == 0) pr.frames.set_max_length(st.opts.link.max_handshake_frame);
         self->send(st.grid, reply_atom::value, std::move(*e));
         return;
       }
@@ -278,8 +296,18 @@ void on_new_connection(broker_ptr self, connection_handle hdl) {
   auto& link = st.opts.link;
   peer pr{peer::role::pending, {}, {}, 0, 0, {},
           wire::frame_assembler{link.max_handshake_frame, link.read_chunk},
-          {}, link_liveness{link.heartbeat_s, link.timeout_s}, {}};
+          {}, link_liveness{link.heartbeat_s, link.timeout_s}, {}, {}, 0, std::chrono::steady_clock::now(), 0, {}};
   pr.where = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
+  // Connections that have not said who they are cost a peer each and a
+  // TLS session: past the cap, a new one is closed before its handshake.
+  auto pending = std::count_if(st.peers.begin(), st.peers.end(),
+                               [](auto& p) { return p.second.kind == peer::role::pending; });
+  if (static_cast<size_t>(pending) >= st.opts.max_pending_peers) {
+    st.opts.log.warn("superlink: closed a connection from " + pr.where + ": " + std::to_string(pending) +
+                     " connections have not said who they are yet (the most this superlink takes)");
+    self->close(hdl);
+    return;
+  }
   auto nonce = random_nonce(32);
   if (!nonce) {
     st.opts.log.error("superlink: no nonce for " + pr.where + ": " + nonce.error().what);
@@ -301,12 +329,12 @@ void on_data(broker_ptr self, caf::io::new_data_msg& m) {
   if (p == st.peers.end()) return;
   p->second.alive.heard();
   st.metrics.bytes_in(m.buf.size());
-  auto f = read_frame(self, m, p->second.frames);
-  if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
-  if (!*f) return;
   // Whatever a peer's frame makes throw (an allocation it claimed, a bug)
   // costs that peer its connection, never the superlink and its runs.
   try {
+    auto f = read_frame(self, m, p->second.frames);
+    if (!f) return drop(self, m.handle, "bad frame: " + f.error().what);
+    if (!*f) return;
     on_frame(self, m.handle, std::move(**f));
   } catch (const std::exception& e) {
     self->state.opts.log.error("superlink: a frame from a peer raised " + std::string{e.what()});
@@ -326,6 +354,8 @@ void on_instruct(broker_ptr self, uint64_t node_id, const envelope& e) {
   auto p = st.peers.find(n->second);
   if (p == st.peers.end()) return;
   p->second.writer.out.push_envelope(wire::frame_type::instruct, e);
+  // It owes a reply now: a frame of a reply's size is believed.
+  if (p->second.owed++ == 0) p->second.frames.set_max_length(st.opts.link.max_frame);
   pump(self, n->second, p->second.writer);
   p->second.alive.sent();
   st.metrics.bytes_out(wire::header_size + e.bytes_size() + e.content_size());
@@ -343,8 +373,15 @@ void on_transferred(broker_ptr self, caf::io::data_transferred_msg& m) {
 
 void on_heartbeat(broker_ptr self) {
   auto& st = self->state;
-  std::vector<connection_handle> dead;
+  std::vector<connection_handle> dead, unknown;
+  auto now = std::chrono::steady_clock::now();
   for (auto& [hdl, pr] : st.peers) {
+    // Pings keep a link alive, not a handshake that never ends.
+    if (pr.kind == peer::role::pending &&
+        std::chrono::duration<double>(now - pr.connected_at).count() > st.opts.handshake_timeout_s) {
+      unknown.push_back(hdl);
+      continue;
+    }
     switch (pr.alive.tick(pr.writer.out.empty())) {
       case link_liveness::verdict::dead: dead.push_back(hdl); break;
       case link_liveness::verdict::ping:
@@ -356,6 +393,8 @@ void on_heartbeat(broker_ptr self) {
   }
   for (auto& hdl : dead)
     drop(self, hdl, "silent for more than " + format_seconds(st.opts.link.timeout_s));
+  for (auto& hdl : unknown)
+    drop(self, hdl, "no hello, submit or control within " + format_seconds(st.opts.handshake_timeout_s));
   for (auto& [id, r] : st.runs) {
     if (r.progress_sent) continue;
     r.progress_sent = true;
@@ -363,7 +402,34 @@ void on_heartbeat(broker_ptr self) {
     w.str(r.progress);
     for (auto hdl : r.followers) send_frame(self, hdl, wire::frame_type::progress, w.bytes());
   }
-  self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
+}
+
+// Runs one of the broker's handlers: whatever it throws (a bug, memory
+// that is not there) is logged and costs that one event, never the broker,
+// its connections and its runs. A frame's own errors are handled in
+// on_data, where the peer that sent it loses its connection.
+template <class F>
+void guarded(broker_ptr self, const char* what, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    self->state.opts.log.error(std::string{"superlink: "} + what + " raised " + e.what());
+  } catch (...) {
+    self->state.opts.log.error(std::string{"superlink: "} + what + " raised a non-standard exception");
+  }
+}
+
+// A monitored actor ended: a run's ServerApp that ended without telling
+// how (its finished message always comes first otherwise) fails its run.
+void on_down(broker_ptr self, const caf::down_msg& m) {
+  auto& st = self->state;
+  for (auto& [id, r] : st.runs) {
+    if (!r.server_app || r.server_app.address() != m.source) continue;
+    auto run_id = id;
+    r.server_app = caf::actor{};
+    return on_run_finished(self, run_id, false,
+                           "its ServerApp actor ended without a result (" + to_string(m.reason) + ")");
+  }
 }
 
 caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_actor grid,
@@ -378,10 +444,10 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
     w->lines.push_back(line);
     if (w->lines.size() > 50) w->lines.pop_front();
   });
-  recover_runs(self);
-  start_pending(self);
+  guarded(self, "recovering the stored runs", [&] { recover_runs(self); });
+  guarded(self, "starting pending runs", [&] { start_pending(self); });
   self->delayed_send(self, seconds_ns(st.opts.link.heartbeat_s), heartbeat_atom::value);
-  self->set_down_handler([](caf::down_msg&) {});
+  self->set_down_handler([self](caf::down_msg& m) { guarded(self, "a down message", [&] { on_down(self, m); }); });
   self->set_exit_handler([self](caf::exit_msg& m) {
     logger::set_warning_sink({});
     for (auto& [id, r] : self->state.runs) r.stop->request();
@@ -394,15 +460,23 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       if (!p) return caf::make_error(caf::sec::cannot_open_port, p.error().what);
       return *p;
     },
-    [self](const caf::io::new_connection_msg& m) { on_new_connection(self, m.handle); },
+    [self](const caf::io::new_connection_msg& m) {
+      guarded(self, "a new connection", [&] { on_new_connection(self, m.handle); });
+    },
     [self](caf::io::new_data_msg& m) { on_data(self, m); },
-    [self](const caf::io::connection_closed_msg& m) { drop(self, m.handle, "connection closed"); },
+    [self](const caf::io::connection_closed_msg& m) {
+      guarded(self, "a closed connection", [&] { drop(self, m.handle, "connection closed"); });
+    },
     [self](const caf::io::acceptor_closed_msg&) {
       self->state.opts.log.error("superlink: the listening socket closed");
     },
-    [self](instruct_atom, uint64_t node_id, const envelope& e) { on_instruct(self, node_id, e); },
-    [self](caf::io::data_transferred_msg& m) { on_transferred(self, m); },
-    [self](log_atom, uint64_t run_id, const std::string& line) { run_log(self, run_id, line); },
+    [self](instruct_atom, uint64_t node_id, const envelope& e) {
+      guarded(self, "an instruction", [&] { on_instruct(self, node_id, e); });
+    },
+    [self](caf::io::data_transferred_msg& m) { guarded(self, "a write", [&] { on_transferred(self, m); }); },
+    [self](log_atom, uint64_t run_id, const std::string& line) {
+      guarded(self, "a run's log line", [&] { run_log(self, run_id, line); });
+    },
     [self](progress_atom, uint64_t run_id, const std::string& text) {
       auto r = self->state.runs.find(run_id);
       if (r == self->state.runs.end()) return;
@@ -410,18 +484,32 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
       r->second.progress_sent = false;
     },
     [self](status_atom, uint64_t run_id, const std::string& status) {
-      on_run_status(self, run_id, status);
+      guarded(self, "a run's status", [&] { on_run_status(self, run_id, status); });
     },
     [self](round_atom, uint64_t run_id, int round, const std::string& phase, const std::string& metrics) {
-      check_kept(self, self->state.store->add_round(run_id, round, phase, metrics));
+      guarded(self, "a run's round", [&] {
+        check_kept(self, self->state.store->add_round(run_id, round, phase, metrics));
+      });
     },
     [self](finished_atom, uint64_t run_id, bool ok, const std::string& out) {
-      on_run_finished(self, run_id, ok, out);
+      guarded(self, "a run's end", [&] { on_run_finished(self, run_id, ok, out); });
     },
-    [self](heartbeat_atom) { on_heartbeat(self); },
-    [self](tally_atom, const std::string& kind, double value) { tally(self, kind, value); },
+    [self](heartbeat_atom) {
+      guarded(self, "a heartbeat", [&] { on_heartbeat(self); });
+      self->delayed_send(self, seconds_ns(self->state.opts.link.heartbeat_s), heartbeat_atom::value);
+    },
+    [self](stored_atom, connection_handle hdl, bool ok, const std::string& what) {
+      guarded(self, "a stored bundle", [&] { on_stored(self, hdl, ok, what); });
+    },
+    [self](artifacts_atom, connection_handle hdl, const std::vector<std::string>& files, bool ok,
+           const std::string& what) {
+      guarded(self, "a pull's files", [&] { on_artifacts(self, hdl, files, ok, what); });
+    },
+    [self](tally_atom, const std::string& kind, double value) {
+      guarded(self, "a tally", [&] { tally(self, kind, value); });
+    },
     [self](tally_atom, uint64_t run_id, uint64_t node_id, const std::string& phase, const std::string& reason) {
-      tally_reply(self, run_id, node_id, phase, reason);
+      guarded(self, "a tally", [&] { tally_reply(self, run_id, node_id, phase, reason); });
     },
     [self](http_atom, const std::vector<std::string>& request) {
       try {

@@ -41,9 +41,23 @@ struct superlink_options {
   /// SHA-256 fingerprints of the submitter keys allowed to ship bundles
   /// (needs TLS: a submitter proves its key as a node does).
   std::vector<std::string> allowed_submitters;
+  /// SHA-256 fingerprints of keys that may control every run (stop, log,
+  /// pull, result) and submit like an allowed submitter; any other
+  /// submitter controls its own runs only.
+  std::vector<std::string> admin_submitters;
   /// Accept bundles from anyone who can connect: remote code execution for
   /// whoever reaches the port. For a trusted network or a test only.
   bool insecure_accept_bundles = false;
+  /// Most SuperNodes one link may host: a hello claiming more is refused
+  /// before anything is done for them.
+  uint32_t max_link_nodes = 1 << 17;
+  /// Connections that have not yet said who they are (no hello, submit or
+  /// control): more are closed as they come.
+  size_t max_pending_peers = 256;
+  /// Seconds a connection may take to say who it is, pings or not.
+  double handshake_timeout_s = 10;
+  /// Most bytes `stamen pull` copies of one run (its files are skipped past it).
+  uint64_t max_pull_bytes = uint64_t{4} << 30;
   /// Set: serve /metrics (Prometheus) and /api/... over HTTP (HTTPS with
   /// the link's TLS files).
   std::optional<http_options> http;

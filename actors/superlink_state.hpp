@@ -6,6 +6,7 @@
 // Internal to actors/: not installed, and nothing outside the superlink
 // includes it.
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -14,7 +15,6 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -47,6 +47,9 @@ struct pending_submit {
   buffer run_config;  ///< encoded, as sent to nodes
   config_record decoded;
   uint64_t min_nodes = 0;
+  std::string owner;               ///< the submitter key's fingerprint
+  std::string signer_certificate;  ///< and its certificate and bundle
+  std::string bundle_signature;    ///< signature, for the nodes
 };
 
 struct peer {
@@ -61,7 +64,18 @@ struct peer {
   link_writer writer;
   link_liveness alive;
   std::optional<pending_submit> awaiting_bundle;  ///< a submitter's run, until its bundle is here
+  std::optional<pending_submit> storing;  ///< and while its bundle is stored, off the broker's thread
   double joined_at = 0;  ///< Unix seconds, once a node
+  /// When it connected: a peer still pending after the handshake timeout
+  /// is closed.
+  std::chrono::steady_clock::time_point connected_at = std::chrono::steady_clock::now();
+  /// A node link: instructions sent to it and not yet answered. Only
+  /// while it owes a reply may it send a frame of a reply's size; a link
+  /// that owes nothing is held to the handshake limit, so a header that
+  /// claims gigabytes from it is refused before anything is allocated.
+  uint64_t owed = 0;
+  /// A client: the key it proved (empty when the superlink takes anyone).
+  std::string key;
 };
 
 /// A run that has not finished: pending in the queue, or starting or
@@ -73,7 +87,8 @@ struct live_run {
   /// end: its submitter (unless detached) and `stamen log --follow`s.
   std::vector<connection_handle> followers;
   std::shared_ptr<run_stop> stop = std::make_shared<run_stop>();
-  std::thread runner;
+  /// Its ServerApp: a blocking actor the broker monitors, once started.
+  caf::actor server_app;
   /// Its live status line (progress_line's), sent to its followers on the
   /// next heartbeat when it changed: at most a few frames a second however
   /// fast replies come.
@@ -110,11 +125,6 @@ struct superlink_state {
     std::deque<std::string> lines;
   };
   std::shared_ptr<recent_lines> warnings = std::make_shared<recent_lines>();
-
-  ~superlink_state() {
-    for (auto& [id, r] : runs)
-      if (r.runner.joinable()) r.runner.detach();  // the process is going down
-  }
 };
 
 using broker_ptr = caf::io::stateful_broker<superlink_state>*;
@@ -171,6 +181,10 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
 /// The submitter's bundle arrived: checked, stored, and its run queued.
 void on_submitted_bundle(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload);
 
+/// A submitted bundle was stored (`ok`) or not (`what` says why) by the
+/// thread that on_submitted_bundle started: its run is queued or refused.
+void on_stored(broker_ptr self, connection_handle hdl, bool ok, const std::string& what);
+
 /// A run's ServerApp thread reported a new status; the nodes hear of the
 /// run once it is running.
 void on_run_status(broker_ptr self, uint64_t run_id, const std::string& status);
@@ -188,9 +202,10 @@ void recover_runs(broker_ptr self);
 // The control verbs (run_control.cpp).
 
 /// Shipping code is remote code execution, and a run's control is its own:
-/// a client is taken only with a key on the allow-list (proven as a node
-/// proves its own), unless the superlink was told to take anyone.
-expected<void> authorize_client(broker_ptr self, connection_handle hdl, const peer& pr,
+/// a client is taken only with a key on the allow-list or the admin list
+/// (proven as a node proves its own), unless the superlink was told to take
+/// anyone. Returns the key's fingerprint (empty when it takes anyone).
+expected<std::string> authorize_client(broker_ptr self, connection_handle hdl, const peer& pr,
                                 const std::string& certificate,
                                 const std::string& signature);
 
@@ -200,6 +215,11 @@ void send_result(broker_ptr self, connection_handle hdl, bool ok, const std::str
 
 /// A run as `stamen ls --format json` and the API show it.
 nlohmann::json run_json(const run_record& r);
+
+/// A pull's files were read (path and bytes in turn), or could not be
+/// (`what` says why): they go to the client, then the result.
+void on_artifacts(broker_ptr self, connection_handle hdl, const std::vector<std::string>& files, bool ok,
+                  const std::string& what);
 
 /// `stamen ls`, `log`, `stop`, `pull`, and `report`'s `result`.
 void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& payload);

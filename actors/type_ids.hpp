@@ -51,6 +51,9 @@ using round_atom = caf::atom_constant<caf::atom("round")>;
 using tally_atom = caf::atom_constant<caf::atom("tally")>;
 using http_atom = caf::atom_constant<caf::atom("http")>;
 using progress_atom = caf::atom_constant<caf::atom("progress")>;
+using stored_atom = caf::atom_constant<caf::atom("stored")>;
+using artifacts_atom = caf::atom_constant<caf::atom("artifacts")>;
+using refetch_atom = caf::atom_constant<caf::atom("refetch")>;
 
 /// Adds the types above to a CAF config (needed on every node of a cluster).
 inline void register_types(caf::actor_system_config& cfg) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 
 namespace stamen::wire {
@@ -289,31 +290,33 @@ expected<std::optional<frame>> frame_assembler::feed(const std::byte* data, size
   if (!in_payload_) {
     if (n != header_size)
       return fail(errc::decode_failed, "short frame header (" + std::to_string(n) + " bytes)");
-    auto h = decode_header(data, max_length_);
+    auto h = decode_header(data, std::max(max_length_, discard_limit_));
     if (!h) return h.error();
     if (h->length == 0) return std::optional<frame>{frame{h->type, buffer{}}};
     type_ = h->type;
     length_ = h->length;
     got_ = 0;
+    in_payload_ = true;
+    discarding_ = length_ > max_length_;
+    if (discarding_) return std::optional<frame>{};
     auto [b, fill] = buffer::allocate_for_overwrite(static_cast<size_t>(length_));
     payload_ = std::move(b);
     fill_ = fill;
-    in_payload_ = true;
     return std::optional<frame>{};
   }
   if (n > length_ - got_)
     return fail(errc::decode_failed, "read past the end of a frame's payload");
-  std::memcpy(fill_ + got_, data, n);
+  if (!discarding_) std::memcpy(fill_ + got_, data, n);
   return advance(n);
 }
 
 std::optional<frame_assembler::target> frame_assembler::payload_target() const {
-  if (!in_payload_) return std::nullopt;
+  if (!in_payload_ || discarding_) return std::nullopt;
   return target{payload_, fill_ + got_, static_cast<size_t>(length_ - got_)};
 }
 
 expected<std::optional<frame>> frame_assembler::placed(size_t n) {
-  if (!in_payload_ || n > length_ - got_)
+  if (!in_payload_ || discarding_ || n > length_ - got_)
     return fail(errc::decode_failed, "read past the end of a frame's payload");
   return advance(n);
 }
@@ -323,6 +326,7 @@ expected<std::optional<frame>> frame_assembler::advance(size_t n) {
   if (got_ < length_) return std::optional<frame>{};
   in_payload_ = false;
   fill_ = nullptr;
+  if (std::exchange(discarding_, false)) return std::optional<frame>{frame{type_, buffer{}, length_}};
   return std::optional<frame>{frame{type_, std::move(payload_)}};
 }
 

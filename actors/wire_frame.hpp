@@ -24,7 +24,9 @@ namespace stamen::wire {
 inline constexpr uint32_t magic = 0x4e4d5453;
 /// 2: a hello says how many SuperNodes its link carries, an accept grants
 /// them as a block, and a submit names the nodes a run waits for.
-inline constexpr uint8_t version = 2;
+/// 3: a submit carries the submitter's signature of its bundle, and a run
+/// frame passes it on with the submitter's certificate.
+inline constexpr uint8_t version = 3;
 inline constexpr size_t header_size = 16;
 
 /// Who sends what (L: superlink, N: supernode, C: `stamen run`).
@@ -153,6 +155,9 @@ void append_frame(std::vector<char>& out, frame_type type, const std::vector<std
 struct frame {
   frame_type type;
   buffer payload;  ///< 8-aligned, so blobs decode in place
+  /// Nonzero: a payload of this many bytes was read and dropped unkept
+  /// (see frame_assembler::set_discard_limit); `payload` is empty.
+  uint64_t discarded = 0;
 };
 
 /// Reassembles frames from a byte stream read in exact pieces: first a
@@ -168,6 +173,13 @@ class frame_assembler {
   /// The limit for frames whose header is read from now on.
   void set_max_length(uint64_t n) { max_length_ = n; }
   uint64_t max_length() const { return max_length_; }
+
+  /// Frames longer than max_length() but at most `n` bytes are not refused:
+  /// their payload is read and dropped as it comes, nothing allocated for
+  /// it, and the frame comes out empty with `discarded` set. For a peer
+  /// that may send large frames only at times (a node's reply when it owes
+  /// one): a late one costs its bytes, never memory, and not the link.
+  void set_discard_limit(uint64_t n) { discard_limit_ = n; }
 
   /// How many bytes the next read must deliver.
   size_t next_read() const;
@@ -199,7 +211,9 @@ class frame_assembler {
 
   uint64_t max_length_;
   size_t chunk_;
+  uint64_t discard_limit_ = 0;
   bool in_payload_ = false;
+  bool discarding_ = false;
   frame_type type_ = frame_type::ping;
   uint64_t length_ = 0;
   uint64_t got_ = 0;

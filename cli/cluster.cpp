@@ -110,12 +110,23 @@ int run_superlink(const superlink_command& cmd, const logger& log) {
   superlink_options opts;
   opts.state_dir = state_dir;
   opts.allowed_submitters = cmd.allowed_submitters;
+  opts.admin_submitters = cmd.admin_submitters;
   opts.insecure_accept_bundles = cmd.insecure_accept_bundles;
+  opts.max_link_nodes = cmd.max_link_nodes;
+  opts.max_pending_peers = cmd.max_pending_peers;
+  opts.handshake_timeout_s = cmd.handshake_timeout_s;
   opts.max_concurrent_runs = cmd.max_concurrent_runs;
   if (cmd.http_port >= 0)
     opts.http = http_options{cmd.http_address, static_cast<uint16_t>(cmd.http_port), cmd.link.tls};
   opts.port = cmd.port;
   opts.bind = cmd.bind;
+  // Taking code from anyone is for one host: without an address given,
+  // such a superlink listens on loopback only.
+  if (cmd.insecure_accept_bundles && opts.bind.empty()) {
+    opts.bind = "127.0.0.1";
+    log.info("superlink: --insecure-accept-bundles: bound to 127.0.0.1 only (--bind ADDRESS to serve "
+             "elsewhere)");
+  }
   opts.link = cmd.link;
   opts.log = log;
   opts.resolve = make_resolver();
@@ -204,6 +215,7 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
   opts.resolve = make_resolver();
   opts.bundle_cache = fs::absolute(cmd.bundle_cache.empty() ? default_bundle_cache() : fs::path{cmd.bundle_cache});
   opts.accept_bundles = cmd.link.tls.has_value() || cmd.insecure_accept_bundles;
+  opts.trusted_submitters = cmd.trusted_submitters;
   if (!cmd.link.tls && cmd.insecure_accept_bundles)
     log.warn("supernode: --insecure-accept-bundles: whoever answers at " + cmd.superlink +
              " can run code on this host");
@@ -247,7 +259,12 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
   run.bundle = std::move(*bundle);
   run.detach = detach;
   run.run_config = run_config;
-  run.link.tls = fed.tls;
+  auto link = submitter_link(fed);
+  if (!link) {
+    log.error(link.error().what);
+    return 2;
+  }
+  run.link = std::move(*link);
   run.min_nodes = fed.num_supernodes_given ? fed.num_supernodes : 0;
   log.info("Submitting run of '" + cfg.name + "' to superlink " + *fed.address + (fed.tls ? " (TLS)" : "") +
            (run.min_nodes > 0 ? ", to start once " + std::to_string(run.min_nodes) + " nodes are connected" : ""));

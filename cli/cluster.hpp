@@ -23,7 +23,11 @@ struct superlink_command {
   /// removed when the superlink exits.
   std::string state_dir;
   std::vector<std::string> allowed_submitters;  ///< key fingerprints
+  std::vector<std::string> admin_submitters;    ///< key fingerprints
   bool insecure_accept_bundles = false;
+  uint32_t max_link_nodes = 1 << 17;
+  size_t max_pending_peers = 256;
+  double handshake_timeout_s = 10;
   size_t max_concurrent_runs = 1;
   int http_port = -1;  ///< -1: no HTTP side; 0: any free port
   std::string http_address = "127.0.0.1";
@@ -42,6 +46,7 @@ struct supernode_command {
   /// ~/.cache/stamen/bundles).
   std::string bundle_cache;
   bool insecure_accept_bundles = false;
+  std::vector<std::string> trusted_submitters;  ///< key fingerprints
 };
 int run_supernode(const supernode_command& cmd, const logger& log);
 

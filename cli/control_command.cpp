@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "actors/federation.hpp"
+#include "actors/node_identity.hpp"
 #include "actors/run_client.hpp"
 #include "actors/transport.hpp"
 #include "config/app_config.hpp"
@@ -50,6 +51,20 @@ void print_runs(const nlohmann::json& runs) {
 
 }  // namespace
 
+expected<link_options> submitter_link(const federation_config& fed) {
+  link_options link;
+  link.tls = fed.tls;
+  link.superlink_name = fed.superlink_name;
+  if (!fed.superlink_key.empty()) {
+    auto& k = fed.superlink_key;
+    bool fingerprint = k.size() == 64 && k.find_first_not_of("0123456789abcdef") == std::string::npos;
+    auto fp = fingerprint ? expected<std::string>{k} : key_fingerprint(k);
+    if (!fp) return fail(errc::config_error, "federation '" + fed.name + "' superlink-key: " + fp.error().what);
+    link.superlink_key = *fp;
+  }
+  return link;
+}
+
 expected<control_request> superlink_of(const std::string& app_dir, const std::string& federation,
                                        const std::vector<std::string>& federation_config,
                                        const std::string& verb) {
@@ -66,10 +81,12 @@ expected<control_request> superlink_of(const std::string& app_dir, const std::st
   if (!addr) return addr.error();
   if (fed->tls)
     if (auto ok = check_tls_files(*fed->tls); !ok) return ok.error();
+  auto link = submitter_link(*fed);
+  if (!link) return link.error();
   control_request req;
   req.host = addr->first;
   req.port = addr->second;
-  req.link.tls = fed->tls;
+  req.link = std::move(*link);
   req.verb = verb;
   return req;
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/run_client.hpp"
+#include "config/app_config.hpp"
 #include "messages/expected.hpp"
 
 namespace stamen {
@@ -24,6 +25,11 @@ struct control_command {
   std::string dir;       ///< pull: default ./run-<id>
   bool json = false;     ///< ls
 };
+
+/// How a submitter (`stamen run`, `ls`, `log`, ...) reaches `fed`'s
+/// superlink: its TLS files, and the name and pinned key the superlink's
+/// certificate must have (a PEM file's key as its fingerprint).
+expected<link_options> submitter_link(const federation_config& fed);
 
 /// Where the app's federation (with overrides) says its superlink is, as a
 /// request with that address and TLS files; fails with what to fix for a

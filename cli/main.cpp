@@ -48,8 +48,10 @@ CLI::App* add_control(CLI::App& cli, control_command& cmd, const std::string& ve
   if (verb != "ls") sub->add_option("run-id", cmd.run_id, "The run's id (as `stamen run` and `ls` print it)")->required();
   sub->add_option("app", cmd.app_dir, "App directory whose stamen.toml names the federation (default: .)");
   sub->add_option("--federation", cmd.federation, "Federation from the app's [federations]");
+  // One value per occurrence: the app directory may follow it.
   sub->add_option("--federation-config", cmd.federation_config,
-                  "Federation overrides: \"address=HOST:PORT root-certificates=... ...\" (repeatable)");
+                  "Federation overrides: \"address=HOST:PORT root-certificates=... ...\" (repeatable)")
+      ->allow_extra_args(false);
   return sub;
 }
 
@@ -84,7 +86,8 @@ bool resolve_key_list(const std::vector<std::string>& allow, std::vector<std::st
 }
 
 int start_superlink(superlink_command cmd, const std::vector<std::string>& allow,
-                    const std::vector<std::string>& submitters, const logger& log) {
+                    const std::vector<std::string>& submitters, const std::vector<std::string>& admins,
+                    const logger& log) {
   if (cmd.link.timeout_s <= cmd.link.heartbeat_s) {
     log.error("superlink: --timeout must exceed --heartbeat");
     return 2;
@@ -92,8 +95,10 @@ int start_superlink(superlink_command cmd, const std::vector<std::string>& allow
   if (!resolve_key_list(allow, cmd.link.allowed_nodes, "superlink: --allow-node", log)) return 2;
   if (!resolve_key_list(submitters, cmd.allowed_submitters, "superlink: --allow-submitter", log))
     return 2;
+  if (!resolve_key_list(admins, cmd.admin_submitters, "superlink: --admin-key", log)) return 2;
   for (auto [list, flag] : {std::pair{&cmd.link.allowed_nodes, "--allow-node"},
-                            std::pair{&cmd.allowed_submitters, "--allow-submitter"}})
+                            std::pair{&cmd.allowed_submitters, "--allow-submitter"},
+                            std::pair{&cmd.admin_submitters, "--admin-key"}})
     if (!list->empty() && !cmd.link.tls) {
       log.error(std::string{"superlink: "} + flag +
                 " needs TLS (--root-certificates, --certificate, --private-key)");
@@ -129,9 +134,22 @@ int main(int argc, char** argv) {
   superlink->add_option("--allow-submitter", submitters,
                         "Submitter key allowed to ship app bundles: a SHA-256 fingerprint or a PEM file "
                         "(repeatable; needs TLS)");
+  std::vector<std::string> admins;
+  superlink->add_option("--admin-key", admins,
+                        "Key that may submit and control every run (stop, log, pull): a SHA-256 fingerprint "
+                        "or a PEM file (repeatable; needs TLS). Other submitters control their own runs");
   superlink->add_flag("--insecure-accept-bundles", link_cmd.insecure_accept_bundles,
                       "Run app bundles from any submitter that can connect (remote code execution: "
-                      "trusted networks and tests only)");
+                      "trusted networks and tests only; listens on 127.0.0.1 unless --bind is given)");
+  superlink->add_option("--max-link-nodes", link_cmd.max_link_nodes,
+                        "Most SuperNodes one connection may host (a hello claiming more is refused)")
+      ->check(CLI::PositiveNumber);
+  superlink->add_option("--max-pending-connections", link_cmd.max_pending_peers,
+                        "Connections that have not yet said who they are, at most; more are closed")
+      ->check(CLI::PositiveNumber);
+  superlink->add_option("--handshake-timeout", link_cmd.handshake_timeout_s,
+                        "Seconds a connection may take to say who it is (hello, submit or control)")
+      ->check(CLI::PositiveNumber);
   superlink->add_option("--state-dir", link_cmd.state_dir,
                         "Directory for runs, their logs and files, and app bundles (default: a temporary "
                         "one, removed on exit)");
@@ -165,6 +183,10 @@ int main(int argc, char** argv) {
   supernode->add_flag("--insecure-accept-bundles", node_cmd.insecure_accept_bundles,
                       "Without TLS, run app bundles from whatever answers at --superlink "
                       "(trusted networks and tests only)");
+  std::vector<std::string> trusted;
+  supernode->add_option("--trust-submitter", trusted,
+                        "Run only app bundles signed by this submitter key: a SHA-256 fingerprint or a PEM "
+                        "file (repeatable; needs TLS; default: any bundle the authenticated superlink passes on)");
   add_tls(supernode, ca, cert, key);
   std::string superlink_name, superlink_key;
   supernode->add_option("--superlink-name", superlink_name,
@@ -237,7 +259,7 @@ int main(int argc, char** argv) {
   logger log{std::clog};
   if (superlink->parsed()) {
     link_cmd.link = link;
-    return start_superlink(link_cmd, allow, submitters, log);
+    return start_superlink(link_cmd, allow, submitters, admins, log);
   }
   node_cmd.link = link;
   if ((!superlink_name.empty() || !superlink_key.empty()) && !link.tls) {
@@ -246,6 +268,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   node_cmd.link.superlink_name = superlink_name;
+  if (!trusted.empty() && !link.tls) {
+    log.error("supernode: --trust-submitter needs TLS (--root-certificates, --certificate, --private-key)");
+    return 2;
+  }
+  if (!resolve_key_list(trusted, node_cmd.trusted_submitters, "supernode: --trust-submitter", log)) return 2;
   if (!superlink_key.empty()) {
     std::vector<std::string> pinned;
     if (!resolve_key_list({superlink_key}, pinned, "supernode: --superlink-key", log)) return 2;

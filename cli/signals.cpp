@@ -23,6 +23,8 @@ void on_stop_signal(sigset_t set, std::function<void(int)> on_signal) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) return;
     on_signal(sig);
+    static constexpr char stopping[] = "stamen: stopping; a second Ctrl-C (or SIGTERM) exits at once\n";
+    [[maybe_unused]] auto m = write(STDERR_FILENO, stopping, sizeof stopping - 1);
     // A second signal while the orderly stop is under way (a ClientApp that
     // never returns, a peer that never answers) ends the process now, as
     // cargo and pip do: whoever presses Ctrl-C twice means it.

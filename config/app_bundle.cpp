@@ -225,7 +225,12 @@ expected<std::vector<std::byte>> inflate_bounded(const std::byte* in, size_t n, 
   return out;
 }
 
-expected<void> unpack_bundle(const buffer& bytes, const fs::path& dir, const bundle_limits& limits) {
+namespace {
+
+// Walks a bundle's entries, checking each as unpack_bundle documents, and
+// calls `fn(path, executable, bytes, size)` for each.
+template <class F>
+expected<void> for_each_entry(const buffer& bytes, const bundle_limits& limits, F&& fn) {
   if (bytes.size() < head_size || std::memcmp(bytes.data(), magic, sizeof magic) != 0)
     return fail(errc::decode_failed, "not a Stamen app bundle (bad magic bytes)");
   uint64_t raw_size;
@@ -260,22 +265,32 @@ expected<void> unpack_bundle(const buffer& bytes, const fs::path& dir, const bun
     if (*size > c.left)
       return fail(errc::decode_failed, "bundle entry '" + path + "' claims " + std::to_string(*size) +
                                            " bytes; " + std::to_string(c.left) + " are left");
-    auto target = dir / path;
-    std::error_code ec;
-    fs::create_directories(target.parent_path(), ec);
-    if (ec) return fail(errc::io_error, "cannot create '" + target.parent_path().string() + "': " + ec.message());
-    if (fs::exists(target, ec))
-      return fail(errc::decode_failed, "bundle entry '" + path + "' appears twice");
-    if (auto ok = write_whole(target, c.p, *size); !ok) return ok.error();
-    if (executable)
-      fs::permissions(target, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
-                      fs::perm_options::add, ec);
+    if (auto ok = fn(path, executable, c.p, static_cast<size_t>(*size)); !ok) return ok.error();
     c.p += *size;
     c.left -= *size;
   }
   if (c.left != 0)
     return fail(errc::decode_failed, "bundle has " + std::to_string(c.left) + " bytes after its last entry");
   return {};
+}
+
+}  // namespace
+
+expected<void> unpack_bundle(const buffer& bytes, const fs::path& dir, const bundle_limits& limits) {
+  return for_each_entry(bytes, limits, [&](const std::string& path, bool executable, const std::byte* data,
+                                           size_t size) -> expected<void> {
+    auto target = dir / path;
+    std::error_code ec;
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) return fail(errc::io_error, "cannot create '" + target.parent_path().string() + "': " + ec.message());
+    if (fs::exists(target, ec))
+      return fail(errc::decode_failed, "bundle entry '" + path + "' appears twice");
+    if (auto ok = write_whole(target, data, size); !ok) return ok.error();
+    if (executable)
+      fs::permissions(target, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                      fs::perm_options::add, ec);
+    return {};
+  });
 }
 
 bool bundle_store::has(const std::string& hash) const {
@@ -311,6 +326,45 @@ expected<fs::path> bundle_store::put(const std::string& hash, const buffer& byte
   fs::remove(tmp.string() + ".bundle", ignore);
   if (!ok) return ok.error();
   return dir(hash);
+}
+
+expected<void> bundle_store::check(const std::string& hash) const {
+  auto bytes = read(hash);
+  if (!bytes) return bytes.error();
+  if (auto ok = verify_bundle(hash, *bytes); !ok)
+    return fail(errc::invalid_argument, "the cached " + ok.error().what);
+  // Every unpacked file must be the bundle's own, byte for byte, and none
+  // added: the library loaded from here is what the hash names.
+  size_t entries = 0;
+  auto same = for_each_entry(*bytes, limits_, [&](const std::string& path, bool, const std::byte* data,
+                                                  size_t size) -> expected<void> {
+    ++entries;
+    auto on_disk = read_whole(dir(hash) / path);
+    if (!on_disk || on_disk->size() != size || (size > 0 && std::memcmp(on_disk->data(), data, size) != 0))
+      return fail(errc::invalid_argument, "cached bundle " + short_hash(hash) + "...'s file '" + path +
+                                              "' is not the bundle's (changed or removed since it was unpacked)");
+    return {};
+  });
+  if (!same) return same.error();
+  size_t files = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir(hash), ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (!it->is_directory(ec)) ++files;
+  if (ec) return fail(errc::io_error, "cannot list cached bundle " + short_hash(hash) + "...: " + ec.message());
+  if (files != entries)
+    return fail(errc::invalid_argument, "cached bundle " + short_hash(hash) + "... holds " + std::to_string(files) +
+                                            " files where the bundle has " + std::to_string(entries));
+  return {};
+}
+
+expected<void> bundle_store::remove(const std::string& hash) {
+  if (!is_bundle_hash(hash)) return fail(errc::invalid_argument, "not a bundle hash");
+  std::error_code ec;
+  fs::remove(root_ / (hash + ".bundle"), ec);
+  if (!ec) fs::remove_all(dir(hash), ec);
+  if (ec) return fail(errc::io_error, "cannot remove cached bundle " + short_hash(hash) + "...: " + ec.message());
+  return {};
 }
 
 expected<buffer> bundle_store::read(const std::string& hash) const {

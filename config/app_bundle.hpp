@@ -84,6 +84,14 @@ class bundle_store {
   /// the bundle's directory. Storing a bundle already there is a no-op.
   expected<std::filesystem::path> put(const std::string& hash, const buffer& bytes);
 
+  /// Checks a stored bundle again before its library is loaded: its bytes
+  /// against the hash, and every unpacked file against the bundle's entry
+  /// (none changed, none added). Fails naming what differs.
+  expected<void> check(const std::string& hash) const;
+
+  /// Removes a stored bundle (its bytes and its directory).
+  expected<void> remove(const std::string& hash);
+
   /// The stored bytes, read back as they are on disk (not checked again:
   /// whoever receives them checks them against the hash they asked for).
   expected<buffer> read(const std::string& hash) const;

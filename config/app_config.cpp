@@ -263,7 +263,7 @@ expected<federation_config> parse_federation(const std::string& name, const toml
   if (!t.is_table())
     return config_failure(located("[" + where + "] must be a table", t, "here"));
   if (auto ok = only_keys(t, where, {"options", "address", "root-certificates", "certificate",
-                                      "private-key"});
+                                      "private-key", "superlink-name", "superlink-key"});
       !ok)
     return ok.error();
   if (t.contains("address")) {
@@ -291,6 +291,21 @@ expected<federation_config> parse_federation(const std::string& name, const toml
     if (!f.address)
       return config_failure("[" + where + "] has TLS files but no 'address' of a superlink");
     f.tls = tls_files{files[0], files[1], files[2]};
+  }
+  for (auto* key : {"superlink-name", "superlink-key"}) {
+    if (!t.contains(key)) continue;
+    auto& v = toml::find(t, key);
+    if (!v.is_string()) return config_failure(located(std::string{"'"} + key + "' must be a string", v, "here"));
+    if (given != 3)
+      return config_failure(located(std::string{"'"} + key + "' needs TLS (root-certificates, certificate, "
+                                    "private-key)", v, "here"));
+    auto text = v.as_string().str;
+    if (std::string{key} == "superlink-name") {
+      f.superlink_name = text;
+    } else {
+      bool fingerprint = text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+      f.superlink_key = fingerprint || fs::path{text}.is_absolute() ? text : (dir / text).string();
+    }
   }
   if (t.contains("options")) {
     auto& o = toml::find(t, "options");
@@ -539,6 +554,9 @@ expected<void> apply_federation_overrides(federation_config& fed, const std::str
       if (auto ok = need_text(); !ok) return ok.error();
       if (!tls) tls = tls_files{};
       (k == "root-certificates" ? tls->ca : k == "certificate" ? tls->certificate : tls->key) = *text;
+    } else if (k == "superlink-name" || k == "superlink-key") {
+      if (auto ok = need_text(); !ok) return ok.error();
+      (k == "superlink-name" ? out.superlink_name : out.superlink_key) = *text;
     } else if (k == "num-supernodes" || k == "compute-threads" || k == "seed") {
       auto n = need_count(k != "num-supernodes");
       if (!n) return n.error();
@@ -547,13 +565,16 @@ expected<void> apply_federation_overrides(federation_config& fed, const std::str
     } else {
       return config_failure("--federation-config: unknown key '" + k +
                             "' (known: address, root-certificates, certificate, private-key, "
-                            "num-supernodes, compute-threads, seed)");
+                            "superlink-name, superlink-key, num-supernodes, compute-threads, seed)");
     }
   }
   if (tls && (tls->ca.empty() || tls->certificate.empty() || tls->key.empty()))
     return config_failure("--federation-config: TLS needs root-certificates, certificate and private-key");
   if (tls && !out.address)
     return config_failure("--federation-config: TLS files given for a federation without an address");
+  if ((!out.superlink_name.empty() || !out.superlink_key.empty()) && !tls)
+    return config_failure("--federation-config: superlink-name and superlink-key need TLS (root-certificates, "
+                          "certificate, private-key)");
   out.tls = tls;
   fed = std::move(out);
   return {};

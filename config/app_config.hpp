@@ -32,6 +32,12 @@ struct federation_config {
   /// A cluster federation over TLS: root-certificates, certificate and
   /// private-key (the submitter's own, since the superlink verifies it).
   std::optional<tls_files> tls;
+  /// With TLS: the name the superlink's certificate must carry as a DNS or
+  /// IP subject alternative name (superlink-name); empty: the address's host.
+  std::string superlink_name;
+  /// With TLS: the superlink's key, pinned (superlink-key): its SHA-256
+  /// fingerprint, or a PEM file (relative to the app's directory).
+  std::string superlink_key;
 };
 
 /// An app's `stamen.toml` (the equivalent of Flower's pyproject.toml), parsed

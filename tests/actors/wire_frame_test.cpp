@@ -76,6 +76,39 @@ BOOST_AUTO_TEST_CASE(a_forged_terabyte_length_is_refused_before_allocation) {
   BOOST_TEST(!fa.mid_frame());
 }
 
+BOOST_AUTO_TEST_CASE(a_frame_past_the_limit_but_within_the_discard_limit_is_read_and_dropped_unallocated) {
+  // A node that owes no reply is held to 1 KiB; a 64 KiB reply from it is
+  // read in pieces and dropped, and the next frame comes out whole.
+  frame_assembler fa{1 << 10, 4096};
+  fa.set_discard_limit(1 << 20);
+  std::vector<char> bytes;
+  append_frame(bytes, frame_type::reply, std::vector<std::byte>(64 << 10, std::byte{7}));
+  append_frame(bytes, frame_type::fetch, std::vector<std::byte>(16, std::byte{1}));
+  size_t pos = 0;
+  std::vector<frame> out;
+  while (pos < bytes.size()) {
+    // Nothing to read into while a payload is dropped: the reader's own
+    // buffer takes the bytes.
+    if (fa.mid_frame() && out.empty()) BOOST_TEST(!fa.payload_target().has_value());
+    auto n = fa.next_read();
+    auto f = fa.feed(reinterpret_cast<const std::byte*>(bytes.data() + pos), n);
+    BOOST_REQUIRE(f);
+    pos += n;
+    if (*f) out.push_back(std::move(**f));
+  }
+  BOOST_REQUIRE_EQUAL(out.size(), 2u);
+  BOOST_TEST((out[0].type == frame_type::reply));
+  BOOST_TEST(out[0].discarded == uint64_t{64} << 10);
+  BOOST_TEST(out[0].payload.empty());
+  BOOST_TEST(out[1].discarded == 0u);
+  BOOST_TEST(out[1].payload.size() == 16u);
+  // Past the discard limit it is refused from the header, as without one.
+  auto h = encode_header(frame_type::reply, 2 << 20);
+  auto f = fa.feed(h.data(), h.size());
+  BOOST_REQUIRE(!f);
+  BOOST_TEST(f.error().code == errc::message_too_large);
+}
+
 BOOST_AUTO_TEST_CASE(envelopes_cross_in_chunks_intact_and_aligned) {
   for (size_t chunk : {size_t{7}, size_t{4096}, size_t{1} << 20}) {
     std::vector<char> stream;

@@ -50,8 +50,8 @@ bool superlink_hangs_up_on(int port, const std::string& bytes) {
   return closed;
 }
 
-// A frame header as the wire defines it (actors/wire_frame.hpp), version 2.
-std::string frame_header(uint8_t type, uint64_t length, uint8_t version = 2) {
+// A frame header as the wire defines it (actors/wire_frame.hpp), version 3.
+std::string frame_header(uint8_t type, uint64_t length, uint8_t version = 3) {
   std::string h(16, '\0');
   uint32_t magic = 0x4e4d5453;
   std::memcpy(h.data(), &magic, 4);
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(garbage_and_oversized_frames_are_refused_while_a_run_goes_o
   BOOST_TEST(link->count("bad magic") >= 1u);
   BOOST_TEST(link->count("exceeds the limit") >= 2u);
   BOOST_TEST(link->count("unexpected reply frame") >= 1u);
-  BOOST_TEST(link->count("(this build speaks 2)") >= 1u);
+  BOOST_TEST(link->count("(this build speaks 3)") >= 1u);
   BOOST_TEST(link->running());
   BOOST_REQUIRE_MESSAGE(run->wait(120) == 0, run->log());
   auto doc = result();

@@ -155,6 +155,36 @@ BOOST_AUTO_TEST_CASE(a_store_keeps_a_bundle_by_hash_and_serves_its_bytes) {
   BOOST_TEST(!static_cast<bool>(store.read("../x")));
 }
 
+BOOST_AUTO_TEST_CASE(a_stored_bundle_is_checked_again_file_by_file_before_it_is_loaded) {
+  auto b = pack_app_bundle(cfg, library());
+  bundle_store store{root / "store"};
+  BOOST_REQUIRE(store.put(b->hash, b->bytes));
+  BOOST_TEST(static_cast<bool>(store.check(b->hash)));
+  auto lib = store.dir(b->hash) / "libdemo.so";
+  // A library changed since it was unpacked.
+  { std::ofstream{lib, std::ios::app} << "x"; }
+  auto changed = store.check(b->hash);
+  BOOST_REQUIRE(!changed);
+  BOOST_TEST(changed.error().what.find("'libdemo.so' is not the bundle's") != std::string::npos,
+             changed.error().what);
+  BOOST_REQUIRE(store.remove(b->hash));
+  BOOST_TEST(!store.has(b->hash));
+  BOOST_REQUIRE(store.put(b->hash, b->bytes));
+  BOOST_TEST(static_cast<bool>(store.check(b->hash)));
+  // A file added beside the bundle's.
+  { std::ofstream{store.dir(b->hash) / "libextra.so"} << "x"; }
+  auto added = store.check(b->hash);
+  BOOST_REQUIRE(!added);
+  BOOST_TEST(added.error().what.find("files where the bundle has") != std::string::npos, added.error().what);
+  fs::remove(store.dir(b->hash) / "libextra.so");
+  // The stored bytes themselves changed.
+  auto stored = store.root() / (b->hash + ".bundle");
+  { std::ofstream{stored, std::ios::app} << "x"; }
+  auto bytes = store.check(b->hash);
+  BOOST_REQUIRE(!bytes);
+  BOOST_TEST(bytes.error().what.find("the cached bundle") != std::string::npos, bytes.error().what);
+}
+
 BOOST_AUTO_TEST_CASE(entries_that_would_leave_the_directory_are_refused) {
   for (std::string path : {"../escape", "a/../../escape", "/etc/escape", "a//b", "./x", ""}) {
     auto out = root / "out";

@@ -153,12 +153,16 @@ address = "10.0.0.1:9092"
 root-certificates = "pki/ca.pem"
 certificate = "/etc/stamen/client.pem"
 private-key = "pki/client.key"
+superlink-name = "superlink.example"
+superlink-key = "pki/superlink.pem"
 )"};
   auto cfg = load_app_config(d.path);
   if (!cfg) BOOST_FAIL(cfg.error().what);
   auto fed = cfg->federation("cluster");
   BOOST_REQUIRE(fed);
   BOOST_TEST(*fed->address == "10.0.0.1:9092");
+  BOOST_TEST(fed->superlink_name == "superlink.example");
+  BOOST_TEST(fed->superlink_key == (d.path / "pki/superlink.pem").string());
   BOOST_REQUIRE(fed->tls.has_value());
   BOOST_TEST(fed->tls->ca == (d.path / "pki/ca.pem").string());  // relative to the app
   BOOST_TEST(fed->tls->certificate == "/etc/stamen/client.pem");
@@ -188,6 +192,18 @@ certificate = "c.pem"
   auto no_address = apply_federation_overrides(*sim, "root-certificates=a certificate=b private-key=c");
   BOOST_REQUIRE(!no_address);
   BOOST_TEST(no_address.error().what.find("without an address") != std::string::npos);
+  // The superlink's name and key are checked on a TLS link only.
+  auto plain = apply_federation_overrides(*sim, "address=h:1 superlink-name=x");
+  BOOST_REQUIRE(!plain);
+  BOOST_TEST(plain.error().what.find("superlink-name and superlink-key need TLS") != std::string::npos);
+  app_dir named{std::string{good} + R"(
+[federations.named]
+address = "h:1"
+superlink-name = "x"
+)"};
+  auto n = load_app_config(named.path);
+  BOOST_REQUIRE(!n);
+  BOOST_TEST(n.error().what.find("'superlink-name' needs TLS") != std::string::npos, n.error().what);
 }
 
 BOOST_AUTO_TEST_CASE(fault_plans) {

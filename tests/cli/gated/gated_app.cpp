@@ -46,6 +46,9 @@ std::shared_ptr<const client_app> make_client(const context& node) {
 void components(app_components& out) {
   out.server.main([](grid& g, context& ctx) {
     auto& rc = ctx.run_config;
+    // What a broken ServerApp may do: throw something that is no
+    // std::exception (it must cost its run only).
+    if (config_int(rc, "server-throws") != 0) throw 42;
     fed_avg_options opts;
     opts.seed = 1;
     opts.min_available_timeout_s = config_double(rc, "round-timeout");
@@ -69,6 +72,8 @@ void components(app_components& out) {
     auto w = final_w != nullptr ? final_w->to_vector<float>() : std::vector<float>{};
     std::ofstream out(dir / "final_arrays.txt");
     for (auto x : w) out << x << '\n';
+    // And leave a link out of its directory (which `stamen pull` must not follow).
+    if (config_int(rc, "plant-symlink") != 0) fs::create_symlink("/etc/hostname", dir / "outside", ec);
   });
   out.make_client = make_client;
 }
