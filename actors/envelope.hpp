@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -14,6 +15,19 @@
 
 namespace stamen {
 
+/// Seconds on this process's monotonic clock: what an envelope's deadline
+/// counts in. Never another host's clock, and never a wall clock that can
+/// jump (NTP, an operator, faketime): a deadline crosses the wire as the
+/// time it has left (see wire::outbox::push_envelope) and is set against
+/// this clock on arrival.
+inline double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// An envelope's deadline once it has passed (a positive value no clock
+/// reads): an instruction that arrives with no time left.
+inline constexpr double deadline_passed = 1e-300;
+
 /// An encoded message with the few fields needed to route it, so that the
 /// grid never decodes what it forwards. The bytes are shared, never copied,
 /// between actors of one process.
@@ -21,7 +35,9 @@ struct envelope {
   std::string message_id;  ///< this message's id
   std::string reply_to;    ///< for a reply: the instruction's id
   uint64_t node_id = 0;    ///< destination of an instruction, source of a reply
-  double deadline = 0;     ///< for an instruction: created_at + ttl (Unix seconds)
+  /// For an instruction: when its reply stops mattering, on steady_seconds()'s
+  /// clock (its message's ttl from when it was sent); 0: none.
+  double deadline = 0;
   buffer bytes;            ///< the encoded message, or its header (see encode_header)
   buffer content;          ///< the encoded content when it travels apart; shared by a round's instructions
   /// An envelope on its way to a socket may carry its message or content as

@@ -216,7 +216,7 @@ caf::result<uint64_t> on_wait(self_ptr self, uint64_t n, caf::timespan timeout) 
 std::vector<envelope> on_pull(self_ptr self, const std::vector<std::string>& ids) {
   auto& st = self->state;
   std::vector<envelope> out;
-  double now = now_seconds();
+  double now = steady_seconds();
   for (auto& id : ids) {
     if (auto i = st.inbox.find(id); i != st.inbox.end()) {
       out.push_back(std::move(i->second));

@@ -82,7 +82,11 @@ class in_process_grid::sealer {
       last_ = nullptr;
       return false;
     }
-    envelope e{md.message_id, {}, md.dst_node_id, md.created_at + md.ttl, std::move(*header), {}};
+    // Its ttl counts from its creation (moments ago, on this host's wall
+    // clock); its deadline is set on the steady clock, which no clock step
+    // moves.
+    double left = md.ttl - std::max(0.0, now_seconds() - md.created_at);
+    envelope e{md.message_id, {}, md.dst_node_id, steady_seconds() + left, std::move(*header), {}};
     if (m.has_content()) {
       if (content_->size() == 1) e.content = content_->front();
       else e.content_parts = *content_;

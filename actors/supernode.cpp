@@ -101,7 +101,7 @@ context context_for(supernode_state& st) {
 void start(node_ptr self, envelope in) {
   auto& st = self->state;
   auto& common = *st.common;
-  double left = in.deadline > 0 ? in.deadline - now_seconds() : 0;
+  double left = in.deadline > 0 ? in.deadline - steady_seconds() : 0;
   if (in.deadline > 0 && left <= 0) {
     // Its round is over: no one waits for the reply, so no compute is spent.
     self->send(st.grid, reply_atom::value,

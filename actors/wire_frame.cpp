@@ -182,7 +182,9 @@ expected<envelope> read_envelope(const buffer& payload) {
   e.message_id = std::move(*id);
   e.reply_to = std::move(*to);
   e.node_id = *node;
-  e.deadline = *deadline;
+  // The time it had left when it was sent, from now on this host's own
+  // clock (transit time aside): two hosts' clocks are never compared.
+  e.deadline = *deadline > 0 ? steady_seconds() + *deadline : *deadline < 0 ? deadline_passed : 0;
   e.bytes = std::move(*bytes);
   e.content = content->empty() ? buffer{} : std::move(*content);
   return e;
@@ -215,7 +217,10 @@ void outbox::push_envelope(frame_type type, const envelope& e) {
   head.str(e.message_id);
   head.str(e.reply_to);
   head.u64(e.node_id);
-  head.f64(e.deadline);
+  // The deadline as the time left (-1: none left; 0: no deadline), which
+  // the receiver sets against its own clock.
+  double left = e.deadline > 0 ? e.deadline - steady_seconds() : 0;
+  head.f64(e.deadline > 0 ? (left > 0 ? left : -1.0) : 0.0);
   size_t pos = head.bytes().size();
   auto blob_at = [&pos](size_t n) {
     pos += 8;

@@ -109,7 +109,9 @@ class reader {
 };
 
 /// An envelope's payload (instruct and reply frames): message id, reply-to,
-/// node id, deadline, then the message bytes and the shared content as blobs.
+/// node id, the seconds its deadline has left (0: none, -1: passed), then the
+/// message bytes and the shared content as blobs. Reading sets the deadline
+/// against this host's steady clock: no two hosts' clocks are compared.
 std::vector<std::byte> envelope_payload(const envelope& e);
 /// Reads an envelope; its bytes and content are slices of `payload`.
 expected<envelope> read_envelope(const buffer& payload);

@@ -66,7 +66,10 @@ metadata reply_metadata(const metadata& in) {
   m.group_id = in.group_id;
   m.created_at = now_seconds();
   // As in Flower: the reply lives only as long as its instruction had left.
-  m.ttl = std::max(0.0, in.ttl - (m.created_at - in.created_at));
+  // Across hosts that is only as good as their clocks agree, so it never
+  // exceeds the instruction's (Stamen's deadlines travel as time left and
+  // never read it).
+  m.ttl = std::clamp(in.ttl - (m.created_at - in.created_at), 0.0, std::max(0.0, in.ttl));
   m.message_type = in.message_type;
   return m;
 }

@@ -2,6 +2,7 @@
 // before anything is allocated for it, and envelopes cross intact.
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -33,7 +34,7 @@ envelope sample_envelope(size_t bytes, size_t content) {
   std::vector<std::byte> b(bytes), c(content);
   for (size_t i = 0; i < bytes; ++i) b[i] = static_cast<std::byte>(i * 7);
   for (size_t i = 0; i < content; ++i) c[i] = static_cast<std::byte>(i * 13 + 1);
-  return envelope{"run:1", "reply-to-0", 42, 1234.5, buffer::copy_of(b.data(), b.size()),
+  return envelope{"run:1", "reply-to-0", 42, steady_seconds() + 60, buffer::copy_of(b.data(), b.size()),
                   content ? buffer::copy_of(c.data(), c.size()) : buffer{}};
 }
 
@@ -109,6 +110,38 @@ BOOST_AUTO_TEST_CASE(a_frame_past_the_limit_but_within_the_discard_limit_is_read
   BOOST_TEST(f.error().code == errc::message_too_large);
 }
 
+// A deadline crosses as the time it has left: the receiver's clock, however
+// far from the sender's or however it jumps, never makes an instruction
+// expire early or live long.
+BOOST_AUTO_TEST_CASE(a_deadline_crosses_as_time_left_and_a_passed_one_stays_passed) {
+  auto roundtrip = [](double deadline) {
+    auto e = sample_envelope(16, 0);
+    e.deadline = deadline;
+    auto payload = envelope_payload(e);
+    // What travels is the time left, not a time on the sender's clock.
+    wire::reader r{to_buffer(payload)};
+    (void)r.str("id");
+    (void)r.str("reply_to");
+    (void)r.u64("node");
+    auto sent = r.f64("deadline");
+    BOOST_REQUIRE(sent);
+    auto back = read_envelope(to_buffer(payload));
+    BOOST_REQUIRE(back);
+    return std::pair{*sent, back->deadline};
+  };
+  auto [left, local] = roundtrip(steady_seconds() + 30);
+  BOOST_TEST(left > 25.0);
+  BOOST_TEST(left <= 30.0);
+  BOOST_TEST(std::abs(local - (steady_seconds() + 30)) < 5.0);
+  auto [none, none_local] = roundtrip(0);
+  BOOST_TEST(none == 0.0);
+  BOOST_TEST(none_local == 0.0);
+  auto [passed, passed_local] = roundtrip(steady_seconds() - 5);
+  BOOST_TEST(passed == -1.0);
+  BOOST_TEST(passed_local == deadline_passed);
+  BOOST_TEST(passed_local - steady_seconds() < 0);
+}
+
 BOOST_AUTO_TEST_CASE(envelopes_cross_in_chunks_intact_and_aligned) {
   for (size_t chunk : {size_t{7}, size_t{4096}, size_t{1} << 20}) {
     std::vector<char> stream;
@@ -127,7 +160,8 @@ BOOST_AUTO_TEST_CASE(envelopes_cross_in_chunks_intact_and_aligned) {
     BOOST_TEST(ra->message_id == a.message_id);
     BOOST_TEST(ra->reply_to == a.reply_to);
     BOOST_TEST(ra->node_id == a.node_id);
-    BOOST_TEST(ra->deadline == a.deadline);
+    // The time it had left, set against this host's clock (transit aside).
+    BOOST_TEST(std::abs(ra->deadline - a.deadline) < 5.0);
     BOOST_TEST((ra->bytes == a.bytes));
     BOOST_TEST(ra->content.empty());
     BOOST_TEST((rb->bytes == b.bytes));
@@ -142,6 +176,7 @@ BOOST_AUTO_TEST_CASE(envelopes_cross_in_chunks_intact_and_aligned) {
 
 BOOST_AUTO_TEST_CASE(an_envelope_in_parts_makes_the_same_frame) {
   auto whole = sample_envelope(5000, 4096 + 3);
+  whole.deadline = 0;  // the time left would differ between the two writes
   auto split = whole;
   split.bytes = buffer{};
   split.bytes_parts = {whole.bytes.slice(0, 17), whole.bytes.slice(17, 0), whole.bytes.slice(17, 4983)};
