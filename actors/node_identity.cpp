@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <sstream>
 
@@ -155,10 +156,14 @@ expected<node_identity> authenticate_node(const std::string& certificate_pem,
   return authenticate_peer(certificate_pem, signature, nonce, opts, opts.allowed_nodes, "node");
 }
 
-std::string challenge_to_sign(const std::string& nonce, const std::string& binding) {
-  // Lengths first, so that no other (nonce, binding) pair gives these bytes.
-  std::string out = "stamen peer proof v1";
-  for (auto* part : {&nonce, &binding}) {
+namespace {
+
+// A label, then each part after its length (32 bits, little-endian): no
+// other parts give the same bytes, and no statement under one label passes
+// for one under another.
+std::string labelled(const char* label, std::initializer_list<const std::string*> parts) {
+  std::string out = label;
+  for (auto* part : parts) {
     auto n = static_cast<uint32_t>(part->size());
     for (int i = 0; i < 4; ++i) out += static_cast<char>(n >> (8 * i));
     out += *part;
@@ -166,16 +171,14 @@ std::string challenge_to_sign(const std::string& nonce, const std::string& bindi
   return out;
 }
 
+}  // namespace
+
+std::string challenge_to_sign(const std::string& nonce, const std::string& binding) {
+  return labelled("stamen peer proof v1", {&nonce, &binding});
+}
+
 std::string bundle_statement(const std::string& hash, const std::string& library) {
-  // The same length-prefixed form as a peer proof, under another label: a
-  // signature made for one can never pass as the other.
-  std::string out = "stamen bundle signature v1";
-  for (auto* part : {&hash, &library}) {
-    auto n = static_cast<uint32_t>(part->size());
-    for (int i = 0; i < 4; ++i) out += static_cast<char>(n >> (8 * i));
-    out += *part;
-  }
-  return out;
+  return labelled("stamen bundle signature v1", {&hash, &library});
 }
 
 expected<node_proof> answer_challenge(const link_options& link, caf::io::connection_handle hdl,
