@@ -5,7 +5,11 @@
 // drifts). With a breakdown of the round trip: the two encodes (the
 // superlink's instruction, the node's reply; timed here on the same bytes),
 // the raw transfer, and the rest (framing, copies into and out of the
-// socket's buffers, TLS, actors).
+// socket's buffers, TLS, actors). And the cipher's own speed here: OpenSSL's
+// EVP AES-128-GCM (TLS 1.3's suite) over the same bytes in 16 KiB records on
+// one core, and the TLS round trip as a fraction of the bound it implies (a
+// round trip encrypts and decrypts the model once each way: 4x its bytes),
+// so that a reader sees how close TLS is on any CPU.
 //   bench_transfer_throughput STAMEN ECHO_APP_DIR [SIZE_MB...]
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +19,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include <cstring>
 #include <filesystem>
@@ -116,6 +121,27 @@ double encode_seconds(size_t bytes) {
   return bench::median_time(3, 1, [&] { out = *stamen::encode(msg); });
 }
 
+// Seconds for one core to seal `bytes` with AES-128-GCM in TLS-sized
+// records (16 KiB, a fresh IV and tag each), median of three.
+double cipher_seconds(size_t bytes) {
+  constexpr size_t record = 16 << 10;
+  std::vector<unsigned char> in(record, 1), out(record + 16), key(16, 7), iv(12, 0);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  auto seal = [&] {
+    for (size_t done = 0; done < bytes; done += record) {
+      iv[0] = static_cast<unsigned char>(done >> 14);
+      int n = 0;
+      EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), nullptr, key.data(), iv.data());
+      EVP_EncryptUpdate(ctx, out.data(), &n, in.data(), static_cast<int>(std::min(record, bytes - done)));
+      EVP_EncryptFinal_ex(ctx, out.data() + n, &n);
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out.data() + record);
+    }
+  };
+  double s = bench::median_time(3, 1, seal);
+  EVP_CIPHER_CTX_free(ctx);
+  return s;
+}
+
 cluster_result stamen_round_trip(const std::string& stamen, const std::string& app, size_t mb,
                                  int reps, const fs::path& work, const fs::path* pki) {
   // Without TLS both ends must be told to run a shipped app bundle.
@@ -188,6 +214,8 @@ int main(int argc, char** argv) {
     const size_t bytes = mb << 20;
     int reps = mb >= 1024 ? 3 : 5;
     double encode = encode_seconds(bytes);
+    double cipher = cipher_seconds(bytes);
+    double cipher_bound = 4 * cipher;  // the round trip's AES-GCM work, on one core
     for (bool tls : {false, true}) {
       double raw = raw_tcp_round_trip(bytes, reps);
       double raw_gbps = 2.0 * static_cast<double>(bytes) / raw / 1e9;
@@ -206,6 +234,9 @@ int main(int argc, char** argv) {
           .num("step_encode_s", encode)
           .num("step_raw_transfer_s", raw)
           .num("step_rest_s", r.seconds - raw - 2 * encode)
+          .num("cipher_aes128gcm_gbps", static_cast<double>(bytes) / cipher / 1e9)
+          .num("cipher_bound_s", cipher_bound)
+          .num("ratio_of_cipher_bound", tls && r.seconds > 0 ? cipher_bound / r.seconds : 0)
           .num("superlink_rss_mb", static_cast<double>(r.rss_superlink) / 1e6)
           .num("superlink_lazy_free_mb", static_cast<double>(r.lazy_superlink) / 1e6)
           .num("node_rss_mb", static_cast<double>(r.rss_node) / 1e6)
