@@ -262,8 +262,8 @@ BOOST_AUTO_TEST_CASE(an_unproven_or_unentitled_peer_costs_no_memory_and_no_lasti
     BOOST_TEST(early.closed());
     BOOST_TEST(link->wait_for("unexpected fetch frame", 10) >= 0);
   }
-  // A registered node that owes nothing sends a reply header claiming 256
-  // MiB and the bytes: they are read and dropped as they come, the peak
+  // A registered node that owes nothing sends a reply header claiming 2 GiB
+  // and the bytes: they are read and dropped as they come, the peak
   // resident set does not move, and the link stays up.
   raw_peer node{port};
   (void)node.nonce();
@@ -272,7 +272,7 @@ BOOST_AUTO_TEST_CASE(an_unproven_or_unentitled_peer_costs_no_memory_and_no_lasti
   BOOST_REQUIRE(accepted);
   BOOST_REQUIRE((accepted->first == wire::frame_type::accept));
   auto peak_before = status_kb(*link, "VmHWM:");
-  const uint64_t claimed = uint64_t{256} << 20;
+  const uint64_t claimed = uint64_t{2} << 30;
   auto h = wire::encode_header(wire::frame_type::reply, claimed);
   BOOST_REQUIRE(node.send_bytes(h.data(), h.size()));
   std::string chunk(1 << 20, '\0');
