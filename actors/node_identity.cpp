@@ -181,6 +181,13 @@ std::string bundle_statement(const std::string& hash, const std::string& library
   return labelled("stamen bundle signature v1", {&hash, &library});
 }
 
+expected<node_identity> verify_bundle_signature(const std::string& certificate_pem,
+                                                const std::string& signature, const std::string& hash,
+                                                const std::string& library, const link_options& opts,
+                                                const std::vector<std::string>& allowed, const std::string& who) {
+  return authenticate_peer(certificate_pem, signature, bundle_statement(hash, library), opts, allowed, who);
+}
+
 expected<node_proof> answer_challenge(const link_options& link, caf::io::connection_handle hdl,
                                       const std::string& nonce) {
   if (!link.tls) return fail(errc::invalid_argument, "no TLS files to prove an identity with");
@@ -220,6 +227,12 @@ expected<std::string> certificate_fingerprint(const std::string& certificate_pem
     return fail(errc::invalid_argument, "a certificate without a usable key: " + why);
   }
   return fingerprint_of(key.get());
+}
+
+expected<std::string> resolve_key(const std::string& fingerprint_or_pem_file) {
+  auto& k = fingerprint_or_pem_file;
+  if (k.size() == 64 && k.find_first_not_of("0123456789abcdef") == std::string::npos) return k;
+  return key_fingerprint(k);
 }
 
 expected<std::string> key_fingerprint(const std::string& pem_file) {

@@ -43,6 +43,15 @@ std::string challenge_to_sign(const std::string& nonce, const std::string& bindi
 /// bundle's hash and the library loaded from it, under a label of their own.
 std::string bundle_statement(const std::string& hash, const std::string& library);
 
+/// Checks a submitter's signature of a bundle (bundle_statement of `hash`
+/// and `library`) as authenticate_peer checks a proof: the certificate
+/// against `opts.tls->ca`, the signature against its key, the key against
+/// `allowed` (empty: any the CA vouches for).
+expected<node_identity> verify_bundle_signature(const std::string& certificate_pem,
+                                                const std::string& signature, const std::string& hash,
+                                                const std::string& library, const link_options& opts,
+                                                const std::vector<std::string>& allowed, const std::string& who);
+
 /// What a node or submitter answers to a superlink's challenge on TLS
 /// connection `hdl`: first the superlink's key is checked against
 /// `link.superlink_key` if one is pinned (its name was checked by the
@@ -74,6 +83,11 @@ expected<node_identity> authenticate_peer(const std::string& certificate_pem,
 /// The fingerprint of the public key in a PEM certificate or public key file
 /// (what an allow-list holds).
 expected<std::string> key_fingerprint(const std::string& pem_file);
+
+/// A key as the command line and a federation give it: a SHA-256
+/// fingerprint (64 lowercase hex digits) as it is, or a PEM file by its
+/// key's fingerprint.
+expected<std::string> resolve_key(const std::string& fingerprint_or_pem_file);
 
 /// The same fingerprint of the key in a certificate given as PEM text.
 expected<std::string> certificate_fingerprint(const std::string& certificate_pem);

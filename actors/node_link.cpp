@@ -273,9 +273,9 @@ void build_client(broker_ptr self, context ctx, std::string library, std::string
 }
 
 // Whose code a run's bundle is: with --trust-submitter keys, it must be
-// signed by one of them (bundle_statement; the superlink passes the
-// submitter's signature on, and cannot make one); without, the node takes
-// what its authenticated superlink passes on, and says who signed it.
+// signed by one of them (the superlink passes the submitter's signature on,
+// and cannot make one); without, the node takes what its authenticated
+// superlink passes on, and says who signed it.
 expected<void> check_signer(const node_link_state& st, const std::string& hash, const std::string& library,
                             const std::string& certificate, const std::string& signature) {
   auto& trusted = st.opts.trusted_submitters;
@@ -289,8 +289,7 @@ expected<void> check_signer(const node_link_state& st, const std::string& hash, 
   if (certificate.empty() || signature.empty())
     return fail(errc::invalid_argument, "it is not signed, and this node runs only bundles signed by its "
                                         "--trust-submitter keys");
-  auto who = authenticate_peer(certificate, signature, bundle_statement(hash, library), st.opts.link, trusted,
-                               "bundle signer");
+  auto who = verify_bundle_signature(certificate, signature, hash, library, st.opts.link, trusted, "bundle signer");
   if (!who) return who.error();
   st.opts.log.info("supernode: bundle " + short_hash(hash) + "... is signed by trusted submitter key " +
                    who->fingerprint.substr(0, 16) + "...");

@@ -298,8 +298,8 @@ void on_submit(broker_ptr self, connection_handle hdl, peer& pr, const buffer& p
   // they trust: the superlink only vouches that the same key proved this
   // connection.
   if (!cert->empty() || !bundle_sig->empty()) {
-    auto signer = authenticate_peer(*cert, *bundle_sig, bundle_statement(*hash, *library), st.opts.link, {},
-                                    "submitter's bundle signature");
+    auto signer = verify_bundle_signature(*cert, *bundle_sig, *hash, *library, st.opts.link, {},
+                                          "submitter's bundle signature");
     if (!signer) return refuse(self, hdl, signer.error().what, false);
     if (!key->empty() && signer->fingerprint != *key)
       return refuse(self, hdl, "the bundle is signed by another key than the one this submitter proved", false);

@@ -56,9 +56,7 @@ expected<link_options> submitter_link(const federation_config& fed) {
   link.tls = fed.tls;
   link.superlink_name = fed.superlink_name;
   if (!fed.superlink_key.empty()) {
-    auto& k = fed.superlink_key;
-    bool fingerprint = k.size() == 64 && k.find_first_not_of("0123456789abcdef") == std::string::npos;
-    auto fp = fingerprint ? expected<std::string>{k} : key_fingerprint(k);
+    auto fp = resolve_key(fed.superlink_key);
     if (!fp) return fail(errc::config_error, "federation '" + fed.name + "' superlink-key: " + fp.error().what);
     link.superlink_key = *fp;
   }

@@ -71,11 +71,7 @@ void add_tls(CLI::App* sub, std::string& ca, std::string& cert, std::string& key
 bool resolve_key_list(const std::vector<std::string>& allow, std::vector<std::string>& out,
                       const std::string& flag, const logger& log) {
   for (auto& a : allow) {
-    if (a.size() == 64 && a.find_first_not_of("0123456789abcdef") == std::string::npos) {
-      out.push_back(a);
-      continue;
-    }
-    auto fp = key_fingerprint(a);
+    auto fp = resolve_key(a);
     if (!fp) {
       log.error(flag + " " + a + ": " + fp.error().what);
       return false;
