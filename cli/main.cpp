@@ -10,6 +10,7 @@
 #include "actors/node_identity.hpp"
 #include "cli/cluster.hpp"
 #include "cli/control_command.hpp"
+#include "cli/flower_supernode.hpp"
 #include "cli/new_command.hpp"
 #include "cli/report_command.hpp"
 #include "cli/run_command.hpp"
@@ -56,11 +57,14 @@ CLI::App* add_control(CLI::App& cli, control_command& cmd, const std::string& ve
 }
 
 // TLS files, shared by the cluster commands: all three, or none.
-void add_tls(CLI::App* sub, std::string& ca, std::string& cert, std::string& key) {
+// `checked`: the three must come together, which the supernode checks
+// itself (with --protocol flower, --root-certificates comes alone).
+void add_tls(CLI::App* sub, std::string& ca, std::string& cert, std::string& key, bool checked = true) {
   auto* g = sub->add_option_group("TLS", "Mutual TLS: all three files, or none for plaintext");
   auto* a = g->add_option("--root-certificates", ca, "CA certificate (PEM) that signs every peer");
   auto* b = g->add_option("--certificate", cert, "This endpoint's certificate (PEM)");
   auto* c = g->add_option("--private-key", key, "This endpoint's private key (PEM)");
+  if (!checked) return;
   a->needs(b, c);
   b->needs(a, c);
   c->needs(a, b);
@@ -160,7 +164,26 @@ int main(int argc, char** argv) {
 
   auto* supernode = cli.add_subcommand("supernode", "Serve a ClientApp for a superlink");
   supernode_command node_cmd;
+  std::string protocol = "stamen";
+  flower_supernode_options flower_node;
   supernode->add_option("--superlink", node_cmd.superlink, "HOST:PORT of the superlink")->required();
+  supernode->add_option("--protocol", protocol,
+                        "stamen (a Stamen superlink) or flower (a Flower 1.23 SuperLink's Fleet API over gRPC)")
+      ->check(CLI::IsMember({"stamen", "flower"}));
+  supernode->add_option("--app", flower_node.app_dir,
+                        "flower: the Stamen app whose ClientApp answers (default: apps/quickstart)");
+  supernode->add_flag("--insecure", flower_node.insecure, "flower: plaintext gRPC (Flower's --insecure)");
+  supernode->add_option("--auth-supernode-private-key", flower_node.private_key,
+                        "flower: the node's EC private key (PEM); default: a fresh one per start");
+  supernode->add_option("--heartbeat-interval", flower_node.heartbeat_interval_s,
+                        "flower: seconds between heartbeats the SuperLink expects (10..1800)")
+      ->check(CLI::Range(10.0, 1800.0));
+  supernode->add_option("--poll-interval", flower_node.poll_interval_s,
+                        "flower: seconds between PullMessages while there is nothing (default 3, as Flower's)")
+      ->check(CLI::PositiveNumber);
+  supernode->add_option("--max-wait-time", flower_node.max_wait_s,
+                        "flower: give up reconnecting after this many seconds (default: never)")
+      ->check(CLI::NonNegativeNumber);
   supernode->add_option("--node-config", node_cmd.node_config, "\"k=v k=v\": this node's node_config");
   supernode->add_option("--nodes", node_cmd.nodes,
                         "SuperNodes hosted by this process behind one link (each its own node id, "
@@ -183,7 +206,7 @@ int main(int argc, char** argv) {
   supernode->add_option("--trust-submitter", trusted,
                         "Run only app bundles signed by this submitter key: a SHA-256 fingerprint or a PEM "
                         "file (repeatable; needs TLS; default: any bundle the authenticated superlink passes on)");
-  add_tls(supernode, ca, cert, key);
+  add_tls(supernode, ca, cert, key, false);
   std::string superlink_name, superlink_key;
   supernode->add_option("--superlink-name", superlink_name,
                         "TLS: the name the superlink's certificate must carry as a DNS or IP "
@@ -256,6 +279,31 @@ int main(int argc, char** argv) {
   if (superlink->parsed()) {
     link_cmd.link = link;
     return start_superlink(link_cmd, allow, submitters, admins, log);
+  }
+  if (protocol == "flower") {
+    if (!cert.empty() || !key.empty()) {
+      log.error("supernode: --protocol flower: a Flower SuperNode has no certificate; give --root-certificates alone");
+      return 2;
+    }
+    flower_node.superlink = node_cmd.superlink;
+    flower_node.node_config = node_cmd.node_config;
+    flower_node.root_certificates = ca;
+    if (supernode->get_option("--max-backoff")->count() > 0) flower_node.max_backoff_s = node_cmd.backoff_max_s;
+    if (node_cmd.nodes != 1) {
+      log.error("supernode: --protocol flower serves one node per process (no --nodes)");
+      return 2;
+    }
+    return run_flower_supernode(flower_node, log);
+  }
+  for (const char* flag : {"--app", "--insecure", "--auth-supernode-private-key", "--heartbeat-interval",
+                           "--poll-interval", "--max-wait-time"})
+    if (supernode->get_option(flag)->count() > 0) {
+      log.error(std::string("supernode: ") + flag + " is for --protocol flower");
+      return 2;
+    }
+  if (ca.empty() != cert.empty() || ca.empty() != key.empty()) {
+    log.error("supernode: mutual TLS needs all three of --root-certificates, --certificate and --private-key");
+    return 2;
   }
   node_cmd.link = link;
   if ((!superlink_name.empty() || !superlink_key.empty()) && !link.tls) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <thread>
 
 #include "runtime/app_components.hpp"
@@ -33,6 +34,9 @@ std::shared_ptr<const client_app> make_client(const context& node) {
   auto inner = stamen::test::arithmetic_app(p);
   auto app = std::make_shared<client_app>(std::vector<mod>{
       [p](const message& m, context& ctx, const handler& next) {
+        // An instruction whose config carries `raise` makes the handler throw it.
+        if (auto* config = m.has_content() ? m.content().configs("config") : nullptr; config && config->contains("raise"))
+          throw std::runtime_error(config_string(*config, "raise"));
         if (m.meta().message_type == "train")
           wait_at_gate(ctx.run_config, p, config_int(*m.content().configs("config"), "server-round"));
         return next(m, ctx);
