@@ -43,7 +43,7 @@ bool is_object_id(std::string_view id);
 struct object_view {
   std::string_view type;              ///< "Message", "RecordDict", "Array", ...
   std::vector<std::string> children;  ///< child ids, in head order
-  std::string_view body;
+  std::string_view body;              ///< what follows the NUL divider
 };
 
 /// Splits an object into head and body; fails on a missing divider, a head
@@ -57,8 +57,8 @@ std::string make_object(std::string_view type, const std::vector<std::string>& c
 
 /// Flower's ObjectTree: an object's id and its children's trees, in head order.
 struct object_tree {
-  std::string id;
-  std::vector<object_tree> children;
+  std::string id;                      ///< the object's id (SHA-256 hex)
+  std::vector<object_tree> children;   ///< its children's trees, in head order
 };
 
 /// Ids of a tree in post-order (children before parents), each once.
@@ -67,8 +67,8 @@ std::vector<std::string> post_order(const object_tree& tree);
 /// A message as objects: every object's bytes by id, and the tree whose root
 /// is the message (its id is what Flower uses as the message's id).
 struct deflated_message {
-  std::map<std::string, std::string> objects;
-  object_tree tree;
+  std::map<std::string, std::string> objects;  ///< every object's bytes, by id
+  object_tree tree;                            ///< rooted at the Message object
 };
 
 /// Deflates `m` as Flower does. Fails (naming the key) on what Flower cannot

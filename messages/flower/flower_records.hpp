@@ -25,8 +25,8 @@ inline constexpr std::string_view numpy_stype = "numpy.ndarray";
 /// A Flower Array's four fields.
 struct flower_array {
   std::string dtype;           ///< NumPy's name: "float32", "int64", "bool", ...
-  std::vector<int64_t> shape;
-  std::string stype;
+  std::vector<int64_t> shape;  ///< outermost first; empty for a scalar
+  std::string stype;           ///< how `data` was made: numpy_stype for NumPy's .npy
   std::string data;            ///< for numpy_stype, a whole .npy file
 };
 
@@ -56,8 +56,8 @@ std::string message_body(const metadata& meta, const message_error* err);
 
 /// A Message body: its metadata and, when it carries one, its error.
 struct message_head {
-  metadata meta;
-  std::optional<message_error> error;
+  metadata meta;                       ///< message_id empty, as in every Message object
+  std::optional<message_error> error;  ///< set for an error reply
 };
 expected<message_head> parse_message_body(std::string_view body);
 
