@@ -444,6 +444,13 @@ void on_frame(broker_ptr self, wire::frame f) {
       st.node_id = *id;
       st.registered = true;
       st.backoff_s = 0;
+      // A bundle asked for on a lost connection never comes. The runs still
+      // going are announced again right after this accept (and fetch anew);
+      // a run that ended meanwhile is not, and its slot would wait forever,
+      // holding back every later run of the same bundle (found by
+      // tests/nemesis: a node frozen while a run frame waited in its socket).
+      for (auto it = st.runs.begin(); it != st.runs.end();)
+        it = !it->second.fetching.empty() && it->second.nodes.empty() ? st.runs.erase(it) : std::next(it);
       st.frames.set_max_length(st.opts.link.max_frame);
       st.opts.log.info("supernode: registered with superlink " + where(self) +
                        (st.opts.nodes > 1 ? " as nodes " + std::to_string(st.node_id) + ".." +

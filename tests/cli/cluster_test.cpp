@@ -266,6 +266,29 @@ BOOST_AUTO_TEST_CASE(a_frozen_supernode_is_detected_by_heartbeat_within_the_time
   BOOST_TEST(nodes[2]->wait_for("registered with superlink", 10, 2) >= 0);
 }
 
+// Found by tests/nemesis. A node frozen while a run's frame waits in its
+// socket is dropped; the run ends without it. Thawed, the node reads that
+// frame, asks for the bundle on the connection already gone and registers
+// again. The next run of the same bundle must not wait on that lost fetch
+// (it did: the node never served it, and the run waited out its timeout).
+BOOST_AUTO_TEST_CASE(a_node_thawed_after_its_run_ended_serves_the_next_run_of_that_bundle) {
+  auto [link, port] = superlink({"--heartbeat", "0.2", "--timeout", "3"});
+  auto nodes = this->nodes(*link, port, 3, 10);
+  nodes[2]->signal(SIGSTOP);
+  auto first = this->run("gated", port, "num-server-rounds=1");
+  BOOST_REQUIRE_MESSAGE(link->wait_for("starting run", 30) >= 0, link->log());
+  BOOST_REQUIRE(link->wait_for("silent for more than", 30) >= 0);
+  BOOST_REQUIRE_MESSAGE(first->wait(300) == 0, first->log());
+  nodes[2]->signal(SIGCONT);
+  BOOST_REQUIRE_MESSAGE(nodes[2]->wait_for("registered with superlink", 30, 2) >= 0, nodes[2]->log());
+  BOOST_TEST(nodes[2]->count("fetching bundle") == 1u, nodes[2]->log());  // run 1's, on the lost connection
+  auto second = this->run("gated", port, "num-server-rounds=1 min-nodes=3 round-timeout=60.0");
+  BOOST_REQUIRE_MESSAGE(second->wait(300) == 0, second->log());
+  auto doc = result();
+  BOOST_TEST(doc["rounds"][0]["train"]["results"].get<int>() == 3, doc.dump());
+  BOOST_TEST(nodes[2]->count("fetching bundle") == 2u, nodes[2]->log());
+}
+
 BOOST_AUTO_TEST_CASE(supernodes_reconnect_with_backoff_after_a_superlink_restart) {
   int port = free_port();
   auto [link, p] = superlink({}, port);
