@@ -202,6 +202,7 @@ void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& 
     if (live == st.runs.end())
       return send_result(self, hdl, false, "run " + std::to_string(*id) + " has " + (*rec)->status);
     st.opts.log.info("superlink: stopping run " + std::to_string(*id) + " at the request of " + pr.where);
+    live->second.stopped_by = pr.key.empty() ? pr.where : "key " + pr.key.substr(0, 16) + "... at " + pr.where;
     if (!live->second.started) {
       st.queue.erase(std::remove(st.queue.begin(), st.queue.end(), *id), st.queue.end());
       live->second.stop->request();

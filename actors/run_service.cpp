@@ -401,7 +401,10 @@ void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& o
   auto& r = it->second;
   if (r.server_app) self->demonitor(r.server_app);
   std::string status = r.stop->requested() ? run_status::stopped : ok ? run_status::completed : run_status::failed;
-  std::string reason = r.stop->requested() ? "stopped by `stamen stop`" : ok ? "" : out;
+  std::string reason = r.stop->requested()
+                           ? "stopped by `stamen stop`" + (r.stopped_by.empty() ? std::string{} : " from " + r.stopped_by)
+                       : ok ? ""
+                            : out;
   std::string line = "superlink: run " + std::to_string(id) + " " + status + (reason.empty() ? "" : ": " + reason);
   st.opts.log.info(line);
   run_log(self, id, "INFO :      " + line);

@@ -87,6 +87,9 @@ struct live_run {
   /// end: its submitter (unless detached) and `stamen log --follow`s.
   std::vector<connection_handle> followers;
   std::shared_ptr<run_stop> stop = std::make_shared<run_stop>();
+  /// Who asked for the stop (a key's fingerprint and address, or the address
+  /// alone without TLS), for the run's reason.
+  std::string stopped_by;
   /// Its ServerApp: a blocking actor the broker monitors, once started.
   caf::actor server_app;
   /// Its live status line (progress_line's), sent to its followers on the

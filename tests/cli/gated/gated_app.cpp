@@ -42,7 +42,17 @@ std::shared_ptr<const client_app> make_client(const context& node) {
         return next(m, ctx);
       }});
   auto forward = [inner](const message& m, context& ctx) { return inner->handle(m, ctx); };
-  app->train(forward);
+  // Train also reports step = p + 1, weighted by p + 1 like its update: the
+  // round's aggregated step is then exactly what FedAvg added to every w[k]
+  // (sum (p+1)^2 / sum (p+1)), so that a checker can tell a run's final
+  // arrays from its per-round metrics alone (tests/nemesis).
+  app->train([inner, p](const message& m, context& ctx) {
+    auto reply = inner->handle(m, ctx);
+    if (reply.has_content())
+      if (auto* metrics = reply.content().get_as<metric_record>("metrics"))
+        metrics->insert_or_assign("step", static_cast<double>(p + 1));
+    return reply;
+  });
   app->evaluate(forward);
   return app;
 }
