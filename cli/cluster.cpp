@@ -1,5 +1,7 @@
 #include "cli/cluster.hpp"
 
+#include "actors/compute_pool.hpp"
+
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
@@ -223,7 +225,16 @@ int run_supernode(const supernode_command& cmd, const logger& log) {
            (cmd.nodes > 1 ? " hosting " + std::to_string(cmd.nodes) + " nodes" : "") +
            (opts.node_config_text.empty() ? "" : " with node config '" + opts.node_config_text + "'"));
   auto broker = start_node_link(*rt.sys, std::move(opts));
-  return wait_for(*rt.sys, broker, signals) ? 0 : 1;
+  int rc = wait_for(*rt.sys, broker, signals) ? 0 : 1;
+  if (compute_pool::abandoned() > 0) {
+    // A ClientApp never returned and its thread was abandoned: the actor
+    // system's destructor would wait for it forever, and the static
+    // destructors after it would unload the app from under it.
+    log.warn("supernode: a ClientApp never returned; exiting without waiting for it");
+    std::clog.flush();
+    std::_Exit(rc);
+  }
+  return rc;
 }
 
 int run_on_cluster(const app_config& cfg, const config_record& run_config,

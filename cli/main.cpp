@@ -109,6 +109,18 @@ int start_superlink(superlink_command cmd, const std::vector<std::string>& allow
 
 }  // namespace
 
+// The process's exit code `rc`, returned to main, or the process ended here
+// when a ClientApp never returned: its thread still runs app code, so the
+// static destructors that would pull the app's library and the actor system
+// from under it must not run (a simulation, a supernode, and a superlink
+// whose ServerApps' nodes run in process alike).
+static int exit_code(int rc) {
+  if (compute_pool::abandoned() == 0) return rc;
+  std::cout.flush();
+  std::clog.flush();
+  std::_Exit(rc);
+}
+
 int main(int argc, char** argv) {
   CLI::App cli{"Stamen: federated learning as an actor system"};
   cli.set_version_flag("--version", std::string{"stamen "} + STAMEN_VERSION);
@@ -260,16 +272,7 @@ int main(int argc, char** argv) {
     }
   if (cli.got_subcommand("run")) {
     run.json = format == "json";
-    auto rc = run_app(run);
-    if (compute_pool::abandoned() > 0) {
-      // A ClientApp never returned: its thread still runs app code, so the
-      // process ends here, without the static destructors that would pull
-      // the app's library and the actor system from under it.
-      std::cout.flush();
-      std::clog.flush();
-      std::_Exit(rc);
-    }
-    return rc;
+    return exit_code(run_app(run));
   }
   link_options link;
   link.heartbeat_s = heartbeat;
@@ -278,7 +281,7 @@ int main(int argc, char** argv) {
   logger log{std::clog};
   if (superlink->parsed()) {
     link_cmd.link = link;
-    return start_superlink(link_cmd, allow, submitters, admins, log);
+    return exit_code(start_superlink(link_cmd, allow, submitters, admins, log));
   }
   if (protocol == "flower") {
     if (!cert.empty() || !key.empty()) {
@@ -322,5 +325,5 @@ int main(int argc, char** argv) {
     if (!resolve_key_list({superlink_key}, pinned, "supernode: --superlink-key", log)) return 2;
     node_cmd.link.superlink_key = pinned.front();
   }
-  return run_supernode(node_cmd, log);
+  return exit_code(run_supernode(node_cmd, log));
 }

@@ -92,6 +92,10 @@ void flower_log::on_finished(const strategy_result& result) {
   if (result.stopped)
     log_.warn("Run stopped after " + std::to_string(result.train_rounds.size()) +
               " round(s); what follows is the result so far");
+  auto& u = result.unapplied;
+  if (u.applied() > 0)
+    log_.warn(std::to_string(u.applied()) + " update(s) in a buffer that had not filled when the run ended: "
+              "not applied to the final arrays");
   log_.info("Strategy execution finished in " + format_double("%.2f", result.seconds) + "s");
   log_.info("");
   log_.info("Final results:");

@@ -81,6 +81,10 @@ std::string to_json(const strategy_result& result) {
                      {"rounds", rounds},
                      {"arrays", {{"bytes", result.arrays.count_bytes()}, {"entries", arrays_json}}}};
   if (!result.versions.empty()) doc["versions"] = versions;
+  auto& u = result.unapplied;
+  if (!result.versions.empty() || u.applied() + u.failures > 0)
+    doc["unapplied"] = {{"updates", u.applied()}, {"staleness", u.staleness}, {"failures", u.failures},
+                        {"failure_reasons", u.failure_reasons}};
   if (auto it = result.evaluate_metrics_serverapp.find(0);
       it != result.evaluate_metrics_serverapp.end())
     doc["initial_server_evaluate"] = metrics_json(it->second);

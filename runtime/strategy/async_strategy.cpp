@@ -284,6 +284,8 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
     fill();
   }
   stream.reset();  // what is still in flight is no longer wanted
+  result.unapplied = std::move(pending);
+  result.unapplied.version = 0;
   result.seconds = seconds_since(t0);
   result.stopped = run_stop_requested();
   ev.on_finished(result);

@@ -71,6 +71,11 @@ struct strategy_result {
   /// Asynchronous runs: each version of the global model, in order (the
   /// evaluate rounds and metrics above are then keyed by version).
   std::vector<version_report> versions;
+  /// Asynchronous runs: what came after the last version when the run ended
+  /// (its time up or a stop): updates taken into a buffer that never filled
+  /// (FedBuff's K not reached, so never applied to `arrays`) and failures.
+  /// Its `version` is 0.
+  version_report unapplied;
   double seconds = 0;  ///< wall-clock time of the whole run
   /// The run was stopped (SIGINT, say) before its last round: what is here
   /// is the result so far.

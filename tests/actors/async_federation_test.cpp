@@ -5,7 +5,10 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/federation.hpp"
+#include "runtime/report/result_json.hpp"
 #include "runtime/strategy/fed_buff.hpp"
 #include "tests/actors/arithmetic_app.hpp"
 
@@ -103,6 +106,23 @@ BOOST_AUTO_TEST_CASE(fedasync_keeps_every_slot_busy_through_crashes_and_restarts
   BOOST_TEST(failures == crashes);
   auto w = r.arrays.get("w")->to_vector<float>();
   for (auto x : w) BOOST_TEST(std::isfinite(x));
+}
+
+BOOST_AUTO_TEST_CASE(updates_left_in_a_partial_buffer_at_the_end_are_reported) {
+  // A buffer of 10^9 never fills in a fifth of a second: every update
+  // taken is left in it when the run's time is up, none applied, all reported.
+  auto a = three_at_once(10);
+  a.max_seconds = 0.2;
+  fed_buff_options b;
+  b.buffer_size = 1000000000;
+  auto o = run<fed_buff>([&] { return std::make_unique<fed_buff>(quiet(), a, b); }, {});
+  auto& r = ok(o);
+  BOOST_TEST(r.versions.empty());
+  BOOST_TEST(r.unapplied.applied() > 0u);
+  BOOST_TEST(r.unapplied.failures == 0u);
+  BOOST_TEST((r.arrays == initial_arrays()));  // nothing applied
+  auto doc = nlohmann::json::parse(to_json(r));
+  BOOST_TEST(doc["unapplied"]["updates"].get<size_t>() == r.unapplied.applied());
 }
 
 BOOST_AUTO_TEST_CASE(fedbuff_moves_by_the_mean_of_k_updates) {

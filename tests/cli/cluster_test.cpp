@@ -289,6 +289,26 @@ BOOST_AUTO_TEST_CASE(a_node_thawed_after_its_run_ended_serves_the_next_run_of_th
   BOOST_TEST(nodes[2]->count("fetching bundle") == 2u, nodes[2]->log());
 }
 
+// A ClientApp that never returns cannot be stopped: its compute thread is
+// abandoned, and the supernode told SIGTERM must end without running static
+// destructors beside that thread (which unload the app's library and the
+// actor system from under it).
+BOOST_AUTO_TEST_CASE(a_supernode_stopped_while_its_handler_never_returns_ends_cleanly) {
+  auto [link, port] = superlink();
+  auto node = supernode(port, "partition-id=0 num-partitions=10");
+  wait_joined(*link, 1);
+  auto never = dir / "never-created";
+  // Its instruction's deadline is 3 s off: then the node gives up on the
+  // handler (its thread abandoned 2 s later) and the round counts a failure.
+  auto run = this->run("gated", port,
+                       "num-server-rounds=1 min-nodes=1 round-timeout=3.0 gate-file='" + never.string() + "'");
+  BOOST_REQUIRE_MESSAGE(node->wait_for("waiting at the gate", 60) >= 0, node->log());
+  BOOST_REQUIRE_MESSAGE(run->wait(120) >= 0, run->log());
+  node->signal(SIGTERM);
+  auto rc = node->wait(60);
+  BOOST_TEST((rc == 0 || rc == 1), "supernode exit status " << rc << "\n" << node->log());
+}
+
 BOOST_AUTO_TEST_CASE(supernodes_reconnect_with_backoff_after_a_superlink_restart) {
   int port = free_port();
   auto [link, p] = superlink({}, port);
