@@ -6,13 +6,14 @@
 # Stamen's quickstart). CI cannot install Flower, so this runs by hand:
 #
 #   tests/interop/flower_mixed_run.sh PEER [--flower F] [--stamen S] [--rounds R]
-#       [--kill-stamen-in-round K] [--same-partitions] [--out DIR] [--port-base P]
+#       [--kill-stamen-in-round K] [--same-partitions] [--tls] [--out DIR] [--port-base P]
 #
 # PEER is a Flower 1.23 install made by ../shared/flower-1.23/install (its
 # venv/ and app/). Defaults: 5 Flower and 5 Stamen nodes, 3 rounds, ports
 # 19091.., partitions 0..F-1 for Flower's nodes and F..F+S-1 for Stamen's
 # (--same-partitions: 0..S-1 for Stamen's too, to compare the two on the
-# same data). It waits for events (log lines, nodes online), never for a fixed
+# same data; --tls: the SuperLink with a certificate from a throwaway CA
+# and every node and `flwr run` with --root-certificates). It waits for events (log lines, nodes online), never for a fixed
 # time, and prints a JSON summary: per round the results and failures Flower
 # counted for train and evaluate, the final eval_acc and eval_loss, the
 # seconds each kind of node took per train and per evaluate message (from
@@ -25,7 +26,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${STAMEN_BUILD_DIR:-$root/build}"
 peer="${1:?usage: $0 PEER [options]}"; shift
-flower=5 stamen=5 rounds=3 kill_round=0 out="" base=19091 same=0
+flower=5 stamen=5 rounds=3 kill_round=0 out="" base=19091 same=0 tls=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --flower) flower=$2; shift 2 ;;
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --port-base) base=$2; shift 2 ;;
     --same-partitions) same=1; shift ;;
+    --tls) tls=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -66,14 +68,27 @@ wait_log() {
 }
 
 serverappio=127.0.0.1:$base fleet=127.0.0.1:$((base + 1)) control=127.0.0.1:$((base + 2))
-FLWR_HOME="$out/superlink" flower-superlink --insecure --serverappio-api-address "$serverappio" \
+link_security=(--insecure) node_security=(--insecure)
+if [ "$tls" = 1 ]; then
+  # A throwaway CA and a SuperLink certificate for 127.0.0.1.
+  pki="$out/pki"; mkdir -p "$pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/ca.key" \
+    -out "$pki/ca.pem" -days 2 -subj /CN=interop-ca 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/server.key" \
+    -out "$pki/server.csr" -subj /CN=superlink -addext subjectAltName=IP:127.0.0.1,DNS:localhost 2>/dev/null
+  openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+    -copy_extensions copy -out "$pki/server.pem" -days 2 2>/dev/null
+  link_security=(--ssl-ca-certfile "$pki/ca.pem" --ssl-certfile "$pki/server.pem" --ssl-keyfile "$pki/server.key")
+  node_security=(--root-certificates "$pki/ca.pem")
+fi
+FLWR_HOME="$out/superlink" flower-superlink "${link_security[@]}" --serverappio-api-address "$serverappio" \
   --fleet-api-address "$fleet" --control-api-address "$control" > "$out/superlink.log" 2>&1 &
 pids+=($!)
 wait_log "$out/superlink.log" "Starting Flower ServerAppIo API|Flower Deployment Runtime: Starting Control API" 120
 
 # Partitions 0..F-1 go to Flower's nodes, F..F+S-1 to Stamen's.
 for i in $(seq 0 $((flower - 1))); do
-  FLWR_HOME="$out/flower-node-$i" flower-supernode --insecure --superlink "$fleet" \
+  FLWR_HOME="$out/flower-node-$i" flower-supernode "${node_security[@]}" --superlink "$fleet" \
     --clientappio-api-address "127.0.0.1:$((base + 10 + i))" \
     --node-config "partition-id=$i num-partitions=$total" > >(stamp > "$out/flower-node-$i.log") 2>&1 &
   pids+=($!)
@@ -83,7 +98,7 @@ stamen_pids=()
 for i in $(seq "$flower" $((total - 1))); do
   part=$i
   [ "$same" = 1 ] && part=$((i - flower))
-  "$build/bin/stamen" supernode --protocol flower --superlink "$fleet" --insecure --app "$root/apps/quickstart" \
+  "$build/bin/stamen" supernode --protocol flower --superlink "$fleet" "${node_security[@]}" --app "$root/apps/quickstart" \
     --node-config "partition-id=$part num-partitions=$total" > >(stamp > "$out/stamen-node-$i.log") 2>&1 &
   pids+=($!)
   stamen_pids+=($!)
@@ -94,6 +109,7 @@ done
 cp -r "$peer/app" "$out/app"
 sed -i "s/^address = .*/address = \"$control\"/" "$out/app/pyproject.toml"
 sed -i "s/^num-server-rounds = .*/num-server-rounds = $rounds/" "$out/app/pyproject.toml"
+[ "$tls" = 1 ] && sed -i "s|^insecure = true|root-certificates = \"$out/pki/ca.pem\"|" "$out/app/pyproject.toml"
 
 # Every node online before the run samples: FedAvg samples from whoever is there.
 for t in $(seq 1 600); do
