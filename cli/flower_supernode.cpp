@@ -166,8 +166,10 @@ class fleet_client {
                   std::to_string(tries) + " tries");
         return call_result::failed;
       }
+      // Per thread: the heartbeat thread and the pull loop may both be retrying.
+      thread_local std::mt19937_64 rng{std::random_device{}()};
       std::uniform_real_distribution<double> jitter(0, std::min(wait, opts_.max_backoff_s));
-      double sleep = jitter(rng_);
+      double sleep = jitter(rng);
       log_.warn(std::string(name) + ": connection attempt failed (" + status.error_message() +
                 "), retrying in " + seconds_text(sleep));
       if (!sleep_unless_stopped(sleep)) return call_result::stopped;
@@ -199,7 +201,6 @@ class fleet_client {
   const flower_supernode_options& opts_;
   const logger& log_;
   std::atomic<bool>& stop_;
-  std::mt19937_64 rng_{std::random_device{}()};
   std::mutex mutex_;
   std::condition_variable wake_;
 };
@@ -312,6 +313,10 @@ class flower_node {
     std::thread beat([this] { heartbeats(); });
     int rc = 0;
     while (!stop_) {
+      if (rejoin_.exchange(false) && !join()) {
+        rc = stop_ ? 0 : 1;
+        break;
+      }
       auto got = pull_once();
       if (got == pulled::failed) {
         rc = 1;
@@ -338,6 +343,7 @@ class flower_node {
     pb::RegisterNodeFleetResponse reg_resp;
     auto r = client_.call(&pb::Fleet::Stub::RegisterNode, "RegisterNode", reg, reg_resp, &why);
     if (r == call_result::stopped) return false;
+    self_registered_ = self_registered_ || r == call_result::ok;
     // A key registered before (a restarted node with --auth-supernode-private-key)
     // is refused here and activates all the same.
     if (r != call_result::ok) log_.info("RegisterNode: " + why + "; activating the registered key");
@@ -345,8 +351,6 @@ class flower_node {
   }
 
   bool activate() {
-    // The heartbeat thread and the pull loop may both find the node unknown.
-    std::lock_guard<std::mutex> guard(join_mutex_);
     std::string why;
     pb::ActivateNodeRequest act;
     act.set_public_key(key_.public_pem());
@@ -376,8 +380,9 @@ class flower_node {
     double backoff = 1;
     double next = 0;
     while (client_.sleep_unless_stopped(next)) {
+      uint64_t id = node_id_;
       pb::SendNodeHeartbeatRequest req;
-      req.mutable_node()->set_node_id(node_id_);
+      req.mutable_node()->set_node_id(id);
       req.set_heartbeat_interval(opts_.heartbeat_interval_s);
       pb::SendNodeHeartbeatResponse resp;
       grpc::ClientContext ctx;
@@ -391,9 +396,10 @@ class flower_node {
       }
       backoff = 1;
       next = std::max(0.1, opts_.heartbeat_interval_s - call_timeout_s) * (0.8 + jitter(rng));
-      if (!resp.success()) {
-        log_.warn("heartbeat: the SuperLink does not recognize node " + std::to_string(node_id_) + "; activating again");
-        activate();
+      if (!resp.success() && node_id_ == id) {  // not an answer about an id already replaced
+        // The pull loop joins again (one thread only, so that two activations never race).
+        log_.warn("heartbeat: the SuperLink does not recognize node " + std::to_string(node_id_) + "; joining again");
+        rejoin_ = true;
       }
     }
   }
@@ -416,10 +422,15 @@ class flower_node {
     d.set_node_id(node_id_);
     pb::DeactivateNodeResponse dr;
     auto s1 = client_.stub().DeactivateNode(&a, d, &dr);
-    pb::UnregisterNodeFleetRequest u;
-    u.set_node_id(node_id_);
-    pb::UnregisterNodeFleetResponse ur;
-    auto s2 = client_.stub().UnregisterNode(&b, u, &ur);
+    // Unregistered only by whoever registered it: a key registered with
+    // `flwr supernode register` stays so.
+    grpc::Status s2;
+    if (self_registered_) {
+      pb::UnregisterNodeFleetRequest u;
+      u.set_node_id(node_id_);
+      pb::UnregisterNodeFleetResponse ur;
+      s2 = client_.stub().UnregisterNode(&b, u, &ur);
+    }
     log_.info("Node " + std::to_string(node_id_) + " left the Flower SuperLink" +
               (s1.ok() && s2.ok() ? "" : " (" + (s1.ok() ? s2 : s1).error_message() + ")"));
   }
@@ -444,7 +455,12 @@ class flower_node {
       log_.error("PullMessages: a message came without its object tree; ignored");
       return pulled::message;
     }
-    handle(resp.messages_list(0), resp.message_object_trees(0));
+    try {
+      handle(resp.messages_list(0), resp.message_object_trees(0));
+    } catch (const std::exception& e) {
+      // A message that costs what the node has not got (memory) costs that message only.
+      log_.error("a message could not be handled: " + std::string(e.what()));
+    }
     return pulled::message;
   }
 
@@ -453,7 +469,11 @@ class flower_node {
   // to 10 s, 500 tries at most).
   expected<std::string> pull_object(uint64_t run_id, const std::string& id) {
     double wait = 1;
+    auto started = std::chrono::steady_clock::now();
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_real_distribution<double> jitter(-0.2, 0.2);
     for (int tries = 0; tries < 500 && !stop_; ++tries) {
+      if (std::chrono::steady_clock::now() - started > std::chrono::seconds(7200)) break;  // PULL_MAX_TIME
       pb::PullObjectRequest req;
       req.mutable_node()->set_node_id(node_id_);
       req.set_run_id(run_id);
@@ -468,7 +488,7 @@ class flower_node {
           return failure{errc::invalid_message, "object " + id + " does not hash to its id; refused"};
         return std::move(*resp.mutable_object_content());
       }
-      if (!client_.sleep_unless_stopped(wait)) break;
+      if (!client_.sleep_unless_stopped(wait * (1 + jitter(rng)))) break;
       wait = std::min(wait * 2, 10.0);
     }
     return failure{errc::runtime_error, "object " + id + " never became available"};
@@ -570,7 +590,7 @@ class flower_node {
     // instruction's (both read on the wall clock, as Flower's SuperLink checks).
     auto& m = reply.meta();
     m.run_id = instruction.meta().run_id;
-    m.src_node_id = node_id_;
+    m.src_node_id = instruction.meta().dst_node_id;  // the id it was sent to, even if the node rejoined since
     m.dst_node_id = server_node_id;
     m.reply_to_message_id = instruction.meta().message_id;
     m.group_id = instruction.meta().group_id;
@@ -640,7 +660,8 @@ class flower_node {
   node_key key_;
   fleet_client client_;
   std::atomic<uint64_t> node_id_{0};
-  std::mutex join_mutex_;
+  std::atomic<bool> rejoin_{false};  ///< set by the heartbeat thread, acted on by the pull loop
+  bool self_registered_ = false;     ///< RegisterNode succeeded: UnregisterNode when leaving
   std::map<uint64_t, run_state> runs_;
 };
 

@@ -35,7 +35,7 @@ long next_code_point(std::string_view s, size_t& i) {
 }
 
 void append_u(std::string& out, long unit) {
-  char buf[8];
+  char buf[16];
   std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(unit));
   out += buf;
 }
@@ -165,12 +165,29 @@ expected<array> inflate_array(const std::map<std::string, std::string>& objects,
     used.insert(k);
   }
   if (used.size() != view->children.size()) return bad(what + ": a child chunk is not used");
-  for (auto k : chunk_index) {
+  // Each distinct chunk opened (and hashed) once; the whole held to what the
+  // dtype and shape allow (a .npy header is at most 64 KiB), so that a few
+  // indices repeated cannot make the node assemble terabytes.
+  auto type = parse_dtype(fa.dtype);
+  if (!type) return bad(what + ": dtype '" + fa.dtype + "' is not supported");
+  auto payload = expected_nbytes(*type, fa.shape);
+  if (!payload) return bad(what + ": " + payload.error().what);
+  const uint64_t limit = *payload + (uint64_t{64} << 10) + 16;
+  std::vector<std::string_view> chunks(view->children.size());
+  for (size_t k = 0; k < chunks.size(); ++k) {
     auto chunk = open(objects, view->children[k], "ArrayChunk", what);
     if (!chunk) return chunk.error();
     if (!chunk->children.empty()) return bad(what + ": an ArrayChunk has children");
-    fa.data.append(chunk->body);
+    chunks[k] = chunk->body;
   }
+  uint64_t total = 0;
+  for (auto k : chunk_index) {
+    total += chunks[k].size();
+    if (total > limit)
+      return bad(what + ": its chunks add up to more than a " + fa.dtype + " array of its shape can hold");
+  }
+  fa.data.reserve(static_cast<size_t>(total));
+  for (auto k : chunk_index) fa.data.append(chunks[k]);
   auto a = from_flower(fa);
   if (!a) return failure{a.error().code, what + ": " + a.error().what};
   return a;

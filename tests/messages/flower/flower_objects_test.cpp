@@ -245,6 +245,12 @@ BOOST_AUTO_TEST_CASE(arrays_stamen_cannot_represent_are_errors_that_name_the_key
             "chunk index 1 is past the children");
   fail_with("{\"dtype\": \"float32\"}", "lacks dtype, shape, stype or arraychunk_ids");
   fail_with("not json", "not a JSON object");
+  // One chunk named a million times: refused before anything is assembled.
+  std::string many = "[0";
+  for (int i = 0; i < 1000000; ++i) many += ", 0";
+  fail_with("{\"dtype\": \"float32\", \"shape\": [2, 3], \"stype\": \"numpy.ndarray\", \"arraychunk_ids\": " + many +
+                "]}",
+            "add up to more than");
 }
 
 BOOST_AUTO_TEST_CASE(npy_files_stamen_cannot_read_are_refused) {
