@@ -46,8 +46,11 @@ BOOST_AUTO_TEST_CASE(supernodes_with_clocks_minutes_off_or_stepping_mid_run_trai
   // Five minutes ahead and behind: more than the round's timeout (60 s),
   // so a deadline read on the node's own clock would have passed, or be
   // far off, on arrival.
-  auto ahead = node("0", {"/usr/bin/faketime", "-f", "+300s"});
-  auto behind = node("1", {"/usr/bin/faketime", "-f", "-300s"});
+  // libfaketime preloaded through env, which execs: the pid is the node's
+  // own, so the test ends it (the faketime command forks its program and a
+  // kill of its pid left the node running past the test).
+  auto ahead = node("0", {"/usr/bin/env", "LD_PRELOAD=" + lib, "FAKETIME=+300s"});
+  auto behind = node("1", {"/usr/bin/env", "LD_PRELOAD=" + lib, "FAKETIME=-300s"});
   // A wall clock that steps, as NTP or an operator may step it: the
   // monotonic clock goes on (as the kernel's does).
   auto offset = dir / "offset";
