@@ -1,13 +1,9 @@
 #include "cli/flower_supernode.hpp"
 
 #include <grpcpp/grpcpp.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <chrono>
 #include <condition_variable>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -19,9 +15,11 @@
 #include <thread>
 
 #include "cli/app_loader.hpp"
+#include "cli/flower_node_key.hpp"
 #include "cli/signals.hpp"
 #include "config/app_config.hpp"
 #include "fleet.grpc.pb.h"
+#include "messages/flower/fleet_conversion.hpp"
 #include "messages/flower/flower_objects.hpp"
 #include "runtime/format.hpp"
 
@@ -32,78 +30,10 @@ namespace pb = flwr::proto;
 
 namespace {
 
+using flower::from_proto;
+using flower::to_proto;
+
 std::string seconds_text(double s) { return format_double("%.2f", s) + " s"; }
-
-// -- the node's identity -------------------------------------------------------
-
-// Flower signs every Fleet call: its public key (PEM SubjectPublicKeyInfo),
-// an ISO-8601 UTC timestamp, and an ECDSA-SHA256 signature of that timestamp,
-// in the metadata headers below. The SuperLink ties a node id to its key.
-constexpr const char* public_key_header = "flwr-public-key-bin";
-constexpr const char* timestamp_header = "flwr-timestamp";
-constexpr const char* signature_header = "flwr-signature-bin";
-
-class node_key {
- public:
-  static expected<node_key> make(const std::string& pem_file) {
-    node_key k;
-    if (pem_file.empty()) {
-      k.key_.reset(EVP_EC_gen("P-384"));
-      if (!k.key_) return failure{errc::runtime_error, "cannot generate a SECP384R1 key"};
-    } else {
-      std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(pem_file.c_str(), "r"), &std::fclose);
-      if (!f) return failure{errc::io_error, "cannot read the node key " + pem_file};
-      k.key_.reset(PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr));
-      if (!k.key_ || EVP_PKEY_get_base_id(k.key_.get()) != EVP_PKEY_EC)
-        return failure{errc::invalid_argument, pem_file + " is not a PEM EC private key"};
-    }
-    std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new(BIO_s_mem()), &BIO_free);
-    if (!PEM_write_bio_PUBKEY(bio.get(), k.key_.get()))
-      return failure{errc::runtime_error, "cannot encode the node's public key"};
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio.get(), &data);
-    k.public_pem_.assign(data, static_cast<size_t>(n));
-    return k;
-  }
-
-  const std::string& public_pem() const { return public_pem_; }
-
-  std::string sign(const std::string& text) const {
-    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-    size_t n = 0;
-    if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
-        EVP_DigestSign(ctx.get(), nullptr, &n, reinterpret_cast<const unsigned char*>(text.data()), text.size()) != 1)
-      return {};
-    std::string sig(n, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &n,
-                       reinterpret_cast<const unsigned char*>(text.data()), text.size()) != 1)
-      return {};
-    sig.resize(n);
-    return sig;
-  }
-
- private:
-  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key_{nullptr, &EVP_PKEY_free};
-  std::string public_pem_;
-};
-
-// Python's datetime.now(timezone.utc).isoformat(), as Flower's node sends it.
-std::string iso_now() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string out = buf;
-  if (micros != 0) {
-    char frac[16];
-    std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
-    out += frac;
-  }
-  return out + "+00:00";
-}
 
 // -- calls with Flower's retry policy ------------------------------------------
 
@@ -115,7 +45,7 @@ enum class call_result { ok, run_not_running, stopped, unknown_node, failed };
 
 class fleet_client {
  public:
-  fleet_client(std::shared_ptr<grpc::Channel> channel, const node_key& key, const flower_supernode_options& opts,
+  fleet_client(std::shared_ptr<grpc::Channel> channel, const flower_node_key& key, const flower_supernode_options& opts,
                const logger& log, std::atomic<bool>& stop)
       : stub_(pb::Fleet::NewStub(channel)), key_(key), opts_(opts), log_(log), stop_(stop) {}
 
@@ -131,13 +61,7 @@ class fleet_client {
     double wait = 1;
     for (int tries = 1;; ++tries) {
       grpc::ClientContext ctx;
-      auto ts = iso_now();
-      ctx.AddMetadata(public_key_header, key_.public_pem());
-      ctx.AddMetadata(timestamp_header, ts);
-      ctx.AddMetadata(signature_header, key_.sign(ts));
-      if (deadline_s > 0)
-        ctx.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000)));
+      key_.sign_call(ctx, deadline_s);
       auto status = ((*stub_).*method)(&ctx, req, &resp);
       if (status.ok()) {
         if (tries > 1)
@@ -197,7 +121,7 @@ class fleet_client {
 
  private:
   std::unique_ptr<pb::Fleet::Stub> stub_;
-  const node_key& key_;
+  const flower_node_key& key_;
   const flower_supernode_options& opts_;
   const logger& log_;
   std::atomic<bool>& stop_;
@@ -253,45 +177,6 @@ expected<config_record> fused_run_config(const app_config& app, const pb::Run& r
   return out;
 }
 
-// -- messages ---------------------------------------------------------------------
-
-void to_proto(const metadata& m, pb::Metadata* out) {
-  out->set_run_id(m.run_id);
-  out->set_message_id(m.message_id);
-  out->set_src_node_id(m.src_node_id);
-  out->set_dst_node_id(m.dst_node_id);
-  out->set_reply_to_message_id(m.reply_to_message_id);
-  out->set_group_id(m.group_id);
-  out->set_ttl(m.ttl);
-  out->set_message_type(m.message_type);
-  out->set_created_at(m.created_at);
-}
-
-void to_proto(const flower::object_tree& t, pb::ObjectTree* out) {
-  out->set_object_id(t.id);
-  for (const auto& c : t.children) to_proto(c, out->add_children());
-}
-
-flower::object_tree from_proto(const pb::ObjectTree& t) {
-  flower::object_tree out{t.object_id(), {}};
-  for (const auto& c : t.children()) out.children.push_back(from_proto(c));
-  return out;
-}
-
-metadata from_proto(const pb::Metadata& m) {
-  metadata out;
-  out.run_id = m.run_id();
-  out.message_id = m.message_id();
-  out.src_node_id = m.src_node_id();
-  out.dst_node_id = m.dst_node_id();
-  out.reply_to_message_id = m.reply_to_message_id();
-  out.group_id = m.group_id();
-  out.ttl = m.ttl();
-  out.message_type = m.message_type();
-  out.created_at = m.created_at();
-  return out;
-}
-
 // What a node keeps per run: Flower's Context and the ClientApp built for it.
 struct run_state {
   context ctx;
@@ -302,7 +187,7 @@ struct run_state {
 class flower_node {
  public:
   flower_node(const flower_supernode_options& opts, const logger& log, std::atomic<bool>& stop,
-              app_config app, loaded_app code, config_record node_config, node_key key,
+              app_config app, loaded_app code, config_record node_config, flower_node_key key,
               std::shared_ptr<grpc::Channel> channel)
       : opts_(opts), log_(log), stop_(stop), app_(std::move(app)), code_(std::move(code)),
         node_config_(std::move(node_config)), key_(std::move(key)), client_(std::move(channel), key_, opts, log, stop) {}
@@ -386,7 +271,7 @@ class flower_node {
       req.set_heartbeat_interval(opts_.heartbeat_interval_s);
       pb::SendNodeHeartbeatResponse resp;
       grpc::ClientContext ctx;
-      sign_call(ctx, call_timeout_s);
+      key_.sign_call(ctx, call_timeout_s);
       auto status = client_.stub().SendNodeHeartbeat(&ctx, req, &resp);
       if (!status.ok()) {
         log_.debug("heartbeat: " + status.error_message());
@@ -404,20 +289,12 @@ class flower_node {
     }
   }
 
-  void sign_call(grpc::ClientContext& ctx, double deadline_s) const {
-    auto ts = iso_now();
-    ctx.AddMetadata(public_key_header, key_.public_pem());
-    ctx.AddMetadata(timestamp_header, ts);
-    ctx.AddMetadata(signature_header, key_.sign(ts));
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000)));
-  }
-
   void leave() {
     if (node_id_ == 0) return;
     // Once each, without retries, as Flower's node leaves.
     grpc::ClientContext a, b;
-    sign_call(a, 5);
-    sign_call(b, 5);
+    key_.sign_call(a, 5);
+    key_.sign_call(b, 5);
     pb::DeactivateNodeRequest d;
     d.set_node_id(node_id_);
     pb::DeactivateNodeResponse dr;
@@ -657,7 +534,7 @@ class flower_node {
   app_config app_;
   loaded_app code_;
   config_record node_config_;
-  node_key key_;
+  flower_node_key key_;
   fleet_client client_;
   std::atomic<uint64_t> node_id_{0};
   std::atomic<bool> rejoin_{false};  ///< set by the heartbeat thread, acted on by the pull loop
@@ -711,7 +588,7 @@ int run_flower_supernode(const flower_supernode_options& opts, const logger& log
     log.error("supernode: app '" + app->name + "' has no ClientApp");
     return 2;
   }
-  auto key = node_key::make(opts.private_key);
+  auto key = flower_node_key::make(opts.private_key);
   if (!key) {
     log.error("supernode: " + key.error().what);
     return 2;

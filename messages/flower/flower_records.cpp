@@ -3,7 +3,7 @@
 #include <cstring>
 #include <limits>
 
-#include "fleet.pb.h"
+#include "messages/flower/fleet_conversion.hpp"
 
 namespace stamen::flower {
 
@@ -231,6 +231,16 @@ expected<int64_t> signed_of(uint64_t x, const std::string& key) {
   return static_cast<int64_t>(x);
 }
 
+expected<std::vector<int64_t>> signed_of(const flwr::proto::UintList& xs, const std::string& key) {
+  std::vector<int64_t> out;
+  for (auto x : xs.vals()) {
+    auto s = signed_of(x, key);
+    if (!s) return s.error();
+    out.push_back(*s);
+  }
+  return out;
+}
+
 }  // namespace
 
 expected<config_record> parse_config_record_body(std::string_view body) {
@@ -256,13 +266,9 @@ expected<config_record> parse_config_record_body(std::string_view body) {
       case V::kDoubleList: out.insert_or_assign(key, std::vector<double>(v.double_list().vals().begin(), v.double_list().vals().end())); break;
       case V::kSintList: out.insert_or_assign(key, std::vector<int64_t>(v.sint_list().vals().begin(), v.sint_list().vals().end())); break;
       case V::kUintList: {
-        std::vector<int64_t> xs;
-        for (auto x : v.uint_list().vals()) {
-          auto s = signed_of(x, key);
-          if (!s) return s.error();
-          xs.push_back(*s);
-        }
-        out.insert_or_assign(key, std::move(xs));
+        auto xs = signed_of(v.uint_list(), key);
+        if (!xs) return xs.error();
+        out.insert_or_assign(key, std::move(*xs));
         break;
       }
       case V::kBoolList: out.insert_or_assign(key, std::vector<bool>(v.bool_list().vals().begin(), v.bool_list().vals().end())); break;
@@ -318,13 +324,9 @@ expected<metric_record> parse_metric_record_body(std::string_view body) {
       case V::kDoubleList: out.insert_or_assign(key, std::vector<double>(v.double_list().vals().begin(), v.double_list().vals().end())); break;
       case V::kSintList: out.insert_or_assign(key, std::vector<int64_t>(v.sint_list().vals().begin(), v.sint_list().vals().end())); break;
       case V::kUintList: {
-        std::vector<int64_t> xs;
-        for (auto x : v.uint_list().vals()) {
-          auto s = signed_of(x, key);
-          if (!s) return s.error();
-          xs.push_back(*s);
-        }
-        out.insert_or_assign(key, std::move(xs));
+        auto xs = signed_of(v.uint_list(), key);
+        if (!xs) return xs.error();
+        out.insert_or_assign(key, std::move(*xs));
         break;
       }
       case V::VALUE_NOT_SET: return bad("'" + key + "': MetricRecord value is not set");
@@ -335,16 +337,9 @@ expected<metric_record> parse_metric_record_body(std::string_view body) {
 
 std::string message_body(const metadata& meta, const message_error* err) {
   flwr::proto::Message msg;
-  auto* m = msg.mutable_metadata();
-  m->set_run_id(meta.run_id);
+  to_proto(meta, msg.mutable_metadata());
   // The id is the object's own hash, so it cannot be inside it.
-  m->set_src_node_id(meta.src_node_id);
-  m->set_dst_node_id(meta.dst_node_id);
-  m->set_reply_to_message_id(meta.reply_to_message_id);
-  m->set_group_id(meta.group_id);
-  m->set_ttl(meta.ttl);
-  m->set_message_type(meta.message_type);
-  m->set_created_at(meta.created_at);
+  msg.mutable_metadata()->clear_message_id();
   if (err) {
     msg.mutable_error()->set_code(err->code);
     msg.mutable_error()->set_reason(err->reason);
@@ -363,16 +358,7 @@ expected<message_head> parse_message_body(std::string_view body) {
   if (!msg.ParseFromArray(body.data(), static_cast<int>(body.size()))) return bad("Message body does not parse");
   if (msg.has_content()) return bad("Message body carries content inline (it must be a child object)");
   message_head out;
-  const auto& m = msg.metadata();
-  out.meta.run_id = m.run_id();
-  out.meta.message_id = m.message_id();
-  out.meta.src_node_id = m.src_node_id();
-  out.meta.dst_node_id = m.dst_node_id();
-  out.meta.reply_to_message_id = m.reply_to_message_id();
-  out.meta.group_id = m.group_id();
-  out.meta.ttl = m.ttl();
-  out.meta.message_type = m.message_type();
-  out.meta.created_at = m.created_at();
+  out.meta = from_proto(msg.metadata());
   if (msg.has_error()) out.error = message_error{msg.error().code(), msg.error().reason()};
   return out;
 }

@@ -20,6 +20,7 @@
 #include <regex>
 
 #include "fleet.grpc.pb.h"
+#include "messages/flower/fleet_conversion.hpp"
 #include "messages/flower/flower_objects.hpp"
 #include "messages/flower/flower_records.hpp"
 #include "tests/cli/cluster_fixture.hpp"
@@ -48,16 +49,8 @@ bool verify(const std::string& pem, const std::string& text, const std::string& 
                           reinterpret_cast<const unsigned char*>(text.data()), text.size()) == 1;
 }
 
-void to_proto(const flower::object_tree& t, pb::ObjectTree* out) {
-  out->set_object_id(t.id);
-  for (const auto& c : t.children) to_proto(c, out->add_children());
-}
-
-flower::object_tree from_proto(const pb::ObjectTree& t) {
-  flower::object_tree out{t.object_id(), {}};
-  for (const auto& c : t.children()) out.children.push_back(from_proto(c));
-  return out;
-}
+using flower::from_proto;
+using flower::to_proto;
 
 // A reply as the fake received it: the PushMessages message and every object pushed.
 struct pushed_reply {
