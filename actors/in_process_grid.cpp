@@ -253,16 +253,18 @@ class in_process_grid::open : public instruction_stream {
       std::lock_guard<std::mutex> guard{g_.mtx_};
       g_.open_ = nullptr;
     }
-    // What is still in flight is no longer wanted: the grid forgets it and
-    // its streams close now rather than at their deadlines.
-    if (!in_flight_.empty()) {
-      std::vector<std::string> ids;
-      for (auto& [id, stream] : in_flight_) {
-        ids.push_back(id);
-        caf::anon_send(stream, deadline_atom::value);
-      }
-      g_.self_->send(g_.grid_, cancel_atom::value, std::move(ids));
-    }
+    // What is still in flight is no longer wanted, nor second copies of
+    // what was answered: the grid forgets both and their streams go now
+    // rather than at their deadlines.
+    std::vector<std::string> ids;
+    std::unordered_set<caf::actor_id> streams;
+    auto drop = [&](const std::string& id, const reply_stream_actor& stream) {
+      ids.push_back(id);
+      if (streams.insert(stream.id()).second) caf::anon_send_exit(stream, caf::exit_reason::user_shutdown);
+    };
+    for (auto& [id, stream] : in_flight_) drop(id, stream);
+    for (auto& [id, stream] : answered_) drop(id, stream);
+    if (!ids.empty()) g_.self_->send(g_.grid_, cancel_atom::value, std::move(ids));
   }
 
   std::vector<std::string> send(std::vector<message> msgs, double timeout_s) override {
@@ -280,10 +282,20 @@ class in_process_grid::open : public instruction_stream {
 
   std::optional<message> next(double timeout_s) override {
     auto m = queue_->pop(timeout_s);
-    if (m) {
-      auto& id = m->meta().reply_to_message_id;
-      if (in_flight_.erase(id) > 0)  // answered: the grid may forget it
-        g_.self_->send(g_.grid_, cancel_atom::value, std::vector<std::string>{id});
+    if (!m) return m;
+    // Answered: remembered a while, so that a second copy of its reply (a
+    // duplicating node or network) still reaches the caller, who counts it;
+    // the oldest answered instructions are forgotten.
+    auto i = in_flight_.find(m->meta().reply_to_message_id);
+    if (i != in_flight_.end()) {
+      answered_.emplace_back(i->first, i->second);
+      in_flight_.erase(i);
+    }
+    while (answered_.size() > remembered_replies) {
+      auto& [id, stream] = answered_.front();
+      g_.self_->send(g_.grid_, cancel_atom::value, std::vector<std::string>{id});
+      caf::anon_send(stream, cancel_atom::value, uint64_t{1});
+      answered_.pop_front();
     }
     return m;
   }
@@ -293,7 +305,10 @@ class in_process_grid::open : public instruction_stream {
  private:
   in_process_grid& g_;
   std::shared_ptr<reply_queue> queue_;
+  /// How many answered instructions are remembered for second copies.
+  static constexpr size_t remembered_replies = 256;
   std::unordered_map<std::string, reply_stream_actor> in_flight_;  ///< by id: its stream
+  std::deque<std::pair<std::string, reply_stream_actor>> answered_;  ///< oldest first
 };
 
 std::unique_ptr<instruction_stream> in_process_grid::open_stream() {

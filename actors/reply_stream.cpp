@@ -92,7 +92,10 @@ namespace {
 
 using open_ptr = reply_stream_actor::stateful_pointer<open_reply_stream_state>;
 
-void close_open(open_ptr self) {
+// The batch's timeout: what is still without a reply gets an error reply.
+// The stream stays, for second copies of replies, until its instructions
+// are forgotten.
+void expire_open(open_ptr self) {
   auto& st = self->state;
   if (!st.sink) return;
   for (auto& [id, node] : st.outstanding)
@@ -101,8 +104,6 @@ void close_open(open_ptr self) {
         {error_code::reply_unavailable, "no reply within the timeout of " +
                                             std::to_string(st.timeout_s) + "s"}));
   st.outstanding.clear();
-  st.sink.reset();
-  self->quit();
 }
 
 }  // namespace
@@ -114,35 +115,51 @@ reply_stream_actor::behavior_type open_reply_stream_behavior(
   st.sink = std::move(sink);
   st.codec = codec;
   st.timeout_s = timeout_s;
+  st.remembered = ids.size();
   for (auto& [id, node] : ids) st.outstanding.emplace(id, node);
   if (st.outstanding.empty()) {
-    self->send(reply_stream_actor{self}, deadline_atom::value);
+    self->quit();
   } else {
     auto span = std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(timeout_s));
     caf::delayed_anon_send(reply_stream_actor{self}, span, deadline_atom::value);
   }
+  auto hand_on = [self](envelope& env) {
+    auto& st = self->state;
+    auto msg = decode(env.bytes, env.content, st.codec);
+    if (msg)
+      st.sink->on_reply(*msg);
+    else
+      st.sink->on_reply(make_error_reply_to(
+          env.reply_to, env.node_id,
+          {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
+  };
   return {
-    [self](reply_atom, envelope& env) {
+    [self, hand_on](reply_atom, envelope& env) {
       auto& st = self->state;
       auto i = st.outstanding.find(env.reply_to);
-      if (!st.sink || i == st.outstanding.end()) return;  // late, or a second copy
+      if (!st.sink || i == st.outstanding.end()) return;  // late: its error reply went already
       st.outstanding.erase(i);
-      auto msg = decode(env.bytes, env.content, st.codec);
-      if (msg)
-        st.sink->on_reply(*msg);
-      else
-        st.sink->on_reply(make_error_reply_to(
-            env.reply_to, env.node_id,
-            {error_code::unknown, "malformed reply: " + msg.error().to_string()}));
-      if (st.outstanding.empty()) close_open(self);
+      hand_on(env);
     },
-    // A second copy: its instruction was answered already (or is no longer waited for).
-    [](duplicate_atom, envelope&) {},
-    [](cancel_atom, uint64_t) {},  // send() waits only for what it sent
+    // A second copy of an answered instruction's reply (the grid tells it
+    // apart): handed on too, so that the caller counts it.
+    [self, hand_on](duplicate_atom, envelope& env) {
+      if (self->state.sink) hand_on(env);
+    },
+    // The stream forgot `n` of this batch's instructions (answered a while
+    // ago): once all are forgotten no second copy can come, and it goes.
+    [self](cancel_atom, uint64_t n) {
+      auto& st = self->state;
+      st.remembered -= std::min(n, st.remembered);
+      if (st.remembered == 0) {
+        st.sink.reset();
+        self->quit();
+      }
+    },
     [](await_atom) -> caf::result<uint64_t, std::vector<std::string>> {
       return {uint64_t{0}, std::vector<std::string>{}};
     },
-    [self](deadline_atom) { close_open(self); },
+    [self](deadline_atom) { expire_open(self); },
   };
 }
 

@@ -41,14 +41,17 @@ struct open_reply_stream_state {
   static inline const char* name = "stamen.open_reply_stream";
   std::shared_ptr<reply_sink> sink;
   std::unordered_map<std::string, uint64_t> outstanding;  ///< id to node
+  uint64_t remembered = 0;  ///< instructions of the batch the stream has not forgotten yet
   double timeout_s = 0;
   codec_options codec;
 };
 
 /// One send() of an instruction_stream: hands each reply to `sink` as it
 /// arrives and, once the timeout passed, an error reply (reply_unavailable)
-/// for each instruction still without one; then it is gone. `await` is
-/// answered at once (nobody waits on it).
+/// for each instruction still without one. A second copy of a reply (which
+/// the grid marks as a duplicate) is handed on as well, until the stream has
+/// forgotten every instruction of the batch (`cancel`, one count each); then
+/// it is gone. `await` is answered at once (nobody waits on it).
 reply_stream_actor::behavior_type open_reply_stream_behavior(
     reply_stream_actor::stateful_pointer<open_reply_stream_state> self,
     std::shared_ptr<reply_sink> sink, std::vector<std::pair<std::string, uint64_t>> ids,

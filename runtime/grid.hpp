@@ -33,7 +33,10 @@ struct stream_report {
 /// strategies): instructions join at any time, replies come back one at a
 /// time in arrival order. An instruction that gets no reply within its
 /// timeout comes back as an error reply (reply_unavailable) naming it, so
-/// that every instruction sent yields exactly one message from next().
+/// that every instruction sent yields one message from next(). A second copy
+/// of a reply (a node or network that duplicated it) comes back too, if it
+/// arrives while its instruction is among the last few hundred answered: a
+/// caller tells it by its reply_to id, answered already, and counts it.
 class instruction_stream {
  public:
   virtual ~instruction_stream() = default;

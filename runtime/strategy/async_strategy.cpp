@@ -149,148 +149,168 @@ strategy_result async_strategy::start(grid& g, array_record initial_arrays, int,
       result.evaluate_metrics_serverapp[0] = std::move(*m);
     }
 
-  size_t available = g.wait_for_nodes(o.min_available_nodes, o.min_available_timeout_s);
-  if (available < o.min_available_nodes)
-    throw run_error("only " + std::to_string(available) + " of the " +
-                    std::to_string(o.min_available_nodes) +
-                    " nodes required by min_available_nodes are connected after waiting " +
-                    format_double("%.0f", o.min_available_timeout_s) + "s");
-
-  std::map<int, array_record> bases{{version, result.arrays}};  // global arrays by version, while needed
-  std::unordered_map<std::string, training> in_flight;
-  std::set<uint64_t> busy;
   auto stream = g.open_stream();
   version_report pending;
   reply_metrics pending_metrics;
+  // A run that fails reports what it had up to then (its versions, their
+  // failures) before the exception goes on to end it.
+  try {
+    size_t available = g.wait_for_nodes(o.min_available_nodes, o.min_available_timeout_s);
+    if (available < o.min_available_nodes)
+      throw run_error("only " + std::to_string(available) + " of the " +
+                      std::to_string(o.min_available_nodes) +
+                      " nodes required by min_available_nodes are connected after waiting " +
+                      format_double("%.0f", o.min_available_timeout_s) + "s");
 
-  // Gives `prefer` (when idle and connected) or a random idle node the
-  // current global model; false when no node is idle.
-  auto launch = [&](std::optional<uint64_t> prefer) {
-    auto ids = g.node_ids();
-    std::sort(ids.begin(), ids.end());
-    std::vector<uint64_t> idle;
-    for (auto id : ids)
-      if (busy.count(id) == 0) idle.push_back(id);
-    if (idle.empty()) return false;
-    uint64_t node = idle[std::uniform_int_distribution<size_t>(0, idle.size() - 1)(rng)];
-    if (prefer && std::find(idle.begin(), idle.end(), *prefer) != idle.end()) node = *prefer;
-    auto config = train_config;
-    config.insert_or_assign("server-round", int64_t{version});
-    config.insert_or_assign("model-version", int64_t{version});
-    record_dict content;
-    content.insert_or_assign(o.arrayrecord_key, result.arrays);
-    content.insert_or_assign(o.configrecord_key, std::move(config));
-    auto m = g.create_message(std::move(content), "train", node, std::to_string(version), timeout_s);
-    if (!m) return false;
-    auto sent = stream->send({std::move(*m)}, timeout_s);
-    if (sent.empty() || sent[0].empty()) return false;
-    in_flight.emplace(sent[0], training{node, version});
-    busy.insert(node);
-    return true;
-  };
-  auto fill = [&] {
-    while (in_flight.size() < async_.concurrency && launch(std::nullopt)) {
-    }
-  };
-  auto failed = [&](uint64_t node, std::string why) {
-    ev.on_reply_failed(version + 1, run_phase::train, node, why);
-    if (first_failure.empty()) first_failure = why;
-    ++failed_total;
-    ++pending.failures;
-    pending.failure_reasons.push_back(std::move(why));
-  };
+    std::map<int, array_record> bases{{version, result.arrays}};  // global arrays by version, while needed
+    std::unordered_map<std::string, training> in_flight;
+    std::set<uint64_t> busy;
 
-  ev.on_sampled(1, run_phase::train, std::min(async_.concurrency, available), available);
-  fill();
-  while (version < total && !run_stop_requested()) {
-    double left = async_.max_seconds - seconds_since(t0);
-    if (left <= 0) break;
-    if (in_flight.empty()) {
-      // Every node is gone or busy elsewhere: wait for one to come back.
-      if (g.wait_for_nodes(1, std::min(left, o.min_available_timeout_s)) == 0)
-        throw run_error("no node left to train after version " + std::to_string(version));
-      fill();
-      if (in_flight.empty()) continue;
-    }
-    auto reply = stream->next(left);
-    if (!reply) continue;  // time is up, or a stop was requested
-    auto it = in_flight.find(reply->meta().reply_to_message_id);
-    if (it == in_flight.end()) continue;  // not ours any more
-    auto [node, base_version] = it->second;
-    pending.in_flight_min = pending.applied() + pending.failures == 0
-                                ? in_flight.size()
-                                : std::min(pending.in_flight_min, in_flight.size());
-    in_flight.erase(it);
-    busy.erase(node);
-    auto who = "node " + std::to_string(node);
-    bool node_ok = true;
-    int64_t tau = version - base_version;
-    if (reply->has_error()) {
-      failed(node, who + ": error " + std::to_string(reply->error().code) + ": " +
-                       reply->error().reason);
-      node_ok = false;
-    } else if (async_.max_staleness && tau > *async_.max_staleness) {
-      failed(node, who + ": stale: τ = " + std::to_string(tau) + " > " +
-                       std::to_string(*async_.max_staleness));
-    } else {
-      auto arrays = reply_arrays(*reply, o.arrayrecord_key);
-      auto weight = arrays ? reply_weight(*reply, o.weighted_by_key) : expected<double>{arrays.error()};
-      expected<void> ok = weight ? check_layout(**arrays, result.arrays) : expected<void>{weight.error()};
-      if (ok) ok = check_finite(**arrays);
-      if (!ok) {
-        failed(node, who + ": rejected: " + ok.error().what);
+    // Gives `prefer` (when idle and connected) or a random idle node the
+    // current global model; false when no node is idle.
+    auto launch = [&](std::optional<uint64_t> prefer) {
+      auto ids = g.node_ids();
+      std::sort(ids.begin(), ids.end());
+      std::vector<uint64_t> idle;
+      for (auto id : ids)
+        if (busy.count(id) == 0) idle.push_back(id);
+      if (idle.empty()) return false;
+      uint64_t node = idle[std::uniform_int_distribution<size_t>(0, idle.size() - 1)(rng)];
+      if (prefer && std::find(idle.begin(), idle.end(), *prefer) != idle.end()) node = *prefer;
+      auto config = train_config;
+      config.insert_or_assign("server-round", int64_t{version});
+      config.insert_or_assign("model-version", int64_t{version});
+      record_dict content;
+      content.insert_or_assign(o.arrayrecord_key, result.arrays);
+      content.insert_or_assign(o.configrecord_key, std::move(config));
+      auto m = g.create_message(std::move(content), "train", node, std::to_string(version), timeout_s);
+      if (!m) return false;
+      auto sent = stream->send({std::move(*m)}, timeout_s);
+      if (sent.empty() || sent[0].empty()) return false;
+      in_flight.emplace(sent[0], training{node, version});
+      busy.insert(node);
+      return true;
+    };
+    auto fill = [&] {
+      while (in_flight.size() < async_.concurrency && launch(std::nullopt)) {
+      }
+    };
+    auto failed = [&](uint64_t node, std::string why) {
+      ev.on_reply_failed(version + 1, run_phase::train, node, why);
+      if (first_failure.empty()) first_failure = why;
+      ++failed_total;
+      ++pending.failures;
+      pending.failure_reasons.push_back(std::move(why));
+    };
+
+    ev.on_sampled(1, run_phase::train, std::min(async_.concurrency, available), available);
+    fill();
+    while (version < total && !run_stop_requested()) {
+      double left = async_.max_seconds - seconds_since(t0);
+      if (left <= 0) break;
+      if (in_flight.empty()) {
+        // Every node is gone or busy elsewhere: wait for one to come back.
+        if (g.wait_for_nodes(1, std::min(left, o.min_available_timeout_s)) == 0)
+          throw run_error("no node left to train after version " + std::to_string(version));
+        fill();
+        if (in_flight.empty()) continue;
+      }
+      auto reply = stream->next(left);
+      if (!reply) continue;  // time is up, or a stop was requested
+      // The fewest trainings in flight while this version gathered its updates.
+      pending.in_flight_min = pending.applied() + pending.failures == 0
+                                  ? in_flight.size()
+                                  : std::min(pending.in_flight_min, in_flight.size());
+      auto it = in_flight.find(reply->meta().reply_to_message_id);
+      if (it == in_flight.end()) {
+        // Its instruction was answered already: a second copy, counted as
+        // a failure and never applied again (as a round counts one).
+        failed(reply->meta().src_node_id, "node " + std::to_string(reply->meta().src_node_id) +
+                                              ": duplicate reply");
+        continue;
+      }
+      auto [node, base_version] = it->second;
+      in_flight.erase(it);
+      busy.erase(node);
+      auto who = "node " + std::to_string(node);
+      bool node_ok = true;
+      int64_t tau = version - base_version;
+      if (reply->has_error()) {
+        failed(node, who + ": error " + std::to_string(reply->error().code) + ": " +
+                         reply->error().reason);
+        node_ok = false;
+      } else if (async_.max_staleness && tau > *async_.max_staleness) {
+        failed(node, who + ": stale: τ = " + std::to_string(tau) + " > " +
+                         std::to_string(*async_.max_staleness));
       } else {
-        bool moved = absorb(result.arrays, **arrays, bases.at(base_version), tau, *weight);
-        pending.staleness.push_back(tau);
-        pending_metrics.add(*reply);
-        ++applied_total;
-        ev.on_reply_accepted(version + 1, run_phase::train, node);
-        if (moved) {
-          pending.version = ++version;
-          pending.seconds = seconds_since(t0);
-          bases[version] = result.arrays;
-          ev.on_version(pending, total);
-          if (o.train_metrics_aggr_fn && !pending_metrics.empty()) {
-            auto m = o.train_metrics_aggr_fn(pending_metrics.in_node_order(), o.weighted_by_key);
-            ev.on_aggregated(version, run_phase::train, m);
-            result.train_metrics_clientapp[version] = std::move(m);
+        auto arrays = reply_arrays(*reply, o.arrayrecord_key);
+        auto weight = arrays ? reply_weight(*reply, o.weighted_by_key) : expected<double>{arrays.error()};
+        expected<void> ok = weight ? check_layout(**arrays, result.arrays) : expected<void>{weight.error()};
+        if (ok) ok = check_finite(**arrays);
+        if (!ok) {
+          failed(node, who + ": rejected: " + ok.error().what);
+        } else {
+          bool moved = absorb(result.arrays, **arrays, bases.at(base_version), tau, *weight);
+          pending.staleness.push_back(tau);
+          pending_metrics.add(*reply);
+          ++applied_total;
+          ev.on_reply_accepted(version + 1, run_phase::train, node);
+          if (moved) {
+            pending.version = ++version;
+            pending.seconds = seconds_since(t0);
+            bases[version] = result.arrays;
+            ev.on_version(pending, total);
+            if (o.train_metrics_aggr_fn && !pending_metrics.empty()) {
+              auto m = o.train_metrics_aggr_fn(pending_metrics.in_node_order(), o.weighted_by_key);
+              ev.on_aggregated(version, run_phase::train, m);
+              result.train_metrics_clientapp[version] = std::move(m);
+            }
+            result.versions.push_back(std::move(pending));
+            pending = {};
+            pending_metrics = {};
+            if (async_.evaluate_every > 0 && version % async_.evaluate_every == 0) {
+              evaluate_round(g, version, timeout_s, evaluate_config, result);
+              if (server_evaluate)
+                if (auto m = server_evaluate(version, result.arrays)) {
+                  ev.on_server_evaluation(version, *m);
+                  result.evaluate_metrics_serverapp[version] = std::move(*m);
+                }
+            }
+            if (checkpoints && !run_stop_requested())
+              checkpoint_async(*checkpoints, version, total, result, rng, applied_total, failed_total,
+                               first_failure);
           }
-          result.versions.push_back(std::move(pending));
-          pending = {};
-          pending_metrics = {};
-          if (async_.evaluate_every > 0 && version % async_.evaluate_every == 0) {
-            evaluate_round(g, version, timeout_s, evaluate_config, result);
-            if (server_evaluate)
-              if (auto m = server_evaluate(version, result.arrays)) {
-                ev.on_server_evaluation(version, *m);
-                result.evaluate_metrics_serverapp[version] = std::move(*m);
-              }
-          }
-          if (checkpoints && !run_stop_requested())
-            checkpoint_async(*checkpoints, version, total, result, rng, applied_total, failed_total,
-                             first_failure);
         }
       }
+      // Versions no training in flight started from are let go.
+      for (auto b = bases.begin(); b != bases.end();) {
+        bool used = b->first == version;
+        for (auto& [id, t] : in_flight) used = used || t.version == b->first;
+        b = used ? std::next(b) : bases.erase(b);
+      }
+      if (version >= total) break;
+      bool same = async_.sampling == async_options::sampling_policy::same && node_ok;
+      launch(same ? std::optional<uint64_t>{node} : std::nullopt);
+      fill();
     }
-    // Versions no training in flight started from are let go.
-    for (auto b = bases.begin(); b != bases.end();) {
-      bool used = b->first == version;
-      for (auto& [id, t] : in_flight) used = used || t.version == b->first;
-      b = used ? std::next(b) : bases.erase(b);
-    }
-    if (version >= total) break;
-    bool same = async_.sampling == async_options::sampling_policy::same && node_ok;
-    launch(same ? std::optional<uint64_t>{node} : std::nullopt);
-    fill();
+  } catch (const std::exception& e) {
+    stream.reset();
+    result.unapplied = std::move(pending);
+    result.unapplied.version = 0;
+    result.seconds = seconds_since(t0);
+    result.error = e.what();
+    ev.on_finished(result);
+    throw;
   }
   stream.reset();  // what is still in flight is no longer wanted
   result.unapplied = std::move(pending);
   result.unapplied.version = 0;
   result.seconds = seconds_since(t0);
   result.stopped = run_stop_requested();
-  ev.on_finished(result);
   if (applied_total == 0 && failed_total > 0)
-    throw run_error("every train reply of the run failed; the first: " + first_failure);
+    result.error = "every train reply of the run failed; the first: " + first_failure;
+  ev.on_finished(result);
+  if (!result.error.empty()) throw run_error(result.error);
   return result;
 }
 
