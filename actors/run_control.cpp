@@ -206,7 +206,7 @@ void on_control(broker_ptr self, connection_handle hdl, peer& pr, const buffer& 
     if (!live->second.started) {
       st.queue.erase(std::remove(st.queue.begin(), st.queue.end(), *id), st.queue.end());
       live->second.stop->request();
-      self->send(self, finished_atom::value, *id, false, std::string{"stopped before it started"});
+      self->send(self, finished_atom::value, *id, false, std::string{"stopped before it started"}, std::string{});
     } else {
       live->second.stop->request();
     }

@@ -6,6 +6,8 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <sched.h>
 #include <unistd.h>
 
@@ -109,17 +111,20 @@ void run_server_app_actor(caf::actor_system& sys, caf::actor broker, grid_actor 
   if (!app) {
     log.error("superlink: run " + std::to_string(run_id) + " cannot load its app: " + app.error().what);
     logger::set_thread_tee({});
-    caf::anon_send(broker, finished_atom::value, run_id, false, app.error().what);
+    caf::anon_send(broker, finished_atom::value, run_id, false, app.error().what, std::string{});
     return;
   }
   caf::anon_send(broker, status_atom::value, run_id, std::string{run_status::running});
   std::string out;
+  std::string partial;  // a failed run's result up to its failure, if its strategy had one
   bool ok = true;
   {
     caf::scoped_actor scoped{sys};
     in_process_grid g{scoped.ptr(), grid, run_id, codec, log};
     g.send_content_in_parts(true);  // every node is behind a connection
     run_events events;
+    auto capture = std::make_shared<result_capture>();
+    events.add(capture);
     events.add(std::make_shared<flower_log>(log));
     events.add(std::make_shared<run_progress>(broker, run_id));
     // The live line its submitter draws under the log on a terminal; the
@@ -163,9 +168,10 @@ void run_server_app_actor(caf::actor_system& sys, caf::actor broker, grid_actor 
       out = "the ServerApp raised an exception not derived from std::exception";
     }
     stop->set_interrupt({});
+    if (!ok && capture->result()) partial = to_json(*capture->result());
   }
   logger::set_thread_tee({});
-  caf::anon_send(broker, finished_atom::value, run_id, ok, std::move(out));
+  caf::anon_send(broker, finished_atom::value, run_id, ok, std::move(out), std::move(partial));
 }
 
 // Queues an accepted run whose bundle is stored; tells its submitter its id.
@@ -394,7 +400,7 @@ void on_run_status(broker_ptr self, uint64_t run_id, const std::string& status) 
   }
 }
 
-void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& out) {
+void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& out, const std::string& partial) {
   auto& st = self->state;
   auto it = st.runs.find(id);
   if (it == st.runs.end()) return;
@@ -409,8 +415,21 @@ void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& o
   st.opts.log.info(line);
   run_log(self, id, "INFO :      " + line);
   check_kept(self, st.store->set_status(id, status, reason));
-  if (ok) check_kept(self, st.store->set_result(id, out));
-  for (auto hdl : r.followers) send_result(self, hdl, ok && status == run_status::completed, ok ? out : reason);
+  // A run that did not complete still has the result up to its end (its
+  // rounds, their failures): kept for `stamen pull`, and what its
+  // submitter gets, with the reason as "error".
+  bool completed = ok && status == run_status::completed;
+  auto result = ok ? out : partial;
+  if (!result.empty()) check_kept(self, st.store->set_result(id, result));
+  std::string text = completed ? out : reason;
+  if (!completed && !result.empty()) {
+    auto doc = nlohmann::json::parse(result, nullptr, false);
+    if (doc.is_object()) {
+      doc["error"] = reason;
+      text = doc.dump(2);
+    }
+  }
+  for (auto hdl : r.followers) send_result(self, hdl, completed, text);
   if (r.announced) {
     // Nodes drop what is left of the run (its Context, queued instructions).
     wire::writer w;

@@ -428,7 +428,7 @@ void on_down(broker_ptr self, const caf::down_msg& m) {
     auto run_id = id;
     r.server_app = caf::actor{};
     return on_run_finished(self, run_id, false,
-                           "its ServerApp actor ended without a result (" + to_string(m.reason) + ")");
+                           "its ServerApp actor ended without a result (" + to_string(m.reason) + ")", std::string{});
   }
 }
 
@@ -491,8 +491,8 @@ caf::behavior superlink_broker(broker_ptr self, superlink_options opts, grid_act
         check_kept(self, self->state.store->add_round(run_id, round, phase, metrics));
       });
     },
-    [self](finished_atom, uint64_t run_id, bool ok, const std::string& out) {
-      guarded(self, "a run's end", [&] { on_run_finished(self, run_id, ok, out); });
+    [self](finished_atom, uint64_t run_id, bool ok, const std::string& out, const std::string& partial) {
+      guarded(self, "a run's end", [&] { on_run_finished(self, run_id, ok, out, partial); });
     },
     [self](heartbeat_atom) {
       guarded(self, "a heartbeat", [&] { on_heartbeat(self); });

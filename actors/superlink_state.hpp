@@ -194,8 +194,10 @@ void on_run_status(broker_ptr self, uint64_t run_id, const std::string& status);
 
 /// A run's ServerApp ended (or the run was stopped before it started):
 /// its status and result are kept and sent to its followers, the nodes
-/// drop it, and the next pending run starts.
-void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& out);
+/// drop it, and the next pending run starts. `out` is the result when `ok`,
+/// the reason otherwise; `partial` is a failed run's result up to its
+/// failure (JSON, empty when its strategy had none).
+void on_run_finished(broker_ptr self, uint64_t id, bool ok, const std::string& out, const std::string& partial);
 
 /// What the store says was not finished when the superlink last stopped:
 /// pending runs go back in the queue; runs that had started are failed

@@ -305,8 +305,15 @@ int run_on_cluster(const app_config& cfg, const config_record& run_config,
     return 0;
   }
   if (!out.ok) {
-    log.error(out.text);
-    if (json) std::cout << nlohmann::json{{"error", out.text}}.dump(2) << std::endl;
+    // A run that failed or was stopped comes with its result so far (its
+    // rounds and their failures) and the reason as "error"; a refusal or a
+    // lost superlink with the reason only.
+    auto doc = nlohmann::json::parse(out.text, nullptr, false);
+    bool partial = doc.is_object() && doc.contains("error") && doc["error"].is_string();
+    log.error(partial ? doc["error"].get<std::string>() : out.text);
+    if (json)
+      std::cout << (partial ? cluster_result_json(out.text, out.run_id) : nlohmann::json{{"error", out.text}}).dump(2)
+                << std::endl;
     return 1;
   }
   auto doc = cluster_result_json(out.text, out.run_id);

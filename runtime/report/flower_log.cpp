@@ -89,7 +89,10 @@ void flower_log::on_server_evaluation(int round, const metric_record& metrics) {
 
 void flower_log::on_finished(const strategy_result& result) {
   log_.info("");
-  if (result.stopped)
+  if (!result.error.empty())
+    log_.warn("Run failed after " + std::to_string(result.train_rounds.size()) + " round(s): " + result.error +
+              "; what follows is the result so far");
+  else if (result.stopped)
     log_.warn("Run stopped after " + std::to_string(result.train_rounds.size()) +
               " round(s); what follows is the result so far");
   auto& u = result.unapplied;

@@ -80,6 +80,7 @@ std::string to_json(const strategy_result& result) {
                      {"stopped", result.stopped},
                      {"rounds", rounds},
                      {"arrays", {{"bytes", result.arrays.count_bytes()}, {"entries", arrays_json}}}};
+  if (!result.error.empty()) doc["error"] = result.error;
   if (!result.versions.empty()) doc["versions"] = versions;
   auto& u = result.unapplied;
   if (!result.versions.empty() || u.applied() + u.failures > 0)

@@ -226,34 +226,49 @@ strategy_result strategy::start(grid& g, array_record initial_arrays, int num_ro
       result.evaluate_metrics_serverapp[0] = std::move(*m);
     }
   }
-  for (int round = first; round <= num_rounds; ++round) {
-    if (run_stop_requested()) {
-      result.stopped = true;
-      break;
+  // A run that fails reports what it had up to then (its rounds, their
+  // failures) before the exception goes on to end it.
+  auto fail_with = [&](std::string why) {
+    result.seconds = seconds_since(t0);
+    result.error = std::move(why);
+    ev.on_finished(result);
+  };
+  try {
+    for (int round = first; round <= num_rounds; ++round) {
+      if (run_stop_requested()) {
+        result.stopped = true;
+        break;
+      }
+      ev.on_round_start(round, num_rounds);
+      run_round(g, round, timeout_s, train_config, evaluate_config, server_evaluate, result);
+      // Only a whole round is a checkpoint: a stop that cut this one short
+      // leaves the one before it.
+      if (checkpoints && !run_stop_requested()) checkpoint(*checkpoints, round, num_rounds, result);
     }
-    ev.on_round_start(round, num_rounds);
-    run_round(g, round, timeout_s, train_config, evaluate_config, server_evaluate, result);
-    // Only a whole round is a checkpoint: a stop that cut this one short
-    // leaves the one before it.
-    if (checkpoints && !run_stop_requested()) checkpoint(*checkpoints, round, num_rounds, result);
+  } catch (const std::exception& e) {
+    // The run fails, and whoever watches it gets the rounds it did have.
+    fail_with(e.what());
+    throw;
   }
   result.seconds = seconds_since(t0);
   result.stopped = result.stopped || (num_rounds > 0 && run_stop_requested());
   size_t sampled = 0, results = 0;
   for (auto& tr : result.train_rounds) sampled += tr.sampled, results += tr.results;
-  ev.on_finished(result);
   if (sampled > 0 && results == 0) {
-    // Nothing was ever trained: the result (with every failure) is reported
-    // above, and the run fails with the first cause rather than handing back
-    // a model that is still the initial one.
+    // Nothing was ever trained: the result (with every failure) is reported,
+    // and the run fails with the first cause rather than handing back a
+    // model that is still the initial one.
     std::string first;
     for (auto& tr : result.train_rounds)
       if (!tr.failure_reasons.empty()) {
         first = tr.failure_reasons.front();
         break;
       }
-    throw run_error("every train reply of the run failed; the first: " + first);
+    std::string why = "every train reply of the run failed; the first: " + first;
+    fail_with(why);
+    throw run_error(why);
   }
+  ev.on_finished(result);
   return result;
 }
 

@@ -80,6 +80,9 @@ struct strategy_result {
   /// The run was stopped (SIGINT, say) before its last round: what is here
   /// is the result so far.
   bool stopped = false;
+  /// Why the run failed (a round that could not sample enough nodes, say):
+  /// what is here is then the result up to the failure. Empty otherwise.
+  std::string error;
 };
 
 }  // namespace stamen

@@ -238,4 +238,43 @@ BOOST_AUTO_TEST_CASE(a_superlink_refuses_a_state_database_it_cannot_read_and_lea
   BOOST_TEST(stamen::test::slurp(state / "state.db") == junk);
 }
 
+BOOST_AUTO_TEST_CASE(a_failed_run_hands_its_submitter_the_result_so_far) {
+  auto [link, port] = superlink();
+  auto a = supernode(port, "partition-id=0");
+  auto b = supernode(port, "partition-id=1");
+  wait_joined(*link, 2);
+  // Both nodes are held inside round 1's train and node b dies there: round
+  // 1 counts a result and a failure, and round 2 cannot sample the two nodes
+  // that min-nodes asks for, so the run fails after one round.
+  auto gate = (dir / "gate").string();
+  auto run = this->run("gated", port,
+                       "num-server-rounds=3 min-nodes=2 round-timeout=15 gate-round=1 gate-file='" + gate + "'");
+  BOOST_REQUIRE_MESSAGE(a->wait_for("waiting at the gate", 60) >= 0, a->log());
+  BOOST_REQUIRE_MESSAGE(b->wait_for("waiting at the gate", 60) >= 0, b->log());
+  b->signal(SIGKILL);
+  BOOST_REQUIRE(b->wait(30) == 128 + SIGKILL);
+  std::ofstream{gate};
+  BOOST_REQUIRE_MESSAGE(run->wait(120) == 1, run->log());
+  auto doc = result();
+  auto error = doc["error"].get<std::string>();
+  BOOST_TEST(error.find("only 1 of the 2 nodes required by min_available_nodes") != std::string::npos, error);
+  BOOST_TEST(run->count("only 1 of the 2 nodes required by min_available_nodes") >= 1u, run->log());
+  BOOST_REQUIRE_MESSAGE(doc["rounds"].size() >= 1u, doc.dump());
+  auto train = doc["rounds"][0]["train"];
+  BOOST_TEST(train["results"].get<int>() == 1, train.dump());
+  BOOST_TEST(train["failures"].get<int>() == 1, train.dump());
+  BOOST_TEST(doc["run_id"].get<uint64_t>() > 0u);
+  // The superlink keeps it: `stamen report RUN_ID` charts it.
+  auto runs = ls(port);
+  auto id = std::to_string(doc["run_id"].get<uint64_t>());
+  BOOST_TEST(runs.at(id)["status"].get<std::string>() == "finished:failed");
+  auto report = std::make_unique<child_process>(
+      strings{stamen_bin, "report", id, "--out", (dir / "report").string(), "--app",
+              (source_dir / "tests" / "cli" / "gated").string(), "--federation-config",
+              "address=127.0.0.1:" + std::to_string(port)},
+      log_path("report"));
+  BOOST_TEST(report->wait(60) == 0, report->log());
+  BOOST_TEST(fs::exists(dir / "report" / "report.html"));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
