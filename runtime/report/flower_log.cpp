@@ -57,6 +57,18 @@ void flower_log::on_phase_end(run_phase phase, const phase_report& r) {
   if (r.failure_reasons.size() > failures_shown)
     log_.warn("    ... and " + std::to_string(r.failure_reasons.size() - failures_shown) +
               " more");
+  if (auto& sa = r.secure_aggregation) {
+    std::string line = "secure aggregation (SecAgg+, " + std::to_string(sa->num_shares) +
+                       " shares, threshold " + std::to_string(sa->threshold) + "): " +
+                       std::to_string(sa->survivors.size()) + " survivors";
+    for (auto& d : sa->dropped)
+      line += "; node " + std::to_string(d.node) + " dropped at " + d.stage;
+    if (!sa->recovered.empty()) {
+      line += "; recovered";
+      for (auto n : sa->recovered) line += " node " + std::to_string(n);
+    }
+    log_.info(line);
+  }
 }
 
 void flower_log::on_version(const version_report& r, int num_versions) {

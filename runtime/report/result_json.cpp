@@ -17,9 +17,20 @@ nlohmann::json metrics_json(const metric_record& rec) {
 }
 
 nlohmann::json phase_json(const phase_report& r) {
-  return {{"sampled", r.sampled},   {"results", r.results},
-          {"failures", r.failures}, {"failure_reasons", r.failure_reasons},
-          {"seconds", r.seconds}};
+  nlohmann::json j = {{"sampled", r.sampled},   {"results", r.results},
+                      {"failures", r.failures}, {"failure_reasons", r.failure_reasons},
+                      {"seconds", r.seconds}};
+  if (auto& sa = r.secure_aggregation) {
+    auto dropped = nlohmann::json::array(), bytes = nlohmann::json::array();
+    for (auto& d : sa->dropped)
+      dropped.push_back({{"node", d.node}, {"stage", d.stage}, {"reason", d.reason}});
+    for (auto& b : sa->bytes)
+      bytes.push_back({{"stage", b.stage}, {"sent", b.sent}, {"received", b.received}});
+    j["secure_aggregation"] = {{"num_shares", sa->num_shares}, {"threshold", sa->threshold},
+                               {"survivors", sa->survivors}, {"dropped", dropped},
+                               {"recovered", sa->recovered}, {"bytes", bytes}};
+  }
+  return j;
 }
 
 }  // namespace

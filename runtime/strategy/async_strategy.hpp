@@ -49,6 +49,10 @@ class async_strategy : public fed_avg {
   /// `async` the loop's own parameters.
   async_strategy(fed_avg_options opts, async_options async);
 
+  /// Each update is applied as it arrives, without rounds (secure
+  /// aggregation, which sums a round's updates, is refused).
+  bool needs_individual_updates() const override { return true; }
+
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;

@@ -22,6 +22,8 @@ class bulyan : public fed_avg {
   explicit bulyan(bulyan_options opts = {});
 
   std::string name() const override { return "Bulyan"; }
+  /// Each node's own update (secure aggregation is refused).
+  bool needs_individual_updates() const override { return true; }
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;

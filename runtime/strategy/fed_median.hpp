@@ -15,6 +15,8 @@ class fed_median : public fed_avg {
   explicit fed_median(fed_avg_options opts = {}) : fed_avg(std::move(opts)) {}
 
   std::string name() const override { return "FedMedian"; }
+  /// Each node's own update (secure aggregation is refused).
+  bool needs_individual_updates() const override { return true; }
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;

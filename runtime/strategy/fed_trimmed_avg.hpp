@@ -20,6 +20,8 @@ class fed_trimmed_avg : public fed_avg {
   explicit fed_trimmed_avg(fed_trimmed_avg_options opts = {});
 
   std::string name() const override { return "FedTrimmedAvg"; }
+  /// Each node's own update (secure aggregation is refused).
+  bool needs_individual_updates() const override { return true; }
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;

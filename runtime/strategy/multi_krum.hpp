@@ -36,6 +36,8 @@ class multi_krum : public fed_avg {
   explicit multi_krum(multi_krum_options opts = {});
 
   std::string name() const override { return "MultiKrum"; }
+  /// Each node's own update (secure aggregation is refused).
+  bool needs_individual_updates() const override { return true; }
   std::vector<std::string> summary(int num_rounds, const array_record& arrays,
                                    const config_record& train_config,
                                    const config_record& evaluate_config) const override;

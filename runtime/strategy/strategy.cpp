@@ -70,7 +70,9 @@ class phase_sink : public reply_sink {
 // Sends one phase's instructions and folds the replies as they arrive.
 template <class Aggregator>
 phase_report run_phase_of(grid& g, std::vector<message> msgs, double timeout_s, Aggregator& agg,
-                          int round, run_phase phase, run_observer& events) {
+                          int round, run_phase phase, run_observer& events,
+                          train_workflow* workflow = nullptr, const array_record* current = nullptr,
+                          std::optional<std::string>* workflow_failed = nullptr) {
   phase_report report;
   report.round = round;
   report.sampled = msgs.size();
@@ -80,8 +82,12 @@ phase_report run_phase_of(grid& g, std::vector<message> msgs, double timeout_s, 
   for (auto& m : msgs) m.meta().ttl = std::min(m.meta().ttl, timeout_s);
   if (!msgs.empty()) {
     phase_sink<Aggregator> sink{agg, msgs, phase, report, events};
-    auto sr = g.send_and_stream(std::move(msgs), timeout_s, sink);
-    for (auto& [id, node] : sr.timed_out) sink.timed_out(node, timeout_s);
+    if (workflow) {
+      *workflow_failed = workflow->run(g, round, std::move(msgs), *current, timeout_s, sink, report);
+    } else {
+      auto sr = g.send_and_stream(std::move(msgs), timeout_s, sink);
+      for (auto& [id, node] : sr.timed_out) sink.timed_out(node, timeout_s);
+    }
   }
   report.seconds = seconds_since(t0);
   events.on_phase_end(phase, report);
@@ -96,6 +102,15 @@ void feed(Aggregator& agg, const std::vector<message>& replies) {
 }
 
 }  // namespace
+
+void strategy::set_train_workflow(std::shared_ptr<train_workflow> workflow) {
+  if (workflow && needs_individual_updates())
+    throw std::invalid_argument(name() + " aggregates each node's own update, which " +
+                                workflow->name() +
+                                " hides: use a weighted-mean strategy (FedAvg, FedAvgM, FedProx, "
+                                "FedAdam, FedAdagrad, FedYogi, QFedAvg, or a DP wrapper of one)");
+  workflow_ = std::move(workflow);
+}
 
 train_aggregate strategy::aggregate_train(int round, const std::vector<message>& replies,
                                           const array_record& current) {
@@ -116,14 +131,19 @@ void strategy::train_round(grid& g, int round, double timeout_s, const config_re
   auto& ev = events();
   auto msgs = configure_train(round, result.arrays, config, g);
   auto agg = make_train_aggregator(round, result.arrays);
-  auto report = run_phase_of(g, std::move(msgs), timeout_s, *agg, round, run_phase::train, ev);
+  std::optional<std::string> workflow_failed;
+  auto report = run_phase_of(g, std::move(msgs), timeout_s, *agg, round, run_phase::train, ev,
+                             workflow_.get(), &result.arrays, &workflow_failed);
   auto aggregate = agg->finish();
   agg.reset();  // release the running sums before evaluation
   // A strategy may refuse a round whose replies it accepted (too few for
   // its guarantees) whether or not it produced arrays from them.
   bool judged = aggregate.arrays || report.results > 0;
   auto rejected = judged ? reject_train_round(report) : std::nullopt;
-  if (rejected)
+  if (workflow_failed)
+    ev.on_arrays_kept(round, workflow_->name() + " failed in round " + std::to_string(round) +
+                                 ": " + *workflow_failed);
+  else if (rejected)
     ev.on_arrays_kept(round, *rejected);
   else if (aggregate.arrays)
     result.arrays = update_global(round, result.arrays, std::move(*aggregate.arrays));

@@ -12,6 +12,7 @@
 #include "runtime/grid.hpp"
 #include "runtime/run_events.hpp"
 #include "runtime/strategy/strategy_result.hpp"
+#include "runtime/strategy/train_workflow.hpp"
 
 namespace stamen {
 
@@ -118,6 +119,20 @@ class strategy {
   /// Restores what save_state wrote; fails naming what is missing or wrong.
   virtual expected<void> restore_state(const record_dict& in) { return {}; }
 
+  /// Whether aggregating needs each node's own update (a median, Krum's
+  /// distances, an update applied on arrival): such a strategy cannot run
+  /// under a workflow that hides them, as secure aggregation does.
+  virtual bool needs_individual_updates() const { return false; }
+
+  /// Runs every round's training through `workflow` (SecAgg+, say) instead
+  /// of one instruction and one reply per node; null restores that. Throws
+  /// std::invalid_argument, naming both, when the strategy needs individual
+  /// updates, so that the run fails before any node starts.
+  void set_train_workflow(std::shared_ptr<train_workflow> workflow);
+
+  /// The workflow set, or null.
+  const std::shared_ptr<train_workflow>& workflow() const { return workflow_; }
+
   /// Flower's batch form: aggregates replies already received (errors skipped).
   train_aggregate aggregate_train(int round, const std::vector<message>& replies,
                                   const array_record& current);
@@ -142,6 +157,7 @@ class strategy {
   run_observer& events() const { return current_run_observer(); }
 
  private:
+  std::shared_ptr<train_workflow> workflow_;
   /// Restores a checkpoint, if `store` holds one; returns the round to run next.
   int resume(const checkpoint_store& store, int num_rounds, strategy_result& result);
   void checkpoint(checkpoint_store& store, int round, int num_rounds, const strategy_result& result);

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,6 +10,32 @@
 #include "messages/metric_record.hpp"
 
 namespace stamen {
+
+/// What secure aggregation (SecAgg+) did in one train round.
+struct secure_aggregation_report {
+  int num_shares = 0;  ///< neighbours per node, itself included
+  int threshold = 0;   ///< shares that rebuild a secret
+  /// The nodes whose masked updates are in the sum, in id order.
+  std::vector<uint64_t> survivors;
+  /// A node that left the protocol: at which stage, and why.
+  struct drop {
+    uint64_t node = 0;
+    std::string stage;   ///< "setup", "share-keys", "collect-masked-vectors" or "unmask"
+    std::string reason;  ///< the error it sent, or the timeout it missed
+  };
+  std::vector<drop> dropped;  ///< in the order they dropped
+  /// Nodes dropped after sharing keys whose pairwise masks were removed from
+  /// the sum with their key rebuilt from the neighbours' shares, in id order.
+  std::vector<uint64_t> recovered;
+  /// What each stage moved: payload bytes (arrays and config values, not
+  /// framing) sent to the nodes and received from them.
+  struct stage_bytes {
+    std::string stage;
+    uint64_t sent = 0;
+    uint64_t received = 0;
+  };
+  std::vector<stage_bytes> bytes;
+};
 
 /// One phase (train or evaluate) of one round, as it happened.
 struct phase_report {
@@ -22,6 +50,8 @@ struct phase_report {
   /// The run was stopped (SIGINT, say) before its last round: what is here
   /// is the result so far.
   bool stopped = false;
+  /// Train rounds under secure aggregation: its survivors, drops and bytes.
+  std::optional<secure_aggregation_report> secure_aggregation;
 };
 
 /// One version of the global model in an asynchronous run (FedBuff, FedAsync).

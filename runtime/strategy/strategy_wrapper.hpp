@@ -39,6 +39,7 @@ class strategy_wrapper : public strategy {
   std::optional<std::string> reject_train_round(const phase_report& report) const override {
     return inner_->reject_train_round(report);
   }
+  bool needs_individual_updates() const override { return inner_->needs_individual_updates(); }
   void save_state(record_dict& out) const override { inner_->save_state(out); }
   expected<void> restore_state(const record_dict& in) override { return inner_->restore_state(in); }
   array_record update_global(int round, const array_record& current,
