@@ -1,6 +1,7 @@
 // Which strategy the quickstart runs: the run config's `strategy`, with each
 // strategy's parameters as run-config keys in kebab-case (Flower's names).
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "apps/quickstart/quickstart.hpp"
@@ -16,6 +17,8 @@
 #include "runtime/format.hpp"
 #include "runtime/strategy/multi_krum.hpp"
 #include "runtime/strategy/q_fed_avg.hpp"
+#include "runtime/secagg/secagg_plus_mod.hpp"
+#include "runtime/secagg/secagg_plus_workflow.hpp"
 
 namespace quickstart {
 
@@ -25,6 +28,10 @@ namespace {
 
 std::string strategy_name(const config_record& rc) {
   return rc.contains("strategy") ? config_string(rc, "strategy") : "fedavg";
+}
+
+bool secure(const config_record& rc) {
+  return rc.contains("secure-aggregation") && config_string(rc, "secure-aggregation") == "secaggplus";
 }
 
 double or_default(const config_record& rc, const std::string& key, double fallback) {
@@ -159,6 +166,18 @@ std::optional<std::string> check_strategy_config(const config_record& rc, size_t
     return std::to_string(n) + " nodes sampled per round (" + std::to_string(num_nodes) +
            " SuperNodes, fraction-train " + format_double("%g", or_default(rc, "fraction-train", 1.0)) + ")";
   };
+  if (secure(rc)) {
+    static const std::set<std::string> individual{"fedmedian", "fedtrimmedavg", "krum", "multikrum",
+                                                  "bulyan", "fedbuff", "fedasync"};
+    if (individual.count(inner))
+      return "run config key 'secure-aggregation' = 'secaggplus' cannot serve strategy '" + inner +
+             "': it needs each node's own update, which secure aggregation hides (use fedavg, "
+             "fedavgm, fedprox, fedadagrad, fedadam, fedyogi, qfedavg or a dp-* wrapper of one)";
+    auto o = secagg::options_from_config(rc);
+    if (!o) return "run config: " + o.error().what;
+    if (n)
+      if (auto p = secagg::resolve(*o, n); !p) return "run config with " + where() + ": " + p.error().what;
+  }
   if ((inner == "krum" || inner == "multikrum") && n && n < 2 * f + 3)
     return "run config key 'num-malicious-nodes' = " + std::to_string(f) + " is too large for " +
            inner + " with " + where() + ": Krum needs n >= 2f + 3";
@@ -183,7 +202,22 @@ std::optional<std::string> check_strategy_config(const config_record& rc, size_t
   return std::nullopt;
 }
 
+// The strategy the run config names, before any workflow is set on it.
+std::unique_ptr<strategy> make_plain_or_dp_strategy(const config_record& rc);
+
 std::unique_ptr<strategy> make_strategy(const config_record& rc) {
+  auto s = make_plain_or_dp_strategy(rc);
+  if (secure(rc)) {
+    try {
+      s->set_train_workflow(std::make_shared<secagg_plus_workflow>(*secagg::options_from_config(rc)));
+    } catch (const std::invalid_argument& e) {
+      throw run_error(std::string("secure aggregation: ") + e.what());
+    }
+  }
+  return s;
+}
+
+std::unique_ptr<strategy> make_plain_or_dp_strategy(const config_record& rc) {
   auto name = strategy_name(rc);
   if (auto why = check_strategy_config(rc, 0)) throw run_error(*why);
   try {
@@ -220,6 +254,8 @@ std::unique_ptr<strategy> make_strategy(const config_record& rc) {
 std::vector<stamen::mod> client_mods(const config_record& rc, uint64_t node_id) {
   std::vector<stamen::mod> mods;
   auto name = strategy_name(rc);
+  // Outermost: the DP mods clip (and noise) the update before it is masked.
+  if (secure(rc)) mods.push_back(secaggplus_mod);
   if (name == "dp-client-fixed") mods.push_back(fixedclipping_mod);
   if (name == "dp-client-adaptive") mods.push_back(adaptiveclipping_mod);
   if (rc.contains("local-dp-epsilon")) {

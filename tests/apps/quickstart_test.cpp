@@ -300,6 +300,50 @@ BOOST_AUTO_TEST_CASE(values_outside_their_domain_are_refused_before_anything_sta
           "Bulyan needs n >= 4f + 3");
   refused("strategy='dp-server-adaptive' noise-multiplier=0.5",
           "run config key 'noise-multiplier' = 0.5 must be below 2 * clipped-count-stddev = 0.5");
+  // Secure aggregation: a strategy that needs each update, a threshold above
+  // the sampled nodes, a value outside its domain.
+  refused("secure-aggregation='secaggplus' strategy='fedmedian'",
+          "cannot serve strategy 'fedmedian': it needs each node's own update");
+  refused("secure-aggregation='secaggplus' num-shares=7 reconstruction-threshold=6",
+          "reconstruction-threshold 6 is larger than the 5 shares of the 5 sampled nodes");
+  refused("secure-aggregation='secaggplus' modulus-range=5000000",
+          "modulus-range must be a power of 2");
+  refused("secure-aggregation='secaggplus' num-shares=2", "num-shares as an integer must be greater than 2");
+}
+
+// SecAgg+ on the quickstart: the same run, securely aggregated, reaches the
+// plain run's accuracy (within 2 points after 3 rounds), and reports each
+// round's survivors and bytes; a node crashed after key sharing is recovered.
+BOOST_AUTO_TEST_CASE(secure_aggregation_reaches_the_plain_runs_accuracy) {
+  workspace ws;
+  write_slice(ws.dir / "data", 3000);
+  ws.write_app("secure-aggregation = \"none\"\n", 5);
+  auto run = [&](const std::string& extra) {
+    auto r = ws.stamen("run " + (ws.dir / "app").string() +
+                       " --format json --run-config \"num-server-rounds=3 local-epochs=1 " + extra + "\"");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, extra << ": " << r.err);
+    return std::pair{nlohmann::json::parse(r.out), r.err};
+  };
+  auto [plain, plain_log] = run("");
+  auto [secure, secure_log] = run("secure-aggregation='secaggplus'");
+  double a = plain.at("rounds").at(2).at("evaluate").at("metrics").at("eval_acc").get<double>();
+  double b = secure.at("rounds").at(2).at("evaluate").at("metrics").at("eval_acc").get<double>();
+  BOOST_TEST_MESSAGE("eval_acc after 3 rounds: plain " << a << ", SecAgg+ " << b);
+  BOOST_TEST(std::abs(a - b) <= 0.02);
+  BOOST_TEST(b > 0.5);
+  for (auto& round : secure.at("rounds")) {
+    auto& train = round.at("train");
+    BOOST_TEST(train.at("results").get<int>() == 5);
+    auto& sa = train.at("secure_aggregation");
+    BOOST_TEST(sa.at("survivors").size() == 5u);
+    BOOST_TEST(sa.at("num_shares").get<int>() == 3);
+    BOOST_TEST(sa.at("bytes").size() == 4u);
+    // collect-masked-vectors sends the model and gets 32-bit masked words back.
+    BOOST_TEST(sa.at("bytes").at(2).at("received").get<uint64_t>() >= 5u * 4 * 44426);
+  }
+  BOOST_TEST(secure_log.find("secure aggregation (SecAgg+, 3 shares, threshold 2): 5 survivors") !=
+                 std::string::npos, secure_log);
+  BOOST_TEST(plain_log.find("secure aggregation") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_run_bit_for_bit) {
