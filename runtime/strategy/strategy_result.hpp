@@ -19,21 +19,24 @@ struct secure_aggregation_report {
   std::vector<uint64_t> survivors;
   /// A node that left the protocol: at which stage, and why.
   struct drop {
-    uint64_t node = 0;
+    uint64_t node = 0;   ///< the node
     std::string stage;   ///< "setup", "share-keys", "collect-masked-vectors" or "unmask"
     std::string reason;  ///< the error it sent, or the timeout it missed
   };
-  std::vector<drop> dropped;  ///< in the order they dropped
+  /// In the order they dropped. A survivor that fails at unmask is listed
+  /// here too, yet stays among the survivors: its update is in the sum.
+  std::vector<drop> dropped;
   /// Nodes dropped after sharing keys whose pairwise masks were removed from
   /// the sum with their key rebuilt from the neighbours' shares, in id order.
   std::vector<uint64_t> recovered;
-  /// What each stage moved: payload bytes (arrays and config values, not
+  /// What one stage moved: payload bytes (arrays and config values, not
   /// framing) sent to the nodes and received from them.
   struct stage_bytes {
-    std::string stage;
-    uint64_t sent = 0;
-    uint64_t received = 0;
+    std::string stage;      ///< the stage's name
+    uint64_t sent = 0;      ///< to the nodes
+    uint64_t received = 0;  ///< from the nodes
   };
+  /// One entry per stage run, in order.
   std::vector<stage_bytes> bytes;
 };
 
