@@ -1,5 +1,7 @@
 #include "actors/fault_stage.hpp"
 
+#include "runtime/secagg/secagg_protocol.hpp"
+
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -49,8 +51,13 @@ instruction_faults match(self_ptr self, const envelope& env) {
   instruction_faults out;
   auto msg = decode(env.bytes, env.content, st.codec);
   auto phase = fault_phase::any;
+  std::string stage;  // a SecAgg+ stage, which a rule may pick
   if (msg) {
     phase = phase_of(msg->meta().message_type);
+    if (msg->has_content())
+      if (auto* sa = msg->content().configs(secagg::record_key))
+        if (auto* v = sa->get("stage"))
+          if (auto* s = std::get_if<std::string>(v)) stage = *s;
     try {
       out.reply.round = std::stoll(msg->meta().group_id);
     } catch (const std::exception&) {
@@ -58,7 +65,7 @@ instruction_faults match(self_ptr self, const envelope& env) {
     }
   }
   auto round = out.reply.round;
-  for (auto* rule : st.faults->match(round, phase, st.node_id)) {
+  for (auto* rule : st.faults->match(round, phase, st.node_id, stage)) {
     st.faults->record({round, st.node_id, -1, rule->action, phase});
     switch (rule->action) {
       case fault_action::partition: out.deliver = false, out.reply.drop = true; break;

@@ -115,6 +115,13 @@ expected<void> parse_manner(const toml::value& t, fault_rule& r) {
                                               {"any", fault_phase::any}});
       !ok)
     return ok;
+  if (auto ok = optional_choice<std::string>(t, "stage", r.stage,
+                                             {{"setup", "setup"},
+                                              {"share-keys", "share-keys"},
+                                              {"collect-masked-vectors", "collect-masked-vectors"},
+                                              {"unmask", "unmask"}});
+      !ok)
+    return ok;
   if (auto ok = optional_choice<crash_point>(t, "when", r.when,
                                              {{"before", crash_point::before},
                                               {"during", crash_point::during},
@@ -170,7 +177,7 @@ expected<fault_rule> parse_rule(const toml::value& t) {
   static const std::set<std::string> keys{"action",      "nodes",  "fraction", "rounds",
                                           "phase",       "when",   "delay-ms", "probability",
                                           "target",      "how",    "factor",   "sigma",
-                                          "num-examples"};
+                                          "num-examples", "stage"};
   if (!t.is_table()) return bad("a [[faults.rule]] must be a table", t, "here");
   for (auto& [k, v] : t.as_table())
     if (keys.count(k) == 0)

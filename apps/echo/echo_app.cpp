@@ -76,8 +76,13 @@ server_app make_server_app() {
       log.info("echo round " + std::to_string(r) + ": " + std::to_string(intact) + "/" +
                std::to_string(ids.size()) + " intact, " + std::to_string(s) + " s, " +
                std::to_string(gbps) + " GB/s");
-      result.evaluate_rounds.push_back(
-          phase_report{static_cast<int>(r), ids.size(), intact, replies.size() - intact, {}, s});
+      phase_report report;
+      report.round = static_cast<int>(r);
+      report.sampled = ids.size();
+      report.results = intact;
+      report.failures = replies.size() - intact;
+      report.seconds = s;
+      result.evaluate_rounds.push_back(std::move(report));
       result.evaluate_metrics_serverapp[static_cast<int>(r)] =
           metric_record{{"seconds", s}, {"gbps", gbps}, {"intact", static_cast<int64_t>(intact)},
                         {"bytes", static_cast<int64_t>(bytes)}};

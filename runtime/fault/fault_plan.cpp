@@ -83,13 +83,15 @@ bool fault_injector::selects(size_t r, int64_t index) const {
 }
 
 std::vector<const fault_rule*> fault_injector::match(int64_t round, fault_phase phase,
-                                                     uint64_t node_id) const {
+                                                     uint64_t node_id,
+                                                     const std::string& stage) const {
   std::vector<const fault_rule*> out;
   auto it = node_index_.find(node_id);
   int64_t index = it == node_index_.end() ? -1 : it->second;
   for (size_t r = 0; r < plan_.rules.size(); ++r) {
     auto& rule = plan_.rules[r];
     if (rule.phase != fault_phase::any && rule.phase != phase) continue;
+    if (!rule.stage.empty() && rule.stage != stage) continue;
     if (!rule.rounds.empty() &&
         std::find(rule.rounds.begin(), rule.rounds.end(), round) == rule.rounds.end())
       continue;

@@ -66,6 +66,9 @@ struct fault_rule {
   /// `delay-ms`, milliseconds: the hold of delay and slow (> 0), a restart's downtime.
   double delay_ms = 0;
   double probability = 1;  ///< drawn per (rule, round, node) from the seed
+  /// `stage`: only instructions of this SecAgg+ stage ("setup", "share-keys",
+  /// "collect-masked-vectors", "unmask"); empty: every instruction.
+  std::string stage;
   poison_spec poison;      ///< for action = poison
 };
 
@@ -95,8 +98,10 @@ class fault_injector {
   fault_injector(fault_plan plan, std::unordered_map<uint64_t, int64_t> node_index,
                  size_t num_nodes);
 
-  /// The rules that hit the instruction of `round`/`phase` to `node_id`.
-  std::vector<const fault_rule*> match(int64_t round, fault_phase phase, uint64_t node_id) const;
+  /// The rules that hit the instruction of `round`/`phase` to `node_id`
+  /// (`stage`: its SecAgg+ stage, if it is one).
+  std::vector<const fault_rule*> match(int64_t round, fault_phase phase, uint64_t node_id,
+                                       const std::string& stage = {}) const;
 
   /// A seeded value in [0, 2^64) for corrupting bytes, per (round, node).
   uint64_t noise(int64_t round, uint64_t node_id) const;

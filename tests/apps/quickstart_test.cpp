@@ -346,6 +346,50 @@ BOOST_AUTO_TEST_CASE(secure_aggregation_reaches_the_plain_runs_accuracy) {
   BOOST_TEST(plain_log.find("secure aggregation") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_node_crashed_while_masking_is_recovered_from_its_neighbours_shares) {
+  workspace ws;
+  write_slice(ws.dir / "data", 3000);
+  ws.write_app("secure-aggregation = \"secaggplus\"\n", 5);
+  // Node 2 dies when round 2's collect-masked-vectors reaches it: after it
+  // shared its keys, so its pairwise masks must come off the sum.
+  std::ofstream(ws.dir / "crash.toml") << R"([faults]
+seed = 3
+[[faults.rule]]
+action = "crash"
+nodes = [2]
+rounds = [2]
+stage = "collect-masked-vectors"
+when = "before"
+)";
+  auto r = ws.stamen("run " + (ws.dir / "app").string() + " --format json --faults " +
+                     (ws.dir / "crash.toml").string() +
+                     " --run-config \"num-server-rounds=2 local-epochs=1\"");
+  BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+  auto doc = nlohmann::json::parse(r.out);
+  auto& first = doc.at("rounds").at(0).at("train");
+  BOOST_TEST(first.at("results").get<int>() == 5);
+  BOOST_TEST(first.at("secure_aggregation").at("recovered").empty());
+  auto& second = doc.at("rounds").at(1).at("train");
+  BOOST_TEST(second.at("results").get<int>() == 4);
+  auto& sa = second.at("secure_aggregation");
+  BOOST_TEST(sa.at("survivors").size() == 4u);
+  BOOST_REQUIRE(sa.at("dropped").size() == 1u);
+  BOOST_TEST(sa.at("dropped").at(0).at("stage").get<std::string>() == "collect-masked-vectors");
+  BOOST_REQUIRE(sa.at("recovered").size() == 1u);
+  BOOST_TEST(sa.at("recovered").at(0) == sa.at("dropped").at(0).at("node"));
+  BOOST_TEST(doc.at("rounds").at(1).at("evaluate").at("metrics").at("eval_acc").get<double>() > 0.4);
+  BOOST_TEST(r.err.find("dropped at collect-masked-vectors") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("recovered node") != std::string::npos, r.err);
+
+  // A stage that is not one of the four is refused before anything starts.
+  std::ofstream(ws.dir / "bad.toml") << "[faults]\n[[faults.rule]]\naction = \"crash\"\n"
+                                        "nodes = [1]\nstage = \"masking\"\n";
+  auto bad = ws.stamen("run " + (ws.dir / "app").string() + " --faults " + (ws.dir / "bad.toml").string());
+  BOOST_TEST(bad.code == 2);
+  BOOST_TEST(bad.err.find("'stage' must be one of: setup, share-keys, collect-masked-vectors, unmask") !=
+                 std::string::npos, bad.err);
+}
+
 BOOST_AUTO_TEST_CASE(the_same_seed_gives_the_same_run_bit_for_bit) {
   workspace ws;
   write_slice(ws.dir / "data", 1500);
