@@ -67,15 +67,35 @@ expected<bytes> random_bytes(size_t n) {
   return out;
 }
 
-expected<key32> agree(const bytes& private_key, const bytes& public_key, std::string_view label) {
-  if (private_key.size() != 32 || public_key.size() != 32)
-    return fail(errc::invalid_argument, "secagg+: an X25519 key has 32 bytes, got " +
-                                            std::to_string(private_key.size()) + " and " +
+expected<key_agreement> key_agreement::make(const bytes& private_key) {
+  if (private_key.size() != 32)
+    return fail(errc::invalid_argument, "secagg+: an X25519 private key has 32 bytes, not " +
+                                            std::to_string(private_key.size()));
+  auto* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_key.data(), 32);
+  if (!key) return fail(errc::invalid_argument, "secagg+: not an X25519 private key");
+  return key_agreement{key};
+}
+
+key_agreement::key_agreement(key_agreement&& o) noexcept : key_(o.key_) { o.key_ = nullptr; }
+
+key_agreement& key_agreement::operator=(key_agreement&& o) noexcept {
+  if (this != &o) {
+    EVP_PKEY_free(static_cast<EVP_PKEY*>(key_));
+    key_ = o.key_;
+    o.key_ = nullptr;
+  }
+  return *this;
+}
+
+key_agreement::~key_agreement() { EVP_PKEY_free(static_cast<EVP_PKEY*>(key_)); }
+
+expected<key32> key_agreement::with(const bytes& public_key, std::string_view label) const {
+  if (public_key.size() != 32)
+    return fail(errc::invalid_argument, "secagg+: an X25519 public key has 32 bytes, not " +
                                             std::to_string(public_key.size()));
-  pkey_ptr priv{EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_key.data(), 32)};
   pkey_ptr pub{EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, public_key.data(), 32)};
-  if (!priv || !pub) return fail(errc::invalid_argument, "secagg+: not an X25519 key");
-  pkey_ctx_ptr ctx{EVP_PKEY_CTX_new(priv.get(), nullptr)};
+  if (!pub) return fail(errc::invalid_argument, "secagg+: not an X25519 key");
+  pkey_ctx_ptr ctx{EVP_PKEY_CTX_new(static_cast<EVP_PKEY*>(key_), nullptr)};
   uint8_t shared[32];
   size_t n = sizeof shared;
   // OpenSSL refuses a low-order peer key (all-zero shared secret) in derive.
@@ -96,6 +116,16 @@ expected<key32> agree(const bytes& private_key, const bytes& public_key, std::st
   OPENSSL_cleanse(shared, sizeof shared);
   if (!ok) return ssl_failed("HKDF-SHA256");
   return out;
+}
+
+expected<key32> agree(const bytes& private_key, const bytes& public_key, std::string_view label) {
+  if (private_key.size() != 32 || public_key.size() != 32)
+    return fail(errc::invalid_argument, "secagg+: an X25519 key has 32 bytes, got " +
+                                            std::to_string(private_key.size()) + " and " +
+                                            std::to_string(public_key.size()));
+  auto k = key_agreement::make(private_key);
+  if (!k) return k.error();
+  return k->with(public_key, label);
 }
 
 expected<bytes> seal(const key32& key, const bytes& plaintext, const bytes& aad) {

@@ -40,6 +40,29 @@ expected<bytes> random_bytes(size_t n);
 /// wrong length or a low-order public key (an all-zero shared secret).
 expected<key32> agree(const bytes& private_key, const bytes& public_key, std::string_view label);
 
+/// One private key, imported once and agreed with many peers' keys: what
+/// agree() does, for a node that agrees with each of its neighbours. In
+/// OpenSSL 3 importing an X25519 private key derives its public half, a
+/// scalar multiplication as dear as the agreement, so a stage imports each
+/// of its keys once rather than once per neighbour.
+class key_agreement {
+ public:
+  /// Fails on a key that is not 32 bytes.
+  static expected<key_agreement> make(const bytes& private_key);
+  /// Takes `other`'s key; `other` is left empty.
+  key_agreement(key_agreement&& other) noexcept;
+  /// Takes `other`'s key, freeing this one's.
+  key_agreement& operator=(key_agreement&& other) noexcept;
+  ~key_agreement();  ///< Frees the key.
+
+  /// agree(private_key, public_key, label), with the key imported once.
+  expected<key32> with(const bytes& public_key, std::string_view label) const;
+
+ private:
+  explicit key_agreement(void* key) : key_(key) {}
+  void* key_ = nullptr;  // EVP_PKEY*, kept out of this header
+};
+
 /// AES-256-GCM with a random 12-byte nonce: nonce | ciphertext | 16-byte tag,
 /// `aad` authenticated but not encrypted.
 expected<bytes> seal(const key32& key, const bytes& plaintext, const bytes& aad);

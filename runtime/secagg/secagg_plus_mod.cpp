@@ -183,6 +183,8 @@ expected<config_record> share_keys(node_state& s, const config_record& in) {
   std::vector<int64_t> dsts;
   std::vector<bytes> sealed;
   s.holders.clear(), s.seed_shares.clear(), s.key_shares.clear();
+  auto sk2 = key_agreement::make(s.sk2);
+  if (!sk2) return refuse(s, "its share key: " + sk2.error().what);
   for (size_t i = 0; i < ids->size(); ++i) {
     auto dst = static_cast<uint64_t>((*ids)[i]);
     if (dst == s.nid) {
@@ -191,7 +193,7 @@ expected<config_record> share_keys(node_state& s, const config_record& in) {
       s.key_shares.push_back((*key_shares)[i]);
       continue;
     }
-    auto key = agree(s.sk2, (*pk2s)[i], share_label);
+    auto key = sk2->with((*pk2s)[i], share_label);
     if (!key) return refuse(s, "node " + std::to_string(dst) + "'s key: " + key.error().what);
     auto box = seal(*key, encode_bundle({s.nid, dst, (*seed_shares)[i], (*key_shares)[i]}),
                     share_aad(s.round, s.nid, dst));
@@ -222,6 +224,8 @@ expected<std::vector<int64_t>> take_shares(node_state& s, const config_record& i
     return refuse(s, "shares from " + std::to_string(srcs->size()) +
                          " neighbours: with its own, fewer than the threshold of " +
                          std::to_string(s.threshold));
+  auto sk2 = key_agreement::make(s.sk2);
+  if (!sk2) return refuse(s, "its share key: " + sk2.error().what);
   std::set<int64_t> seen;
   std::vector<int64_t> from;
   for (size_t i = 0; i < srcs->size(); ++i) {
@@ -232,7 +236,7 @@ expected<std::vector<int64_t>> take_shares(node_state& s, const config_record& i
     if (pos == s.neighbours.end() || static_cast<uint64_t>(src) == s.nid)
       return refuse(s, who + ": not a neighbour of this node");
     auto idx = static_cast<size_t>(pos - s.neighbours.begin());
-    auto key = agree(s.sk2, s.pk2s[idx], share_label);
+    auto key = sk2->with(s.pk2s[idx], share_label);
     if (!key) return refuse(s, who + ": " + key.error().what);
     auto plain = open(*key, (*boxes)[i], share_aad(s.round, static_cast<uint64_t>(src), s.nid));
     if (!plain) return refuse(s, who + ": " + plain.error().what);
@@ -304,10 +308,12 @@ expected<record_dict> collect(node_state& s, const message& msg, context& ctx,
   auto add_stream = [&](const key32& k, bool negate) { return apply_mask(k, bits, negate, v, scratch); };
   if (auto ok = add_stream(to_key(s.seed), false); !ok) return ok.error();
   s.masked_with.clear();
+  auto sk1 = key_agreement::make(s.sk1);
+  if (!sk1) return refuse(s, "its mask key: " + sk1.error().what);
   for (auto src : *from) {
     auto idx = static_cast<size_t>(std::find(s.neighbours.begin(), s.neighbours.end(), src) -
                                    s.neighbours.begin());
-    auto k = agree(s.sk1, s.pk1s[idx], mask_label);
+    auto k = sk1->with(s.pk1s[idx], mask_label);
     if (!k) return refuse(s, "node " + std::to_string(src) + "'s mask key: " + k.error().what);
     // The larger id adds the pair's mask, the smaller subtracts it: they cancel in the sum.
     if (auto ok = add_stream(*k, s.nid < static_cast<uint64_t>(src)); !ok) return ok.error();

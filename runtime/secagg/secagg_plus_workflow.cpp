@@ -426,8 +426,10 @@ std::optional<std::string> secagg_plus_workflow::run(grid& g, int round,
     if (!pk || *pk != r.peers[id].pk1)
       return finish("the shares of node " + std::to_string(id) +
                     " rebuild a key that is not its own (a share was altered)");
+    auto dead = key_agreement::make(*sk);
+    if (!dead) return finish("node " + std::to_string(id) + "'s key: " + dead.error().what);
     for (auto s : masked_with) {
-      auto k = agree(*sk, r.peers[s].pk1, mask_label);
+      auto k = dead->with(r.peers[s].pk1, mask_label);
       if (!k) return finish(k.error().what);
       // Node s added the pair's mask if s > id and subtracted it if s < id.
       if (auto ok = apply_mask(*k, r.bits(), s > id, sum, scratch); !ok)

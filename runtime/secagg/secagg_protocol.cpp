@@ -1,5 +1,6 @@
 #include "runtime/secagg/secagg_protocol.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -90,19 +91,29 @@ expected<void> apply_mask(const key32& seed, int bits, bool negate, std::vector<
                           std::vector<uint64_t>& scratch) {
   auto st = mask_stream::make(seed);
   if (!st) return st.error();
-  scratch.resize(v.size());
-  if (bits <= 32) {
-    // Half the keystream: 32-bit words, widened in place from the back.
-    auto* w = reinterpret_cast<uint32_t*>(scratch.data());
-    st->next32(w, v.size(), bits);
-    for (size_t i = v.size(); i-- > 0;) scratch[i] = w[i];
-  } else {
-    st->next64(scratch.data(), v.size(), bits);
+  // The keystream in blocks that stay in L1, added as they come: one pass
+  // over v, no buffer of v's size.
+  constexpr size_t block = 2048;
+  scratch.resize(block);
+  auto add = [&](auto* w, size_t at, size_t m) {
+    uint64_t* x = v.data() + at;
+    if (negate)
+      for (size_t i = 0; i < m; ++i) x[i] -= w[i];
+    else
+      for (size_t i = 0; i < m; ++i) x[i] += w[i];
+  };
+  for (size_t at = 0; at < v.size(); at += block) {
+    size_t m = std::min(block, v.size() - at);
+    if (bits <= 32) {
+      // Half the keystream: 32-bit words.
+      auto* w = reinterpret_cast<uint32_t*>(scratch.data());
+      st->next32(w, m, bits);
+      add(w, at, m);
+    } else {
+      st->next64(scratch.data(), m, bits);
+      add(scratch.data(), at, m);
+    }
   }
-  if (negate)
-    for (size_t i = 0; i < v.size(); ++i) v[i] -= scratch[i];
-  else
-    for (size_t i = 0; i < v.size(); ++i) v[i] += scratch[i];
   return {};
 }
 
