@@ -139,6 +139,14 @@ BOOST_AUTO_TEST_CASE(tls_admits_certified_allowed_nodes_and_refuses_the_rest) {
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
   BOOST_TEST(result()["rounds"][0]["train"]["results"].get<int>() == 2);
   BOOST_TEST(link->count("authenticated as key") == 3u);  // the two nodes and the submitter
+  // SecAgg+ over the same TLS links: its keys and shares travel inside them.
+  auto secure = this->run("quickstart", port, quickstart_config(1) + " secure-aggregation='secaggplus'",
+                          {"--federation-config", "root-certificates=" + f("ca.pem") + " certificate=" +
+                                                      f("client.pem") + " private-key=" + f("client.key")});
+  BOOST_REQUIRE_MESSAGE(secure->wait(300) == 0, secure->log());
+  auto secure_round = result()["rounds"][0]["train"];
+  BOOST_TEST(secure_round["results"].get<int>() == 2);
+  BOOST_TEST(secure_round["secure_aggregation"]["survivors"].size() == 2u);
   // Models of several read chunks each way, which TLS decrypts straight into
   // the frames' buffers: every byte where it belongs.
   auto echo = this->run("echo", port, "size-mb=3 repeats=2 nodes=2 timeout=60.0",

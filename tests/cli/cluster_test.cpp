@@ -28,12 +28,12 @@
 
 BOOST_FIXTURE_TEST_SUITE(cluster, cluster_fixture)
 
-BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernodes) {
+BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernodes_with_and_without_secagg) {
   auto [link, port] = superlink();
   auto nodes = this->nodes(*link, port, 3, 30);
   auto model = (dir / "final_model.pt").string();
   auto started = std::chrono::steady_clock::now();
-  auto run = this->run("quickstart", port, quickstart_config(2) + " final-model=" + model,
+  auto run = this->run("quickstart", port, quickstart_config(3) + " final-model=" + model,
                        {"--report", (dir / "report").string()});
   // None of the nodes has the app: its bundle reaches all three.
   for (auto& n : nodes) BOOST_REQUIRE_MESSAGE(n->wait_for("installed bundle", 120) >= 0, n->log());
@@ -42,23 +42,40 @@ BOOST_AUTO_TEST_CASE(quickstart_runs_unchanged_on_a_superlink_and_three_supernod
                                                                 << " s after `stamen run` started");
   BOOST_REQUIRE_MESSAGE(run->wait(300) == 0, run->log());
   auto doc = result();
-  BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 2u);
+  BOOST_REQUIRE_EQUAL(doc["rounds"].size(), 3u);
   for (auto& r : doc["rounds"]) {
     BOOST_TEST(r["train"]["results"].get<int>() == 3);
     BOOST_TEST(r["evaluate"]["results"].get<int>() == 3);
     BOOST_TEST(r["train"]["failures"].get<int>() == 0);
   }
-  auto acc = doc["rounds"][1]["evaluate"]["metrics"]["eval_acc"].get<double>();
-  BOOST_TEST_MESSAGE("cluster quickstart eval_acc after 2 rounds: " << acc);
+  auto acc = doc["rounds"][2]["evaluate"]["metrics"]["eval_acc"].get<double>();
+  BOOST_TEST_MESSAGE("cluster quickstart eval_acc after 3 rounds: " << acc);
   BOOST_TEST(acc > 0.5);
   BOOST_TEST(fs::exists(model));
   // The submitter prints the run's Flower-format log as the superlink writes it.
-  BOOST_TEST(run->count("configure_train: Sampled 3 nodes (out of 3)") == 2u);
-  BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 2u);
+  BOOST_TEST(run->count("configure_train: Sampled 3 nodes (out of 3)") == 3u);
+  BOOST_TEST(run->count("aggregate_evaluate: Received 3 results and 0 failures") == 3u);
   // --report: the run's report, written by the submitter from its result.
   auto html = stamen::test::slurp(dir / "report" / "report.html");
   BOOST_TEST(html.find("<figure id=\"evaluate-eval_acc\"") != std::string::npos);
   BOOST_TEST(fs::exists(dir / "report" / "evaluate-eval_acc.svg"));
+
+  // The same app and run config with SecAgg+ on the same supernodes: its four
+  // stages cross the superlink like any batch, and it learns as well.
+  auto secure = this->run("quickstart", port,
+                          quickstart_config(3) + " secure-aggregation='secaggplus' final-model=" + model);
+  BOOST_REQUIRE_MESSAGE(secure->wait(300) == 0, secure->log());
+  auto sdoc = result();
+  BOOST_REQUIRE_EQUAL(sdoc["rounds"].size(), 3u);
+  for (auto& r : sdoc["rounds"]) {
+    BOOST_TEST(r["train"]["results"].get<int>() == 3);
+    BOOST_TEST(r["train"]["secure_aggregation"]["survivors"].size() == 3u);
+    BOOST_TEST(r["train"]["secure_aggregation"]["dropped"].empty());
+  }
+  auto secure_acc = sdoc["rounds"][2]["evaluate"]["metrics"]["eval_acc"].get<double>();
+  BOOST_TEST_MESSAGE("cluster quickstart with SecAgg+ eval_acc after 3 rounds: " << secure_acc);
+  BOOST_TEST(std::abs(secure_acc - acc) <= 0.02);
+  BOOST_TEST(secure->count("secure aggregation (SecAgg+, 3 shares, threshold 2): 3 survivors") == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(fedbuff_and_fedasync_run_unchanged_on_a_superlink) {
