@@ -2,7 +2,9 @@
 // train with the global arrays plus p + 1, weighted p + 1, so the FedAvg
 // result is known exactly). With `gate-file` set, train first logs that it
 // waits and then waits until that file exists: the test acts on a node it
-// knows to be mid-round.
+// knows to be mid-round. With `secure-aggregation = "secaggplus"` training
+// runs SecAgg+, and the gate sits inside the node's secaggplus_mod: a node
+// held there has shared its keys (collect-masked-vectors).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,8 +12,11 @@
 #include <thread>
 
 #include "runtime/app_components.hpp"
-#include "runtime/strategy/fed_avg.hpp"
 #include "runtime/logger.hpp"
+#include "runtime/secagg/secagg_params.hpp"
+#include "runtime/secagg/secagg_plus_mod.hpp"
+#include "runtime/secagg/secagg_plus_workflow.hpp"
+#include "runtime/strategy/fed_avg.hpp"
 #include "tests/support/arithmetic_app.hpp"
 
 namespace gated {
@@ -32,7 +37,11 @@ void wait_at_gate(const config_record& rc, int64_t p, int64_t round) {
 std::shared_ptr<const client_app> make_client(const context& node) {
   auto p = config_int(node.node_config, "partition-id");
   auto inner = stamen::test::arithmetic_app(p);
-  auto app = std::make_shared<client_app>(std::vector<mod>{
+  bool secure = config_string(node.run_config, "secure-aggregation") == "secaggplus";
+  std::vector<mod> mods;
+  // SecAgg+ outermost, so that the gate below sees only the stage that trains.
+  if (secure) mods.push_back(secaggplus_mod);
+  mods.push_back(
       [p](const message& m, context& ctx, const handler& next) {
         // An instruction whose config carries `raise` makes the handler throw it.
         if (auto* config = m.has_content() ? m.content().configs("config") : nullptr; config && config->contains("raise"))
@@ -40,7 +49,8 @@ std::shared_ptr<const client_app> make_client(const context& node) {
         if (m.meta().message_type == "train")
           wait_at_gate(ctx.run_config, p, config_int(*m.content().configs("config"), "server-round"));
         return next(m, ctx);
-      }});
+      });
+  auto app = std::make_shared<client_app>(std::move(mods));
   auto forward = [inner](const message& m, context& ctx) { return inner->handle(m, ctx); };
   // Train also reports step = p + 1, weighted by p + 1 like its update: the
   // round's aggregated step is then exactly what FedAvg added to every w[k]
@@ -68,6 +78,11 @@ void components(app_components& out) {
     opts.min_available_timeout_s = config_double(rc, "round-timeout");
     opts.min_available_nodes = static_cast<size_t>(config_int(rc, "min-nodes"));
     fed_avg strategy{opts};
+    if (config_string(rc, "secure-aggregation") == "secaggplus") {
+      auto secure = secagg::options_from_config(rc);
+      if (!secure) throw std::invalid_argument(secure.error().what);
+      strategy.set_train_workflow(std::make_shared<secagg_plus_workflow>(*secure));
+    }
     // w = {0, 1, 2, ...}: the tests' three floats, or a benchmark's model size.
     std::vector<float> w0(static_cast<size_t>(config_int(rc, "model-floats")));
     for (size_t i = 0; i < w0.size(); ++i) w0[i] = static_cast<float>(i);
