@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -159,6 +160,15 @@ struct cluster_fixture {
     std::map<std::string, nlohmann::json> runs;
     for (auto& r : nlohmann::json::parse(out(p.get()))) runs[std::to_string(r["run_id"].get<uint64_t>())] = r;
     return runs;
+  }
+
+  /// The gated app's final arrays of the run in `doc` (its result), as
+  /// `stamen pull` brings them back into dir/pulled.
+  std::vector<double> pulled_final_arrays(int port, const nlohmann::json& doc) {
+    auto pull = control("pull", port, {std::to_string(doc["run_id"].get<uint64_t>()), "--dir", (dir / "pulled").string()});
+    BOOST_REQUIRE_MESSAGE(pull->wait(60) == 0, pull->log());
+    std::ifstream in(dir / "pulled" / "final_arrays.txt");
+    return {std::istream_iterator<double>(in), std::istream_iterator<double>()};
   }
 };
 

@@ -226,11 +226,7 @@ BOOST_AUTO_TEST_CASE(a_supernode_killed_after_sharing_its_secagg_keys_is_recover
   BOOST_TEST(second["results"].get<int>() == 2);
   BOOST_TEST(second["secure_aggregation"]["recovered"].empty());
 
-  auto id = std::to_string(doc["run_id"].get<uint64_t>());
-  auto pull = control("pull", port, {id, "--dir", (dir / "pulled").string()});
-  BOOST_REQUIRE_MESSAGE(pull->wait(60) == 0, pull->log());
-  std::ifstream in(dir / "pulled" / "final_arrays.txt");
-  std::vector<double> got{std::istream_iterator<double>(in), std::istream_iterator<double>()};
+  auto got = pulled_final_arrays(port, doc);
   auto want = stamen::test::expected_arrays({{0, 2}, {0, 2}});
   BOOST_REQUIRE_EQUAL(got.size(), 3u);
   // The manual's bound per round, n (2c + max|x|) / sum q_i with q_i =
@@ -278,11 +274,7 @@ BOOST_AUTO_TEST_CASE(a_simulation_of_3000_nodes_spans_three_processes_and_a_kill
   BOOST_TEST(r2["results"].get<int>() == 2000);
   BOOST_TEST(r2["failures"].get<int>() == 1000);
   // The final arrays, pulled as the run wrote them.
-  auto id = std::to_string(doc["run_id"].get<uint64_t>());
-  auto pull = control("pull", port, {id, "--dir", (dir / "pulled").string()});
-  BOOST_REQUIRE_MESSAGE(pull->wait(60) == 0, pull->log());
-  std::ifstream in(dir / "pulled" / "final_arrays.txt");
-  std::vector<double> got{std::istream_iterator<double>(in), std::istream_iterator<double>()};
+  auto got = pulled_final_arrays(port, doc);
   std::vector<int64_t> all(3000), live(2000);
   std::iota(all.begin(), all.end(), 0);
   std::iota(live.begin(), live.end(), 0);

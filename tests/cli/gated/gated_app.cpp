@@ -37,10 +37,9 @@ void wait_at_gate(const config_record& rc, int64_t p, int64_t round) {
 std::shared_ptr<const client_app> make_client(const context& node) {
   auto p = config_int(node.node_config, "partition-id");
   auto inner = stamen::test::arithmetic_app(p);
-  bool secure = config_string(node.run_config, "secure-aggregation") == "secaggplus";
   std::vector<mod> mods;
   // SecAgg+ outermost, so that the gate below sees only the stage that trains.
-  if (secure) mods.push_back(secaggplus_mod);
+  if (config_string(node.run_config, "secure-aggregation") == "secaggplus") mods.push_back(secaggplus_mod);
   mods.push_back(
       [p](const message& m, context& ctx, const handler& next) {
         // An instruction whose config carries `raise` makes the handler throw it.
