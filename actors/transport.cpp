@@ -95,7 +95,12 @@ ctx_ptr tls_context(const caf::actor_system_config& cfg) {
     return ctx_ptr{nullptr, SSL_CTX_free};
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // Records are read from the socket 256 KiB at a time, not two system
+  // calls each (header, then body): see send_buffer. The buffer is released
+  // whenever it holds no partial record, so an idle session keeps none.
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_default_read_buffer_len(ctx, 256 << 10);
   // The context these files made before they changed goes: sessions still
   // using it hold their own reference.
   if (cached != nullptr) SSL_CTX_free(cached);
@@ -104,28 +109,93 @@ ctx_ptr tls_context(const caf::actor_system_config& cfg) {
   return share(ctx);
 }
 
-// A socket BIO whose writes never raise SIGPIPE (send with MSG_NOSIGNAL): a
-// peer that went away is an error value on this connection, not a signal to
-// the process. (CAF's session blocked and unblocked the signal around every
-// call instead: three system calls per TLS record.)
-int nosignal_write(BIO* b, const char* data, int len) {
-  int fd = -1;
-  BIO_get_fd(b, &fd);
-  auto n = ::send(fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
-  BIO_clear_retry_flags(b);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
-  return static_cast<int>(n);
+// What a TLS session's socket BIO holds back: OpenSSL hands its BIO one
+// record at a time (at most 16 KiB, TLS's limit), and a system call per
+// record costs more than the cipher on a virtual machine whose kernel pays
+// for every interrupt toggle (see the performance page). Records gather
+// here and go to the socket in sends of up to `capacity` bytes.
+struct send_buffer {
+  static constexpr size_t capacity = 256 << 10;
+  // Allocated by the first record and released once the session has sent
+  // everything (release): an idle connection holds none of it, as OpenSSL's
+  // own buffers (SSL_MODE_RELEASE_BUFFERS), so a superlink with a thousand
+  // TLS nodes does not keep half a gigabyte of them.
+  std::unique_ptr<char[]> data;
+  size_t begin = 0, end = 0;
+  bool empty() const { return begin == end; }
+  void release() {
+    if (empty()) data.reset();
+  }
+};
+
+// Sends what `sb` holds, with MSG_NOSIGNAL: a peer that went away is an
+// error value on this connection, not a signal to the process. (CAF's
+// session blocked and unblocked the signal around every call instead.)
+// True once nothing is left; false with errno set otherwise.
+bool send_held(int fd, send_buffer& sb) {
+  while (!sb.empty()) {
+    auto n = ::send(fd, sb.data.get() + sb.begin, sb.end - sb.begin, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sb.begin += static_cast<size_t>(n);
+  }
+  sb.begin = sb.end = 0;
+  return true;
 }
 
-BIO_METHOD* nosignal_socket_method() {
+bool would_block() { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
+
+int buffered_write(BIO* b, const char* data, int len) {
+  auto& sb = *static_cast<send_buffer*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (sb.end + static_cast<size_t>(len) > send_buffer::capacity) {
+    int fd = -1;
+    BIO_get_fd(b, &fd);
+    if (!send_held(fd, sb)) {
+      if (!would_block()) return -1;
+      if (sb.begin > 0) {  // room made at the front: keep what is left there
+        std::memmove(sb.data.get(), sb.data.get() + sb.begin, sb.end - sb.begin);
+        sb.end -= sb.begin;
+        sb.begin = 0;
+      }
+      if (sb.end + static_cast<size_t>(len) > send_buffer::capacity) {
+        BIO_set_retry_write(b);
+        return -1;
+      }
+    }
+  }
+  if (!sb.data) sb.data.reset(new char[send_buffer::capacity]);
+  std::memcpy(sb.data.get() + sb.end, data, static_cast<size_t>(len));
+  sb.end += static_cast<size_t>(len);
+  return len;
+}
+
+long buffered_ctrl(BIO* b, int cmd, long num, void* ptr) {
+  static auto* base = BIO_meth_get_ctrl(BIO_s_socket());
+  if (cmd == BIO_CTRL_WPENDING) {
+    auto& sb = *static_cast<send_buffer*>(BIO_get_data(b));
+    return static_cast<long>(sb.end - sb.begin);
+  }
+  if (cmd != BIO_CTRL_FLUSH) return base(b, cmd, num, ptr);
+  // The handshake flushes after each flight; application data is flushed
+  // by the session once an SSL_write returns.
+  BIO_clear_retry_flags(b);
+  int fd = -1;
+  BIO_get_fd(b, &fd);
+  if (send_held(fd, *static_cast<send_buffer*>(BIO_get_data(b)))) return 1;
+  if (would_block()) BIO_set_retry_write(b);
+  return 0;
+}
+
+BIO_METHOD* buffered_socket_method() {
   static BIO_METHOD* m = [] {
     auto* base = BIO_s_socket();
     auto* x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
                            "stamen socket");
-    BIO_meth_set_write(x, nosignal_write);
+    BIO_meth_set_write(x, buffered_write);
     BIO_meth_set_read(x, BIO_meth_get_read(base));
     BIO_meth_set_puts(x, BIO_meth_get_puts(base));
-    BIO_meth_set_ctrl(x, BIO_meth_get_ctrl(base));
+    BIO_meth_set_ctrl(x, buffered_ctrl);
     BIO_meth_set_create(x, BIO_meth_get_create(base));
     BIO_meth_set_destroy(x, BIO_meth_get_destroy(base));
     return x;
@@ -193,11 +263,12 @@ class tls_session {
                                          const std::string& peer_name = {}) {
     if (ctx == nullptr) return std::nullopt;
     tls_session s{SSL_new(ctx.get())};
-    BIO* bio = s.ssl_ ? BIO_new(nosignal_socket_method()) : nullptr;
+    BIO* bio = s.ssl_ ? BIO_new(buffered_socket_method()) : nullptr;
     if (bio == nullptr) return std::nullopt;
     s.direct_->ssl = s.ssl_;
     if (!peer_name.empty() && !expect_name(s.ssl_, peer_name)) return std::nullopt;
     BIO_set_fd(bio, fd, BIO_NOCLOSE);
+    BIO_set_data(bio, s.sent_.get());
     SSL_set_bio(s.ssl_, bio, bio);
     if (accepting) SSL_set_accept_state(s.ssl_);
     else SSL_set_connect_state(s.ssl_);
@@ -208,7 +279,11 @@ class tls_session {
   }
 
   tls_session(tls_session&& x) noexcept
-      : ssl_(std::exchange(x.ssl_, nullptr)), handshaking_(x.handshaking_), direct_(std::move(x.direct_)) {}
+      : ssl_(std::exchange(x.ssl_, nullptr)),
+        handshaking_(x.handshaking_),
+        held_(x.held_),
+        direct_(std::move(x.direct_)),
+        sent_(std::move(x.sent_)) {}
   tls_session& operator=(tls_session&&) = delete;
   ~tls_session() { SSL_free(ssl_); }
 
@@ -216,7 +291,10 @@ class tls_session {
   // SSL_get_error misreads a mere "want read" as a fatal error when an
   // earlier failure (another peer's refused handshake) left an entry there,
   // and a healthy connection would be closed. Each call starts clean.
-  net::rw_state read_some(size_t& result, net::native_socket, void* buf, size_t len) {
+  net::rw_state read_some(size_t& result, net::native_socket fd, void* buf, size_t len) {
+    // What OpenSSL wrote while it read (the end of a handshake, a key
+    // update) goes out without waiting for the next SSL_write.
+    if (!held_ && !sent_->empty()) send_held(fd, *sent_);
     auto& d = *direct_;
     if (d.left == 0)
       return io(result, len, [&] { return SSL_read(ssl_, buf, static_cast<int>(len)); }, false);
@@ -229,14 +307,33 @@ class tls_session {
     d.placed += result;
     return st;
   }
-  net::rw_state write_some(size_t& result, net::native_socket, const void* buf, size_t len) {
-    return io(result, len, [&] { return SSL_write(ssl_, buf, static_cast<int>(len)); }, true);
+  // An SSL_write's records gather in the send buffer (buffered_write) and
+  // what is left of them goes out when it returns. Where the socket takes
+  // less, the last byte OpenSSL took is reported only once its records are
+  // sent, so that CAF keeps asking to write (and a graceful shutdown waits).
+  net::rw_state write_some(size_t& result, net::native_socket fd, const void* buf, size_t len) {
+    result = 0;
+    if (held_) {
+      if (!send_held(fd, *sent_)) return would_block() ? net::rw_state::success : net::rw_state::failure;
+      held_ = false;
+      sent_->release();
+      result = 1;
+      return net::rw_state::success;
+    }
+    auto st = io(result, len, [&] { return SSL_write(ssl_, buf, static_cast<int>(len)); }, true);
+    if (st != net::rw_state::success || sent_->empty() || send_held(fd, *sent_)) {
+      sent_->release();
+      return st;
+    }
+    if (!would_block()) return net::rw_state::failure;
+    if (result > 0) {
+      --result;
+      held_ = true;
+    }
+    return st;
   }
-  // Bytes may wait inside OpenSSL with nothing left on the socket (the rest
-  // of a record already read); the socket would not wake the stream for them.
-  // (OpenSSL's read-ahead, which saves system calls, is off: with its 16 KB
-  // buffer it changed nothing measurable, with 256 KB it cost 6-9% more CPU
-  // per round trip.)
+  // Bytes may wait inside OpenSSL with nothing left on the socket (records
+  // read ahead); the socket would not wake the stream for them.
   bool must_read_more(net::native_socket, size_t) { return SSL_has_pending(ssl_) == 1; }
 
   const std::shared_ptr<direct_read>& direct() const { return direct_; }
@@ -293,7 +390,9 @@ class tls_session {
 
   SSL* ssl_ = nullptr;
   bool handshaking_ = true;
+  bool held_ = false;  // the last byte of an SSL_write waits for its records to be sent
   std::shared_ptr<direct_read> direct_ = std::make_shared<direct_read>();
+  std::unique_ptr<send_buffer> sent_ = std::make_unique<send_buffer>();
 };
 
 // A scribe over a TLS session: CAF's plain scribe with the session as its policy.
@@ -447,6 +546,13 @@ void configure_links(caf::actor_system_config& cfg, const std::optional<tls_file
     cfg.openssl_certificate = tls->certificate;
     cfg.openssl_key = tls->key;
   }
+  // An idle scheduler worker waits on its condition variable (woken by the
+  // next job) instead of polling every 50 us for 500 rounds first: a
+  // process with links is woken by its sockets, and on a virtual machine
+  // each of those sleeps is a context switch that took 5-10% of both cores
+  // from the I/O threads while a model moved (and made a 10,000-node
+  // cluster round a fifth slower: see the performance page).
+  cfg.set("work-stealing.moderate-poll-attempts", size_t{1});
 }
 
 expected<uint16_t> listen_on(caf::io::abstract_broker* self, uint16_t port, const std::string& bind,
